@@ -1,0 +1,10 @@
+"""crawler: a distributed web-crawler framework. Public API."""
+from .errors import CrawlerError, RefusedError, UsageError
+from .request import Request
+from .response import Response
+from .sink import DropItem
+from .spider import GenericSpider, Spider
+
+__all__ = ["CrawlerError", "DropItem", "GenericSpider", "RefusedError", "Request", "Response",
+           "Spider", "UsageError"]
+__version__ = "0.1.0"

@@ -1,0 +1,159 @@
+"""Settings layers: framework defaults <- settings.py <- custom_settings <- -s NAME=VALUE.
+
+Named config.py so it never clashes with the project's top-level settings.py.
+Values are checked once here; components receive plain values, never this module.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import json
+import logging
+import os
+from typing import Any, Iterable, Mapping
+
+from . import default_settings
+from .errors import UsageError
+
+log = logging.getLogger(__name__)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+# Settings whose default is None but which take a string when set.
+_OPTIONAL_STR = {"JOBDIR"}
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def defaults() -> dict[str, Any]:
+    """Every framework setting with its default value."""
+    return {k: getattr(default_settings, k) for k in dir(default_settings) if k.isupper()}
+
+
+def load_module_settings(path: str) -> dict[str, Any]:
+    """UPPER_CASE names of a settings file; {} when the file does not exist."""
+    if not os.path.isfile(path):
+        return {}
+    spec = importlib.util.spec_from_file_location("_crawler_project_settings", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise UsageError(f"{path}: cannot load project settings: {exc}") from exc
+    return {k: getattr(module, k) for k in dir(module) if k.isupper()}
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
+    """Turn ['NAME=VALUE', ...] into a dict; values stay strings until merge()."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"-s {pair!r}: expected NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+def merge(*layers: Mapping[str, Any], strict: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Merge layers over the defaults, coercing each value to its setting's type.
+
+    Unknown names in `layers` are kept with a warning (a project may add its own);
+    unknown names in `strict` layers (the command line) are an error.
+    """
+    result = defaults()
+    known = set(result)
+    for layer, is_strict in [(layer, False) for layer in layers] + [(s, True) for s in strict]:
+        for name, value in layer.items():
+            if name not in known:
+                if is_strict:
+                    raise UsageError(_unknown(name, known))
+                log.warning("setting %s is not a framework setting; kept as given", name)
+                result[name] = value
+                continue
+            result[name] = coerce(name, value, result[name] if name in _OPTIONAL_STR else
+                                  getattr(default_settings, name))
+    _check_ranges(result)
+    return result
+
+
+def coerce(name: str, value: Any, default: Any) -> Any:
+    """Convert `value` to the type of `default`, or raise UsageError naming the setting."""
+    try:
+        return _coerce(value, default, name)
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"setting {name}={value!r}: {exc}") from None
+
+
+def _coerce(value: Any, default: Any, name: str) -> Any:
+    if name in _OPTIONAL_STR:
+        return None if value in (None, "") else str(value)
+    if isinstance(default, bool):
+        return _to_bool(value)
+    if isinstance(default, (int, float)):
+        return _to_number(value, type(default))
+    if isinstance(default, (list, dict)):
+        container = _to_container(value, type(default))
+        if isinstance(default, list) and default and all(type(d) is int for d in default):
+            container = [_to_number(v, int) for v in container]
+        return container
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {type(value).__name__}")
+        return value
+    return value
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected a boolean (true/false, 1/0, yes/no)")
+
+
+def _to_number(value: Any, kind: type) -> int | float:
+    if isinstance(value, bool):
+        raise TypeError("expected a number, got a boolean")
+    if isinstance(value, str):
+        value = value.strip()
+    number = float(value)
+    if kind is int:
+        if number != int(number):
+            raise ValueError("expected a whole number")
+        return int(number)
+    return number
+
+
+def _to_container(value: Any, kind: type) -> list | dict:
+    if isinstance(value, str):
+        text = value.strip()
+        if kind is list and not text.startswith("["):
+            value = [v.strip() for v in text.split(",") if v.strip()]
+        else:
+            value = json.loads(text)
+    if not isinstance(value, kind):
+        raise TypeError(f"expected a {kind.__name__}")
+    return kind(value)
+
+
+def _check_ranges(s: dict[str, Any]) -> None:
+    for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "BATCH_SIZE"):
+        if s[name] < 1:
+            raise UsageError(f"setting {name}={s[name]}: must be at least 1")
+    for name, value in s.items():
+        if name in default_settings.__dict__ and isinstance(value, (int, float)) \
+                and not isinstance(value, bool) and value < 0 and name != "DEPTH_PRIORITY":
+            raise UsageError(f"setting {name}={value}: must not be negative")
+    if str(s["LOG_LEVEL"]).upper() not in _LOG_LEVELS:
+        raise UsageError(f"setting LOG_LEVEL={s['LOG_LEVEL']!r}: one of {sorted(_LOG_LEVELS)}")
+    for code in s["RETRY_HTTP_CODES"]:
+        if not isinstance(code, int) or not 100 <= code <= 599:
+            raise UsageError(f"setting RETRY_HTTP_CODES: {code!r} is not an HTTP status")
+
+
+def _unknown(name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown setting {name}{hint}"

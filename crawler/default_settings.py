@@ -1,0 +1,75 @@
+"""Framework defaults. Layers on top: settings.py, spider.custom_settings, -s NAME=VALUE.
+
+Names and meanings follow Scrapy where Scrapy has the setting.
+"""
+
+# Sent with every request unless the request sets its own User-Agent.
+USER_AGENT = "crawler/0.1 (+https://pypi.org/project/requests/)"
+# Headers added to every request (the request's own headers win).
+DEFAULT_REQUEST_HEADERS = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "en",
+}
+# Fetch robots.txt once per host (on the master's behalf) and obey it.
+ROBOTSTXT_OBEY = True
+# Fetcher threads in each worker process.
+CONCURRENT_REQUESTS = 16
+# Requests in flight to one host across the whole cluster.
+CONCURRENT_REQUESTS_PER_DOMAIN = 8
+# Seconds between two request starts to one host, cluster-wide.
+DOWNLOAD_DELAY = 0.0
+# Multiply DOWNLOAD_DELAY by a random factor in [0.5, 1.5], as Scrapy does.
+RANDOMIZE_DOWNLOAD_DELAY = True
+# Adapt each host's delay to its latency (computed on the master).
+AUTOTHROTTLE_ENABLED = False
+# Total seconds one request may take: connect, headers and body together.
+DOWNLOAD_TIMEOUT = 30.0
+# Largest decoded body in bytes; larger responses fail with too_large.
+DOWNLOAD_MAXSIZE = 10 * 1024 * 1024
+# Log a warning for bodies larger than this many bytes.
+DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+# Retries after the first attempt for connection errors, timeouts, RETRY_HTTP_CODES.
+RETRY_TIMES = 2
+# HTTP statuses that are retried (then failed(http_<code>)).
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+# Redirect hops followed from one original request.
+REDIRECT_MAX_TIMES = 10
+# Deepest link depth followed; 0 means no limit.
+DEPTH_LIMIT = 0
+# Added to a request's priority per depth level: > 0 breadth-first, < 0 depth-first.
+DEPTH_PRIORITY = 0
+# URLs longer than this are dropped when extracted.
+URLLENGTH_LIMIT = 2083
+# Query parameters ignored when deduplicating (tracking and session ids).
+FINGERPRINT_IGNORE_PARAMS = [
+    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+    "jsessionid", "phpsessid", "sid", "sessionid", "gclid", "fbclid",
+]
+# Stop after this many pages done (0 = no limit).
+CLOSESPIDER_PAGECOUNT = 0
+# Stop after this many items written (0 = no limit).
+CLOSESPIDER_ITEMCOUNT = 0
+# Stop after this many seconds (0 = no limit).
+CLOSESPIDER_TIMEOUT = 0.0
+# Item pipelines: {"module.Class": order}; lower order runs first, on the master.
+ITEM_PIPELINES = {}
+# Folder for the journal and stats; None keeps no state between runs.
+JOBDIR = None
+# Logging threshold for master and workers.
+LOG_LEVEL = "INFO"
+# Python packages searched for Spider subclasses.
+SPIDER_MODULES = ["spiders"]
+
+# -- own settings --
+# Seconds a worker may hold a task before the master hands it to another worker.
+LEASE_TIMEOUT = 60.0
+# Most tasks handed out in one lease call, and most results sent in one call.
+BATCH_SIZE = 64
+# Seconds a worker waits for any one call to the master before it reconnects.
+CALL_TIMEOUT = 10.0
+# Seconds between a worker's result flushes when results are trickling in.
+FLUSH_INTERVAL = 0.05
+# Largest seconds between a worker's reconnect attempts (backoff cap).
+RECONNECT_MAX_DELAY = 5.0
+# Seconds the finished master keeps answering "done" so workers exit on their own.
+SHUTDOWN_GRACE = 5.0

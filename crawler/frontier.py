@@ -1,0 +1,206 @@
+"""The frontier: seen states, per-host queues, politeness clock and leases.
+
+Pure Python and single-threaded: the caller holds a lock. No sockets here.
+Every admitted fingerprint moves QUEUED -> LEASED -> DONE or FAILED, possibly
+back to QUEUED for a retry or when a lease expires.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
+
+
+class SeenDict(dict):
+    """Fingerprint -> state; shared with workers as a registered proxy dict."""
+
+    def unseen(self, fingerprints: list[bytes]) -> list[bytes]:
+        """The fingerprints not yet known, in one call (workers pre-filter with it)."""
+        return [fp for fp in fingerprints if fp not in self]
+
+
+@dataclass
+class _Host:
+    queue: list = field(default_factory=list)  # heap of (-priority, seq, task)
+    inflight: int = 0
+    next_time: float = 0.0
+    scheduled: bool = False
+
+
+@dataclass
+class _Lease:
+    task: dict[str, Any]
+    worker: str
+    deadline: float
+
+
+class Frontier:
+    """Decides what is fetched next, by whom, and when each URL is finished."""
+
+    def __init__(self, *, per_host: int = 8, delay: float = 0.0, randomize_delay: bool = False,
+                 lease_timeout: float = 60.0, retry_times: int = 2, epoch: str = "0",
+                 clock: Callable[[], float] = time.monotonic,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.per_host, self.delay, self.randomize = per_host, delay, randomize_delay
+        self.lease_timeout, self.retry_times = lease_timeout, retry_times
+        self.clock, self.rng = clock, rng
+        self.seen = SeenDict()
+        self.stats: Counter = Counter()
+        self.failures: list[tuple[str, str]] = []
+        self._hosts: dict[str, _Host] = {}
+        self._ready: list[tuple[float, int, str]] = []  # (time, seq, host)
+        self._leases: dict[str, _Lease] = {}
+        self._expiry: list[tuple[float, str]] = []
+        self._delayed: list[tuple[float, int, dict]] = []  # retries waiting for backoff
+        self._seq = itertools.count()
+        self._lease_ids = (f"{epoch}-{n}" for n in itertools.count())
+        self.queued = 0
+
+    # -- admission ---------------------------------------------------------
+    def admit(self, tasks: Iterable[dict[str, Any]]) -> int:
+        """Queue tasks whose fingerprint ("fp") is new; return how many were new."""
+        new = 0
+        for task in tasks:
+            fp = task["fp"]
+            if fp in self.seen and not task.get("dont_filter"):
+                self.stats["duplicates"] += 1
+                continue
+            self.seen[fp] = QUEUED
+            self._push(task)
+            new += 1
+        self.stats["admitted"] += new
+        return new
+
+    def _push(self, task: dict[str, Any]) -> None:
+        host = self._hosts.setdefault(task["host"], _Host())
+        heapq.heappush(host.queue, (-task.get("priority", 0), next(self._seq), task))
+        self.queued += 1
+        self._schedule(task["host"], host)
+
+    def _schedule(self, name: str, host: _Host) -> None:
+        if host.queue and not host.scheduled and host.inflight < self.per_host:
+            host.scheduled = True
+            heapq.heappush(self._ready, (host.next_time, next(self._seq), name))
+
+    # -- leasing -------------------------------------------------------------
+    def lease(self, worker: str, n: int) -> tuple[list[tuple[str, dict]], float]:
+        """Up to n (lease_id, task) pairs that politeness allows now, and seconds to wait
+        before asking again when none could be given."""
+        now = self.clock()
+        self._release_delayed(now)
+        out: list[tuple[str, dict]] = []
+        while len(out) < n and self._ready and self._ready[0][0] <= now:
+            _, _, name = heapq.heappop(self._ready)
+            host = self._hosts[name]
+            host.scheduled = False
+            self._take(name, host, worker, n - len(out), now, out)
+            self._schedule(name, host)
+        return out, self._wait_hint(now)
+
+    def _take(self, name: str, host: _Host, worker: str, room: int, now: float,
+              out: list) -> None:
+        take = min(room, self.per_host - host.inflight, 1 if self.delay else room)
+        for _ in range(take):
+            if not host.queue:
+                break
+            task = heapq.heappop(host.queue)[2]
+            self.queued -= 1
+            lease_id = next(self._lease_ids)
+            self._leases[lease_id] = _Lease(task, worker, now + self.lease_timeout)
+            heapq.heappush(self._expiry, (now + self.lease_timeout, lease_id))
+            self.seen[task["fp"]] = LEASED
+            host.inflight += 1
+            out.append((lease_id, task))
+        if self.delay:
+            factor = 0.5 + self.rng() if self.randomize else 1.0
+            host.next_time = now + self.delay * factor
+
+    def _wait_hint(self, now: float) -> float:
+        times = [t for t in (self._ready[0][0] if self._ready else None,
+                             self._delayed[0][0] if self._delayed else None) if t is not None]
+        if times:
+            return max(0.0, min(times) - now)
+        # Hosts at their in-flight cap free up as results arrive: ask again soon.
+        return 0.05 if self._leases else 0.5
+
+    # -- results ---------------------------------------------------------------
+    def complete(self, lease_id: str, outcome: str, reason: str | None = None) -> dict | None:
+        """Settle a lease: outcome is DONE, FAILED or "retry". Returns the task, or None
+        when the lease is unknown or expired (a late result, to be ignored)."""
+        lease = self._leases.pop(lease_id, None)
+        if lease is None:
+            self.stats["stale_results"] += 1
+            return None
+        self._free_slot(lease.task["host"])
+        if outcome == "retry":
+            self._retry(lease.task, reason or "error")
+        else:
+            self._finish(lease.task, outcome, reason)
+        return lease.task
+
+    def _free_slot(self, name: str) -> None:
+        host = self._hosts[name]
+        host.inflight -= 1
+        self._schedule(name, host)
+
+    def _retry(self, task: dict[str, Any], reason: str) -> None:
+        attempt = task.get("attempt", 0) + 1
+        if attempt > self.retry_times:
+            self._finish(task, FAILED, reason)
+            return
+        self.stats["retries"] += 1
+        task = dict(task, attempt=attempt)
+        self.seen[task["fp"]] = QUEUED
+        self.queued += 1
+        backoff = min(30.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + self.rng())
+        heapq.heappush(self._delayed, (self.clock() + backoff, next(self._seq), task))
+
+    def _finish(self, task: dict[str, Any], outcome: str, reason: str | None) -> None:
+        self.seen[task["fp"]] = outcome
+        if outcome == FAILED:
+            self.stats[f"failed/{reason}"] += 1
+            self.failures.append((task["url"], reason or "error"))
+        self.stats[outcome] += 1
+
+    def _release_delayed(self, now: float) -> None:
+        while self._delayed and self._delayed[0][0] <= now:
+            task = heapq.heappop(self._delayed)[2]
+            self.queued -= 1
+            self._push(task)
+
+    # -- failure handling ----------------------------------------------------------
+    def expire(self) -> int:
+        """Return tasks whose lease ran out to the queue (counted as an attempt)."""
+        now, count = self.clock(), 0
+        while self._expiry and self._expiry[0][0] <= now:
+            lease_id = heapq.heappop(self._expiry)[1]
+            if lease_id in self._leases:
+                self.stats["leases_expired"] += 1
+                self.complete(lease_id, "retry", "lease_expired")
+                count += 1
+        return count
+
+    def release_worker(self, worker: str) -> int:
+        """Requeue every task leased to a worker that is gone, without counting an attempt."""
+        ids = [i for i, lease in self._leases.items() if lease.worker == worker]
+        for lease_id in ids:
+            lease = self._leases.pop(lease_id)
+            self._free_slot(lease.task["host"])
+            self.seen[lease.task["fp"]] = QUEUED
+            self._push(lease.task)
+        return len(ids)
+
+    @property
+    def leased(self) -> int:
+        """Tasks out with workers now."""
+        return len(self._leases)
+
+    def finished(self) -> bool:
+        """Nothing queued, nothing waiting for a retry, nothing leased."""
+        return self.queued == 0 and not self._leases

@@ -1,0 +1,293 @@
+"""Master node: `python -m crawler.master [SEEDS] [--spider NAME] [--workers N] ...`.
+
+Holds the frontier, the dedup dict and the sink; serves them to workers over
+BaseManager; starts local workers; decides when the crawl is over.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import config, keyfile, manager, urls
+from .errors import CrawlerError, UsageError
+from .frontier import DONE, FAILED, Frontier
+from .request import Request
+from .scheduler import Scheduler, registered_objects
+from .seeds import read_seeds
+from .sink import FeedWriter, Sink, check_output, load_pipelines
+from .spider import GenericSpider, Spider, load_spider_class, source_hash
+
+log = logging.getLogger("crawler.master")
+
+
+@dataclass
+class Plan:
+    """Everything checked before anything starts."""
+
+    spider_cls: type[Spider]
+    settings: dict[str, Any]
+    seeds: list[str]
+    output: str
+    overwrite: bool
+    bind: tuple[str, int]
+    workers: int
+    key_path: str | None
+    jobdir: str | None
+    temp_dirs: list[str] = field(default_factory=list)
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m crawler.master",
+                                description="Run a crawl: the scheduler node, plus local workers.")
+    p.add_argument("seeds", nargs="?", help="file of start URLs, one a line (default: the "
+                   "spider's start_urls)")
+    p.add_argument("--spider", help="spider name (default: the generic spider)")
+    p.add_argument("--workers", type=int, help="local worker processes (default: CPU count, "
+                   "or 0 when --bind is not a loopback address)")
+    p.add_argument("-o", "--output", help="items file: .jsonl/.jl, .csv or .json "
+                   "(default: <spider>.jsonl)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--bind", default="127.0.0.1:0", help="HOST:PORT workers connect to")
+    p.add_argument("--authkey-file", default=os.environ.get(keyfile.ENV_VAR),
+                   help="key file shared with remote workers (created 0600 if missing)")
+    p.add_argument("--jobdir", help="folder for crawl state and stats.json")
+    p.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a setting")
+    return p.parse_args(argv)
+
+
+def prepare(args: argparse.Namespace) -> Plan:
+    """Check settings, spider, seeds, output and address; UsageError on any problem."""
+    project = config.load_module_settings("settings.py")
+    overrides = config.parse_overrides(args.set)
+    modules = config.merge(project, strict=[overrides])["SPIDER_MODULES"]
+    spider_cls = load_spider_class(args.spider, modules)
+    settings = config.merge(project, spider_cls.custom_settings, strict=[overrides])
+    seeds = read_seeds(args.seeds) if args.seeds else _start_urls(spider_cls, settings)
+    if not seeds:
+        raise UsageError("no start URLs: give a seeds file or set start_urls on the spider")
+    output = args.output or f"{spider_cls.name}.jsonl"
+    check_output(output, args.overwrite)
+    host, port = _parse_bind(args.bind)
+    loopback = _is_loopback(host)
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1) * loopback
+    if workers < 0:
+        raise UsageError("--workers takes 0 or more")
+    jobdir = args.jobdir or settings["JOBDIR"]
+    settings["JOBDIR"] = jobdir
+    return Plan(spider_cls, settings, seeds, output, args.overwrite, (host, port), workers,
+                args.authkey_file, jobdir)
+
+
+def _start_urls(spider_cls: type[Spider], settings: dict[str, Any]) -> list[str]:
+    found = []
+    for request in spider_cls(settings).start_requests():
+        url = urls.normalize(request.url)
+        if url is None:
+            raise UsageError(f"{spider_cls.name}.start_urls: not an http(s) URL: {request.url!r}")
+        found.append(url)
+    return found
+
+
+def _parse_bind(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"--bind {text!r}: expected HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class Master:
+    """A running crawl: frontier, scheduler, manager server, sink, local workers."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan, s = plan, plan.settings
+        self.spider = plan.spider_cls(s)
+        self.frontier = Frontier(per_host=s["CONCURRENT_REQUESTS_PER_DOMAIN"],
+                                 delay=s["DOWNLOAD_DELAY"],
+                                 randomize_delay=s["RANDOMIZE_DOWNLOAD_DELAY"],
+                                 lease_timeout=s["LEASE_TIMEOUT"], retry_times=s["RETRY_TIMES"],
+                                 epoch=os.urandom(4).hex())
+        pipelines = load_pipelines(s["ITEM_PIPELINES"], self.spider)
+        self.sink = Sink(FeedWriter(plan.output, plan.overwrite), pipelines, self.spider)
+        self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
+                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"])
+        self.children: list[subprocess.Popen] = []
+        self.started = time.monotonic()
+
+    def _hello_reply(self) -> dict[str, Any]:
+        domains = list(self.spider.allowed_domains or [])
+        if not domains and self.plan.spider_cls is GenericSpider:
+            domains = sorted({urls.host_of(u) for u in self.plan.seeds})
+        return {"spider": self.plan.spider_cls.name, "settings": self.plan.settings,
+                "spider_hash": source_hash(self.plan.spider_cls), "allowed_domains": domains}
+
+    def seed(self) -> int:
+        ignore = self.plan.settings["FINGERPRINT_IGNORE_PARAMS"]
+        tasks = [Request(u, dont_filter=False).to_task(0, ignore) for u in self.plan.seeds]
+        return self.frontier.admit(tasks)
+
+    def start(self) -> tuple[str, int]:
+        """Serve the queues and start local workers; return the bound address."""
+        key_path = self.plan.key_path or self._temp_key_path()
+        key = keyfile.read_or_create(key_path)
+        address = manager.serve(registered_objects(self.scheduler), self.plan.bind, key)
+        self.sink.start()
+        target = f"{address[0]}:{address[1]}"
+        for _ in range(self.plan.workers):
+            self.children.append(subprocess.Popen(
+                [sys.executable, "-m", "crawler.worker", target, "--authkey-file", key_path,
+                 "--log-level", self.plan.settings["LOG_LEVEL"]]))
+        return address
+
+    def _temp_key_path(self) -> str:
+        folder = tempfile.mkdtemp(prefix="crawler-key-")
+        self.plan.temp_dirs.append(folder)
+        return os.path.join(folder, "authkey")
+
+    def run_until_over(self) -> None:
+        """Tick the scheduler until the crawl is over (or closed and settled)."""
+        s = self.plan.settings
+        while not self.scheduler.over():
+            self.scheduler.tick()
+            if s["CLOSESPIDER_ITEMCOUNT"] and self.sink.count >= s["CLOSESPIDER_ITEMCOUNT"]:
+                self.scheduler.close("closespider_itemcount")
+            if s["CLOSESPIDER_TIMEOUT"] and self.elapsed() >= s["CLOSESPIDER_TIMEOUT"]:
+                self.scheduler.close("closespider_timeout")
+            time.sleep(0.05)
+
+    def drain(self, grace: float) -> None:
+        """Wait (bounded) for workers to hear the crawl is over, then for local ones to exit."""
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and self.scheduler.workers_pending(
+                self.plan.settings["LEASE_TIMEOUT"]):
+            time.sleep(0.05)
+        for child in self.children:
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.terminate()
+                child.wait(5)
+
+    def finish(self) -> dict[str, Any]:
+        """Close the sink, remove temporary keys, and return the summary."""
+        self.sink.close()
+        for folder in self.plan.temp_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+        summary = self.summary()
+        if self.plan.jobdir:
+            os.makedirs(self.plan.jobdir, exist_ok=True)
+            with open(os.path.join(self.plan.jobdir, "stats.json"), "w") as f:
+                json.dump(summary, f, indent=2)
+        return summary
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def summary(self) -> dict[str, Any]:
+        stats, seconds = self.frontier.stats, self.elapsed()
+        return {
+            "pages_done": stats[DONE], "pages_failed": stats[FAILED],
+            "failed_by_reason": {k.split("/", 1)[1]: v for k, v in stats.items()
+                                 if k.startswith("failed/")},
+            "dropped": {k.split("/", 1)[1]: v for k, v in stats.items()
+                        if k.startswith("dropped/")},
+            "items": self.sink.count, "items_dropped": self.sink.dropped,
+            "retries": stats["retries"], "duplicates": stats["duplicates"],
+            "closed_by": self.scheduler.closing or "finished",
+            "seconds": round(seconds, 3),
+            "pages_per_second": round(stats[DONE] / seconds, 1) if seconds else 0.0,
+            "output": self.plan.output,
+        }
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    print(f"crawl {summary['closed_by']}: {summary['pages_done']} pages done, "
+          f"{summary['pages_failed']} failed, {summary['items']} items -> {summary['output']}")
+    for reason, count in sorted(summary["failed_by_reason"].items()):
+        print(f"  failed({reason}): {count}")
+    if summary["dropped"]:
+        print("  links dropped: " + ", ".join(f"{k} {v}" for k, v in
+                                              sorted(summary["dropped"].items())))
+    print(f"  {summary['seconds']:.1f} s, {summary['pages_per_second']} pages/s")
+
+
+def _announce(address: tuple[str, int], plan: Plan) -> None:
+    where = f"{address[0]}:{address[1]}"
+    print(f"master listening on {where}; {len(plan.seeds)} seeds; spider "
+          f"{plan.spider_cls.name}; {plan.workers} local workers", flush=True)
+    if not _is_loopback(address[0]):
+        print("warning: workers talk to this master unencrypted and the key file lets anyone "
+              "run code here; reach it over a tunnel instead, e.g. "
+              f"ssh -L {address[1]}:127.0.0.1:{address[1]} <this host>, or WireGuard",
+              file=sys.stderr)
+    if plan.key_path:
+        print(f"remote workers: python -m crawler.worker {where} --authkey-file "
+              f"{plan.key_path}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _args(argv)
+    try:
+        plan = prepare(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=plan.settings["LOG_LEVEL"].upper(),
+                        format="%(asctime)s master %(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(plan)
+    except CrawlerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(plan: Plan) -> int:
+    master = Master(plan)
+    master.seed()
+    _announce(master.start(), plan)
+    status = 0
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        master.run_until_over()
+    except KeyboardInterrupt:
+        status = 130
+        master.scheduler.close("interrupted")
+        print("interrupted: waiting up to 10 s for work in flight (Ctrl-C again to quit now)",
+              file=sys.stderr, flush=True)
+        try:
+            _wait_settled(master, 10.0)
+        except KeyboardInterrupt:
+            pass
+    master.drain(plan.settings["SHUTDOWN_GRACE"])
+    _print_summary(master.finish())
+    return status
+
+
+def _wait_settled(master: Master, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not master.scheduler.over():
+        master.scheduler.tick()
+        time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

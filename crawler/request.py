@@ -1,0 +1,63 @@
+"""Request: what a spider asks to fetch. Plain data; the callback travels by name."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from . import urls
+from .errors import CrawlerError
+
+
+@dataclass
+class Request:
+    """A page to fetch and the spider method (by name) that parses it.
+
+    `callback` may be given as a bound method of the spider; only its name travels.
+    """
+
+    url: str
+    callback: str | Callable | None = None
+    method: str = "GET"
+    headers: dict[str, str] | None = None
+    body: bytes = b""
+    meta: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    dont_filter: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, str):
+            raise CrawlerError(f"Request url must be a string, got {type(self.url).__name__}")
+        if callable(self.callback):
+            self.callback = self.callback.__name__
+        if isinstance(self.body, str):
+            self.body = self.body.encode("utf-8")
+        self.method = self.method.upper()
+
+    def to_task(self, depth: int, ignore_params: Iterable[str] = ()) -> dict[str, Any] | None:
+        """The wire form, or None when the URL is not crawlable.
+
+        A dict holding the normalized url, its fingerprint ("fp") and host, and
+        only those fields that differ from their defaults.
+        """
+        url = urls.normalize(self.url)
+        if url is None:
+            return None
+        task: dict[str, Any] = {"url": url, "depth": depth, "host": urls.host_of(url),
+                                "fp": urls.fingerprint(url, self.method, self.body, ignore_params)}
+        if self.dont_filter:
+            task["dont_filter"] = True
+        for name, default in (("callback", None), ("method", "GET"), ("headers", None),
+                              ("body", b""), ("priority", 0)):
+            value = getattr(self, name)
+            if value != default:
+                task[name] = value
+        if self.meta:
+            task["meta"] = self.meta
+        return task
+
+    @classmethod
+    def from_task(cls, task: dict[str, Any]) -> "Request":
+        """Rebuild a Request from its wire form."""
+        return cls(url=task["url"], callback=task.get("callback"), method=task.get("method", "GET"),
+                   headers=task.get("headers"), body=task.get("body", b""),
+                   meta=dict(task.get("meta") or {}), priority=task.get("priority", 0))

@@ -1,0 +1,142 @@
+"""The master's side of the wire: what workers call, under one lock.
+
+The Scheduler backs the registered url_queue (lease), result_queue (put) and
+control (hello, bye, status) objects; the seen dict is the frontier's own.
+Every method returns at once: nothing here ever waits for work to appear.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from .frontier import DONE, Frontier
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """Leases tasks to workers, settles their results, and decides when the crawl is over."""
+
+    def __init__(self, frontier: Frontier, hello_reply: dict[str, Any],
+                 emit_items: Callable[[list[dict]], None], batch_size: int,
+                 page_limit: int = 0) -> None:
+        self.frontier, self.hello_reply, self.emit_items = frontier, hello_reply, emit_items
+        self.batch_size, self.page_limit = batch_size, page_limit
+        self.lock = threading.Lock()
+        self.workers: dict[str, float] = {}
+        self.told_done: set[str] = set()
+        self.closing: str | None = None
+
+    # -- called by workers ----------------------------------------------------
+    def hello(self, info: dict[str, Any]) -> dict[str, Any]:
+        """Register a worker; reply with the crawl's configuration."""
+        with self.lock:
+            self.workers[info["worker"]] = time.monotonic()
+        log.info("worker %s joined (%s threads)", info["worker"], info.get("threads"))
+        return self.hello_reply
+
+    def lease(self, worker: str, want: int) -> dict[str, Any]:
+        """Up to `want` tasks (capped at BATCH_SIZE); 'wait' hints when to ask again."""
+        with self.lock:
+            self.workers[worker] = time.monotonic()
+            if self.over():
+                self.told_done.add(worker)
+                return {"tasks": [], "wait": 0.0, "done": True}
+            if self.closing or want <= 0:
+                return {"tasks": [], "wait": 0.2, "done": False}
+            leases, wait = self.frontier.lease(worker, min(want, self.batch_size))
+        tasks = [dict(task, lease=lease_id) for lease_id, task in leases]
+        return {"tasks": tasks, "wait": wait, "done": False}
+
+    def put(self, worker: str, results: list[dict[str, Any]]) -> int:
+        """Settle a batch of results; late or repeated ones are ignored. Returns count."""
+        items: list[dict] = []
+        with self.lock:
+            self.workers[worker] = time.monotonic()
+            for result in results:
+                self._settle(result, items)
+        if items:
+            self.emit_items(items)
+        return len(results)
+
+    def bye(self, worker: str) -> int:
+        """A worker leaves: its unsettled leases go back to the queue at once."""
+        with self.lock:
+            self.workers.pop(worker, None)
+            returned = self.frontier.release_worker(worker)
+        log.info("worker %s left, %d leases returned", worker, returned)
+        return returned
+
+    def status(self) -> dict[str, Any]:
+        """Counters for monitoring."""
+        with self.lock:
+            return dict(self.frontier.stats, queued=self.frontier.queued,
+                        leased=self.frontier.leased, workers=len(self.workers))
+
+    # -- called by the master's own loop ---------------------------------------
+    def tick(self) -> None:
+        """Expire overdue leases and apply page limits."""
+        with self.lock:
+            self.frontier.expire()
+            if self.page_limit and self.frontier.stats[DONE] >= self.page_limit:
+                self.close("closespider_pagecount")
+
+    def close(self, reason: str) -> None:
+        """Stop handing out work; the crawl ends when leased work is settled."""
+        if not self.closing:
+            log.info("closing: %s", reason)
+            self.closing = reason
+
+    def over(self) -> bool:
+        """True when nothing more will happen: all settled, or closing and none leased."""
+        return self.frontier.finished() or (self.closing is not None and
+                                            self.frontier.leased == 0)
+
+    def workers_pending(self, within: float) -> list[str]:
+        """Workers seen in the last `within` seconds that were not yet told the end."""
+        now = time.monotonic()
+        with self.lock:
+            return [w for w, seen in self.workers.items()
+                    if now - seen < within and w not in self.told_done]
+
+    def _settle(self, result: dict[str, Any], items: list[dict]) -> None:
+        outcome = result["outcome"]
+        task = self.frontier.complete(result["lease"], outcome, result.get("reason"))
+        if task is None or outcome != DONE:
+            return
+        stats = self.frontier.stats
+        for reason, count in result.get("dropped", {}).items():
+            stats[f"dropped/{reason}"] += count
+        self.frontier.admit(result.get("requests", ()))
+        items.extend(result.get("items", ()))
+
+
+
+class UrlQueue:
+    """Registered as url_queue: workers lease tasks from it."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.lease = scheduler.lease
+
+
+class ResultQueue:
+    """Registered as result_queue: workers put result batches in it."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.put = scheduler.put
+
+
+class Control:
+    """Registered as control: hello, bye and status."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.hello, self.bye, self.status = scheduler.hello, scheduler.bye, scheduler.status
+
+
+def registered_objects(scheduler: Scheduler) -> dict[str, Any]:
+    """The objects the manager serves, by registered name (distinct objects: the
+    manager server keys what it exposes by object identity)."""
+    return {"url_queue": UrlQueue(scheduler), "result_queue": ResultQueue(scheduler),
+            "control": Control(scheduler), "seen": scheduler.frontier.seen}

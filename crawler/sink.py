@@ -1,0 +1,153 @@
+"""Where items go: item pipelines, then a feed file, on a thread of the master's own.
+
+Server threads hand items over with put_many() and return at once; the writer
+thread runs the pipelines and writes, so slow output never slows a lease call.
+"""
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import logging
+import os
+import queue
+import threading
+from typing import Any, Iterable
+
+from .errors import CrawlerError, UsageError
+
+log = logging.getLogger(__name__)
+FORMATS = {".jsonl": "jsonl", ".jl": "jsonl", ".csv": "csv", ".json": "json"}
+
+
+class DropItem(CrawlerError):
+    """Raise in a pipeline's process_item to drop the item."""
+
+
+def feed_format(path: str) -> str:
+    """The feed format for an output path, by extension; UsageError when unknown."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        raise UsageError(f"-o {path}: unknown format {ext or '(none)'}; "
+                         f"use one of {', '.join(FORMATS)}")
+    return FORMATS[ext]
+
+
+def check_output(path: str, overwrite: bool) -> None:
+    """Refuse an existing output file unless it is JSON lines (appended) or overwriting."""
+    if os.path.exists(path) and feed_format(path) != "jsonl" and not overwrite:
+        raise UsageError(f"{path} exists; give --overwrite to replace it")
+
+
+def load_pipelines(spec: dict[str, int], spider: Any) -> list[Any]:
+    """Instantiate ITEM_PIPELINES in order; UsageError for a bad path."""
+    pipelines = []
+    for path, _ in sorted(spec.items(), key=lambda kv: kv[1]):
+        module, _, name = path.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise UsageError(f"ITEM_PIPELINES: cannot load {path}: {exc}") from None
+        pipelines.append(cls())
+    return pipelines
+
+
+class FeedWriter:
+    """Writes items to one file as JSON lines, CSV or a JSON array."""
+
+    def __init__(self, path: str, overwrite: bool = False) -> None:
+        self.format = feed_format(path)
+        mode = "a" if self.format == "jsonl" and not overwrite else "w"
+        self.file = open(path, mode, encoding="utf-8", newline="")
+        self.count = 0
+        self._csv: csv.DictWriter | None = None
+        if self.format == "json":
+            self.file.write("[")
+
+    def write(self, item: dict[str, Any]) -> None:
+        if self.format == "csv":
+            self._write_csv(item)
+        else:
+            text = json.dumps(item, ensure_ascii=False, default=str)
+            if self.format == "json":
+                text = ("\n" if self.count == 0 else ",\n") + text
+            else:
+                text += "\n"
+            self.file.write(text)
+        self.count += 1
+
+    def _write_csv(self, item: dict[str, Any]) -> None:
+        if self._csv is None:
+            self._csv = csv.DictWriter(self.file, fieldnames=list(item), extrasaction="ignore")
+            self._csv.writeheader()
+        extra = set(item) - set(self._csv.fieldnames)
+        if extra:
+            log.warning("CSV columns are fixed by the first item; dropping %s", sorted(extra))
+        self._csv.writerow(item)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.format == "json":
+            self.file.write("\n]\n")
+        self.file.close()
+
+
+class Sink:
+    """Item pipelines plus a feed writer, fed from any thread, written by one."""
+
+    def __init__(self, writer: FeedWriter, pipelines: Iterable[Any] = (),
+                 spider: Any = None) -> None:
+        self.writer, self.pipelines, self.spider = writer, list(pipelines), spider
+        self.dropped = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="sink", daemon=True)
+
+    @property
+    def count(self) -> int:
+        """Items written so far."""
+        return self.writer.count
+
+    def start(self) -> None:
+        for pipeline in self.pipelines:
+            if hasattr(pipeline, "open_spider"):
+                pipeline.open_spider(self.spider)
+        self._thread.start()
+
+    def put_many(self, items: list[dict[str, Any]]) -> None:
+        """Hand items over; returns at once."""
+        self._queue.put(items)
+
+    def close(self) -> None:
+        """Write everything handed over so far, then close pipelines and file."""
+        self._queue.put(None)
+        self._thread.join()
+        for pipeline in self.pipelines:
+            if hasattr(pipeline, "close_spider"):
+                pipeline.close_spider(self.spider)
+        self.writer.close()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            for item in batch:
+                self._write(item)
+            if self._queue.empty():
+                self.writer.flush()
+
+    def _write(self, item: dict[str, Any]) -> None:
+        try:
+            for pipeline in self.pipelines:
+                item = pipeline.process_item(item, self.spider)
+        except DropItem as exc:
+            self.dropped += 1
+            log.debug("dropped item: %s", exc)
+            return
+        except Exception:
+            log.exception("item pipeline failed; item dropped")
+            self.dropped += 1
+            return
+        self.writer.write(item)

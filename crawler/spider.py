@@ -1,0 +1,104 @@
+"""Spider base class, the built-in generic spider, and finding spiders by name."""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import logging
+import os
+import pkgutil
+import sys
+from typing import Any, Iterable, Iterator
+
+from .errors import UsageError
+from .request import Request
+from .response import Response
+
+
+class Spider:
+    """Subclass this: set `name`, then write `parse(response)` yielding dicts and Requests."""
+
+    name: str = ""
+    allowed_domains: list[str] = []
+    start_urls: list[str] = []
+    custom_settings: dict[str, Any] = {}
+
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        self.settings = settings or {}
+        self.logger = logging.getLogger(f"spider.{self.name or type(self).__name__}")
+
+    def start_requests(self) -> Iterable[Request]:
+        """Requests to start from when no seeds file is given (default: start_urls)."""
+        for url in self.start_urls:
+            yield Request(url)
+
+    def parse(self, response: Response) -> Iterable[Any]:
+        """The default callback."""
+        raise NotImplementedError(f"{type(self).__name__}.parse is not defined")
+
+
+class GenericSpider(Spider):
+    """Follows every in-scope link; one item per page with url, status, title and depth."""
+
+    name = "generic"
+    link_xpath = "//a/@href | //area/@href | //link[@rel='next']/@href"
+
+    def parse(self, response: Response) -> Iterator[Any]:
+        title = response.xpath("//title/text()").get() if response.is_html else None
+        yield {"url": response.url, "status": response.status,
+               "title": title.strip() if title else None, "depth": response.depth}
+        if response.is_html:
+            yield from response.follow_all(xpath=self.link_xpath)
+
+
+def load_spider_class(name: str | None, modules: Iterable[str]) -> type[Spider]:
+    """The Spider subclass called `name` in the given packages (None: the generic spider)."""
+    if name in (None, GenericSpider.name):
+        return GenericSpider
+    found = find_spiders(modules)
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none found"
+        raise UsageError(f"no spider named {name!r} in {list(modules)} (known: {known})")
+    return found[name]
+
+
+def find_spiders(modules: Iterable[str]) -> dict[str, type[Spider]]:
+    """Every named Spider subclass defined in the packages, by name."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    found: dict[str, type[Spider]] = {}
+    for module in _walk(modules):
+        for obj in vars(module).values():
+            if _is_spider(obj, module):
+                if obj.name in found and found[obj.name] is not obj:
+                    raise UsageError(f"two spiders are named {obj.name!r}: "
+                                     f"{found[obj.name].__module__} and {obj.__module__}")
+                found[obj.name] = obj
+    return found
+
+
+def source_hash(cls: type[Spider]) -> str:
+    """A hash of the file defining the spider, so every host runs the same code."""
+    source = inspect.getsource(sys.modules[cls.__module__])
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+def _walk(packages: Iterable[str]):
+    for name in packages:
+        try:
+            package = importlib.import_module(name)
+        except ImportError as exc:
+            raise UsageError(f"cannot import spider package {name!r}: {exc}") from exc
+        except Exception as exc:
+            raise UsageError(f"spider package {name!r} fails to import: {exc!r}") from exc
+        yield package
+        for info in pkgutil.walk_packages(getattr(package, "__path__", []), name + "."):
+            try:
+                yield importlib.import_module(info.name)
+            except Exception as exc:
+                raise UsageError(f"spider module {info.name} fails to import: {exc!r}") from exc
+
+
+def _is_spider(obj: Any, module: Any) -> bool:
+    return (inspect.isclass(obj) and issubclass(obj, Spider) and obj is not Spider
+            and obj.__module__ == module.__name__ and bool(obj.name))

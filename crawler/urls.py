@@ -1,0 +1,130 @@
+"""URL rules: normalize for fetching, canonicalize for dedup, fingerprint, host and scope.
+
+Two forms of a URL matter. `normalize()` gives the URL we fetch: scheme and host
+lowercased, IDN as punycode, default port and fragment dropped, dot segments
+resolved, percent-encoding made uniform, query order kept. `fingerprint()`
+hashes a stricter form: query parameters sorted and tracking/session parameters
+removed, so that URLs naming the same page are fetched once.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Iterable
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
+_BAD_PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
+_SESSION_IN_PATH = re.compile(r";(?:jsessionid|phpsessid|sid)=[^/?#]*", re.I)
+_HOST_OK = re.compile(r"^[a-z0-9_.\-]+$|^\[[0-9a-f:.]+\]$")
+
+
+def normalize(url: str, base: str | None = None) -> str | None:
+    """The URL to fetch, or None when it is not a crawlable http(s) URL."""
+    url = url.strip()
+    if base is not None:
+        url = urljoin(base, url)
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            return None
+        host = _host(parts.hostname, parts.netloc)
+        port = parts.port
+    except (ValueError, UnicodeError):
+        return None
+    if host is None:
+        return None
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    if parts.username is not None or parts.password is not None:
+        netloc = f"{parts.netloc.rpartition('@')[0]}@{netloc}"
+    path = _escape(remove_dot_segments(parts.path or "/"), _PATH_SAFE)
+    query = _escape(parts.query, _QUERY_SAFE)
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def fingerprint(url: str, method: str = "GET", body: bytes = b"",
+                ignore_params: Iterable[str] = ()) -> bytes:
+    """16-byte identity of a request whose URL is already normalized."""
+    key = canonical(url, ignore_params)
+    if method != "GET" or body:
+        key = f"{method} {key} " + hashlib.blake2b(body, digest_size=16).hexdigest()
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
+
+
+def canonical(url: str, ignore_params: Iterable[str] = ()) -> str:
+    """A normalized URL in its dedup form: sorted query, session and tracking ids removed."""
+    scheme, netloc, path, query, _ = urlsplit(url)
+    path = _SESSION_IN_PATH.sub("", path)
+    if query:
+        ignored = {p.lower() for p in ignore_params}
+        pairs = [p for p in query.split("&") if p and _param_name(p) not in ignored]
+        query = "&".join(sorted(pairs))
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def host_of(url: str) -> str:
+    """The politeness key of a normalized URL: its host name, without port."""
+    return urlsplit(url).hostname or ""
+
+
+def in_domains(host: str, domains: Iterable[str]) -> bool:
+    """True when host is one of the domains or a subdomain of one."""
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+def remove_dot_segments(path: str) -> str:
+    """Resolve '.' and '..' segments (RFC 3986, section 5.2.4)."""
+    if "." not in path:
+        return path
+    out: list[str] = []
+    segments = path.split("/")
+    for seg in segments[1:] if path.startswith("/") else segments:
+        if seg == "..":
+            if out:
+                out.pop()
+        elif seg != ".":
+            out.append(seg)
+    if segments[-1] in (".", ".."):
+        out.append("")
+    return "/" + "/".join(out)
+
+
+def _host(hostname: str | None, netloc: str) -> str | None:
+    if not hostname:
+        return None
+    if "[" in netloc:
+        host = f"[{hostname}]"
+    else:
+        host = hostname.rstrip(".")
+        if not host.isascii():
+            host = host.encode("idna").decode("ascii")
+    return host if _HOST_OK.match(host) else None
+
+
+def _escape(text: str, safe: str) -> str:
+    if not text:
+        return text
+    if "%" in text:
+        text = _PCT.sub(_unquote_unreserved, text)
+        text = _BAD_PCT.sub("%25", text)
+    if text.isascii() and not _needs_quote(text, safe):
+        return text
+    return quote(text, safe=safe)
+
+
+def _needs_quote(text: str, safe: str) -> bool:
+    return any(not (c.isalnum() or c in safe) for c in text)
+
+
+def _unquote_unreserved(match: re.Match) -> str:
+    byte = int(match.group(1), 16)
+    return chr(byte) if byte in _UNRESERVED else "%" + match.group(1).upper()
+
+
+def _param_name(pair: str) -> str:
+    return unquote(pair.partition("=")[0]).lower()

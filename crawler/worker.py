@@ -1,0 +1,295 @@
+"""Worker node: `python -m crawler.worker HOST:PORT [--authkey-file F] [-c THREADS] [-p PROCS]`.
+
+One coordinator thread talks to the master in batches (lease, put); fetcher
+threads run the handler. A lost master is reconnected with capped backoff and
+unacknowledged results are sent again (the master ignores repeats by lease id).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import queue
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing import AuthenticationError
+from multiprocessing.managers import RemoteError
+from typing import Any
+
+from . import keyfile, manager
+from .errors import CrawlerError, RefusedError, UsageError
+from .fetcher import FetchConfig, Fetcher
+from .handler import Handler, Rules
+from .spider import load_spider_class, source_hash
+
+log = logging.getLogger(__name__)
+_LOST = (OSError, EOFError, RemoteError)
+_SEEN_CACHE_MAX = 500_000
+
+
+class Worker:
+    """One worker process: a coordinator loop and a pool of fetcher threads."""
+
+    def __init__(self, address: tuple[str, int], key_path: str, threads: int | None = None,
+                 max_wait: float = 600.0) -> None:
+        self.address, self.key_path, self.max_wait = address, key_path, max_wait
+        self.threads = threads
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{random.randrange(1 << 16):04x}"
+        self.stopping = threading.Event()
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.wake = threading.Event()
+        self.outstanding = 0      # tasks taken from the master and not yet sent back
+        self.pending: list[dict] = []   # results not yet acknowledged
+        self.sent_fps: set[bytes] = set()
+        self.proxies: dict[str, Any] | None = None
+        self.handler: Handler | None = None
+        self.spider_hash = ""
+        self.backoff = 0.1   # grows while the master is unreachable, reset by a good call
+
+    # -- lifecycle --------------------------------------------------------------
+    def run(self) -> int:
+        """Crawl until the master says the crawl is over; return an exit status."""
+        reply = self._connect()
+        if reply is None:
+            return 1
+        self._configure(reply)
+        pool = [threading.Thread(target=self._fetch_loop, name=f"fetch-{i}", daemon=True)
+                for i in range(self.threads)]
+        for thread in pool:
+            thread.start()
+        try:
+            status = self._coordinate()
+        finally:
+            for _ in pool:
+                self.inbox.put(None)
+        return status
+
+    def _configure(self, reply: dict[str, Any]) -> None:
+        settings = reply["settings"]
+        cls = load_spider_class(reply["spider"], settings["SPIDER_MODULES"])
+        self.spider_hash = source_hash(cls)
+        if self.spider_hash != reply["spider_hash"]:
+            raise RefusedError(f"spider {reply['spider']!r} differs from the master's "
+                               f"(code hash {self.spider_hash} vs {reply['spider_hash']}); "
+                               "run the same project code on every host")
+        spider = cls(settings)
+        spider.allowed_domains = reply["allowed_domains"]
+        self.threads = self.threads or settings["CONCURRENT_REQUESTS"]
+        self.batch, self.flush_interval = settings["BATCH_SIZE"], settings["FLUSH_INTERVAL"]
+        self.reconnect_cap = settings["RECONNECT_MAX_DELAY"]
+        manager.set_call_timeout(settings["CALL_TIMEOUT"])
+        rules = Rules.from_settings(settings, reply["allowed_domains"])
+        self.handler = Handler(spider, Fetcher(FetchConfig.from_settings(settings)), rules)
+        log.info("worker %s: spider %s, %d threads", self.id, reply["spider"], self.threads)
+
+    def _connect(self, cap: float = 2.0) -> dict[str, Any] | None:
+        """Connect and say hello, retrying with capped exponential backoff and jitter."""
+        self.proxies, started = None, time.monotonic()
+        while not self.stopping.is_set():
+            try:
+                key = keyfile.read(self.key_path) if os.path.exists(self.key_path) else None
+                if key is not None:
+                    proxies = manager.connect(self.address, key)
+                    reply = proxies["control"].hello({"worker": self.id, "threads": self.threads})
+                    self.proxies = proxies
+                    return reply
+            except AuthenticationError:
+                raise RefusedError(f"master at {_fmt(self.address)} refused the authkey in "
+                                   f"{self.key_path}") from None
+            except _LOST as exc:
+                log.debug("master not reachable: %r", exc)
+            if time.monotonic() - started > self.max_wait:
+                log.error("no master at %s for %.0f s; giving up", _fmt(self.address),
+                          self.max_wait)
+                return None
+            self._back_off(cap)
+        return None
+
+    def _back_off(self, cap: float) -> None:
+        log.info("waiting for master at %s (retry in %.1f s)", _fmt(self.address), self.backoff)
+        self.stopping.wait(self.backoff * (0.5 + random.random()))
+        self.backoff = min(self.backoff * 2, cap)
+
+    # -- coordinator ----------------------------------------------------------------
+    def _coordinate(self) -> int:
+        next_lease, first_pending = 0.0, None
+        while True:
+            self._collect()
+            now = time.monotonic()
+            if self.pending and first_pending is None:
+                first_pending = now
+            hungry = self.outstanding - len(self.pending) < self.threads
+            try:
+                if self.pending and (hungry or len(self.pending) >= self.batch or
+                                     now - first_pending >= self.flush_interval):
+                    self._flush()
+                    first_pending = None
+                if self.stopping.is_set():
+                    return self._leave()
+                if hungry and now >= next_lease:
+                    reply = self._lease(2 * self.threads - self.outstanding)
+                    self.backoff = 0.1
+                    if reply["done"]:
+                        log.info("worker %s: crawl over", self.id)
+                        return 0
+                    if not reply["tasks"]:
+                        next_lease = now + min(max(reply["wait"], 0.01), 0.5)
+            except _LOST as exc:
+                log.warning("lost the master (%r); reconnecting", exc)
+                if not self._reconnect():
+                    return 1
+                next_lease = 0.0
+                continue
+            self.wake.wait(self._sleep_for(next_lease, first_pending))
+            self.wake.clear()
+
+    def _sleep_for(self, next_lease: float, first_pending: float | None) -> float:
+        now = time.monotonic()
+        limits = [0.5, max(0.0, next_lease - now)]
+        if first_pending is not None:
+            limits.append(max(0.0, first_pending + self.flush_interval - now))
+        return min(limits)
+
+    def _collect(self) -> None:
+        while True:
+            try:
+                self.pending.append(self.outbox.get_nowait())
+            except queue.Empty:
+                return
+
+    def _lease(self, want: int) -> dict[str, Any]:
+        reply = self.proxies["url_queue"].lease(self.id, max(want, 0))
+        for task in reply["tasks"]:
+            self.outstanding += 1
+            self.inbox.put(task)
+        return reply
+
+    def _flush(self) -> None:
+        batch = self.pending[:]
+        self._prefilter(batch)
+        self.proxies["result_queue"].put(self.id, batch)
+        del self.pending[:len(batch)]
+        self.outstanding -= len(batch)
+
+    def _prefilter(self, batch: list[dict]) -> None:
+        """Drop links this worker already sent, then those the master's seen dict knows."""
+        fresh = {t["fp"] for r in batch for t in r.get("requests", ())
+                 if t["fp"] not in self.sent_fps and not t.get("dont_filter")}
+        unseen = set(self.proxies["seen"].unseen(list(fresh))) if fresh else set()
+        for result in batch:
+            if result.get("requests"):
+                result["requests"] = [t for t in result["requests"]
+                                      if t["fp"] in unseen or t.get("dont_filter")]
+                unseen.difference_update(t["fp"] for t in result["requests"])
+        if len(self.sent_fps) > _SEEN_CACHE_MAX:
+            self.sent_fps.clear()
+        self.sent_fps.update(fresh)
+
+    def _reconnect(self) -> bool:
+        self._back_off(self.reconnect_cap)
+        reply = self._connect(cap=self.reconnect_cap)
+        if reply is None:
+            return False
+        if reply["spider_hash"] != self.spider_hash:
+            raise RefusedError("the master now runs different spider code")
+        return True
+
+    def _leave(self) -> int:
+        """Graceful stop: results are flushed above; unstarted leases go back now."""
+        try:
+            self.proxies["control"].bye(self.id)
+        except _LOST as exc:
+            log.warning("could not say goodbye (%r); leases will expire", exc)
+        return 0
+
+    # -- fetcher threads ----------------------------------------------------------------
+    def _fetch_loop(self) -> None:
+        while True:
+            task = self.inbox.get()
+            if task is None:
+                return
+            result = self.handler.handle(task)
+            result["lease"] = task["lease"]
+            self.outbox.put(result)
+            self.wake.set()
+
+    def stop(self) -> None:
+        """Stop leasing; the coordinator flushes results and leaves."""
+        self.stopping.set()
+        self.wake.set()
+
+
+def _fmt(address: tuple[str, int]) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'HOST:PORT' (or '[v6]:PORT') -> (host, port); UsageError when malformed."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"{text!r}: expected HOST:PORT")
+    return host, int(port)
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m crawler.worker",
+                                     description="Fetch and parse pages for a crawler master.")
+    parser.add_argument("master", help="HOST:PORT of the master")
+    parser.add_argument("--authkey-file", default=os.environ.get(keyfile.ENV_VAR),
+                        help=f"file holding the crawl's key (or ${keyfile.ENV_VAR})")
+    parser.add_argument("-c", "--threads", type=int, help="fetcher threads per process "
+                        "(default: the master's CONCURRENT_REQUESTS)")
+    parser.add_argument("-p", "--processes", type=int, default=1, help="worker processes")
+    parser.add_argument("--max-wait", type=float, default=600.0,
+                        help="seconds to keep trying to reach the master before giving up")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format=f"%(asctime)s worker[{os.getpid()}] %(levelname)s %(message)s")
+    try:
+        address = parse_address(args.master)
+        if not args.authkey_file:
+            raise UsageError(f"no authkey: give --authkey-file or set ${keyfile.ENV_VAR}")
+        if args.threads is not None and args.threads < 1 or args.processes < 1:
+            raise UsageError("-c and -p take a number of at least 1")
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    children = [_spawn_copy(argv) for _ in range(args.processes - 1)]
+    status = _run_one(address, args)
+    for child in children:
+        status = max(status, child.wait())
+    return status
+
+
+def _spawn_copy(argv: list[str] | None) -> subprocess.Popen:
+    args = list(sys.argv[1:] if argv is None else argv) + ["-p", "1"]
+    return subprocess.Popen([sys.executable, "-m", "crawler.worker", *args])
+
+
+def _run_one(address: tuple[str, int], args: argparse.Namespace) -> int:
+    worker = Worker(address, args.authkey_file, args.threads, args.max_wait)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    try:
+        return worker.run()
+    except CrawlerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
