@@ -14,6 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from .robots import RobotsRules, robots_url
+from .urls import fingerprint
+
 QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
 
 
@@ -31,6 +34,13 @@ class _Host:
     inflight: int = 0
     next_time: float = 0.0
     scheduled: bool = False
+    delay: float = 0.0
+    rules: RobotsRules | None = None
+    robots_pending: bool = False  # robots.txt not settled yet: lease nothing else
+
+    def blocked(self) -> bool:
+        """Waiting for robots.txt, and that task is not first in line (leased or delayed)."""
+        return self.robots_pending and not (self.queue and self.queue[0][2].get("robots"))
 
 
 @dataclass
@@ -45,9 +55,10 @@ class Frontier:
 
     def __init__(self, *, per_host: int = 8, delay: float = 0.0, randomize_delay: bool = False,
                  lease_timeout: float = 60.0, retry_times: int = 2, epoch: str = "0",
-                 clock: Callable[[], float] = time.monotonic,
+                 robots_agent: str | None = None, clock: Callable[[], float] = time.monotonic,
                  rng: Callable[[], float] = random.random) -> None:
         self.per_host, self.delay, self.randomize = per_host, delay, randomize_delay
+        self.robots_agent = robots_agent  # None: robots.txt is not obeyed
         self.lease_timeout, self.retry_times = lease_timeout, retry_times
         self.clock, self.rng = clock, rng
         self.seen = SeenDict()
@@ -78,13 +89,26 @@ class Frontier:
         return new
 
     def _push(self, task: dict[str, Any]) -> None:
-        host = self._hosts.setdefault(task["host"], _Host())
-        heapq.heappush(host.queue, (-task.get("priority", 0), next(self._seq), task))
-        self.queued += 1
+        host = self._hosts.get(task["host"])
+        if host is None:
+            host = self._hosts[task["host"]] = _Host(delay=self.delay)
+            if self.robots_agent is not None:
+                # A new host's robots.txt goes first; nothing else leaves its queue before.
+                url = robots_url(task["url"])
+                host.robots_pending = True
+                self._enqueue(host, {"url": url, "host": task["host"], "fp": fingerprint(url),
+                                     "depth": 0, "robots": True})
+        self._enqueue(host, task)
         self._schedule(task["host"], host)
 
+    def _enqueue(self, host: _Host, task: dict[str, Any]) -> None:
+        key = float("-inf") if task.get("robots") else -task.get("priority", 0)
+        heapq.heappush(host.queue, (key, next(self._seq), task))
+        self.queued += 1
+
     def _schedule(self, name: str, host: _Host) -> None:
-        if host.queue and not host.scheduled and host.inflight < self.per_host:
+        if host.queue and not host.scheduled and host.inflight < self.per_host \
+                and not host.blocked():
             host.scheduled = True
             heapq.heappush(self._ready, (host.next_time, next(self._seq), name))
 
@@ -105,21 +129,26 @@ class Frontier:
 
     def _take(self, name: str, host: _Host, worker: str, room: int, now: float,
               out: list) -> None:
-        take = min(room, self.per_host - host.inflight, 1 if self.delay else room)
-        for _ in range(take):
-            if not host.queue:
-                break
+        take = min(room, self.per_host - host.inflight, 1 if host.delay else room)
+        while take > 0 and host.queue and not host.blocked():
             task = heapq.heappop(host.queue)[2]
             self.queued -= 1
+            if host.rules is not None and not host.rules.allowed(task["url"]):
+                self._finish(task, FAILED, "robots_unavailable" if host.rules.disallow_all
+                             else "robots")
+                continue
             lease_id = next(self._lease_ids)
             self._leases[lease_id] = _Lease(task, worker, now + self.lease_timeout)
             heapq.heappush(self._expiry, (now + self.lease_timeout, lease_id))
             self.seen[task["fp"]] = LEASED
             host.inflight += 1
             out.append((lease_id, task))
-        if self.delay:
-            factor = 0.5 + self.rng() if self.randomize else 1.0
-            host.next_time = now + self.delay * factor
+            take -= 1
+        if host.delay:
+            host.next_time = now + self._spacing(host)
+
+    def _spacing(self, host: _Host) -> float:
+        return host.delay * (0.5 + self.rng() if self.randomize else 1.0)
 
     def _wait_hint(self, now: float) -> float:
         times = [t for t in (self._ready[0][0] if self._ready else None,
@@ -130,29 +159,47 @@ class Frontier:
         return 0.05 if self._leases else 0.5
 
     # -- results ---------------------------------------------------------------
-    def complete(self, lease_id: str, outcome: str, reason: str | None = None) -> dict | None:
-        """Settle a lease: outcome is DONE, FAILED or "retry". Returns the task, or None
-        when the lease is unknown or expired (a late result, to be ignored)."""
+    def complete(self, lease_id: str, outcome: str, reason: str | None = None,
+                 robots: tuple[int, str] | None = None) -> dict | None:
+        """Settle a lease: outcome is DONE, FAILED or "retry"; `robots` is (status, body)
+        for a robots.txt task. Returns the task, or None when the lease is unknown or
+        expired (a late result, to be ignored)."""
         lease = self._leases.pop(lease_id, None)
         if lease is None:
             self.stats["stale_results"] += 1
             return None
-        self._free_slot(lease.task["host"])
+        host = self._hosts[lease.task["host"]]
+        host.inflight -= 1
+        if host.delay:
+            # Space the next start from this response too, so jitter in when a
+            # worker really started cannot bring two requests closer than the delay.
+            host.next_time = max(host.next_time, self.clock() + self._spacing(host))
         if outcome == "retry":
             self._retry(lease.task, reason or "error")
+        elif lease.task.get("robots"):
+            self._set_robots(host, outcome, robots)
         else:
             self._finish(lease.task, outcome, reason)
+        self._schedule(lease.task["host"], host)
         return lease.task
 
-    def _free_slot(self, name: str) -> None:
-        host = self._hosts[name]
-        host.inflight -= 1
-        self._schedule(name, host)
+    def _set_robots(self, host: _Host, outcome: str, robots: tuple[int, str] | None) -> None:
+        host.robots_pending = False
+        if outcome == DONE and robots is not None:
+            host.rules = RobotsRules.from_status(robots[0], robots[1], self.robots_agent)
+            host.delay = max(host.delay, host.rules.crawl_delay)
+            self.stats["robots_fetched"] += 1
+        else:
+            host.rules = RobotsRules(None, self.robots_agent, disallow_all=True)
+            self.stats["robots_unavailable"] += 1
 
     def _retry(self, task: dict[str, Any], reason: str) -> None:
         attempt = task.get("attempt", 0) + 1
         if attempt > self.retry_times:
-            self._finish(task, FAILED, reason)
+            if task.get("robots"):
+                self._set_robots(self._hosts[task["host"]], FAILED, None)
+            else:
+                self._finish(task, FAILED, reason)
             return
         self.stats["retries"] += 1
         task = dict(task, attempt=attempt)
@@ -175,12 +222,22 @@ class Frontier:
             self._push(task)
 
     # -- failure handling ----------------------------------------------------------
+    def renew(self, worker: str, lease_ids: Iterable[str]) -> None:
+        """Heartbeat: extend the leases a live worker still holds."""
+        deadline = self.clock() + self.lease_timeout
+        for lease_id in lease_ids:
+            lease = self._leases.get(lease_id)
+            if lease is not None and lease.worker == worker:
+                lease.deadline = deadline
+                heapq.heappush(self._expiry, (deadline, lease_id))
+
     def expire(self) -> int:
         """Return tasks whose lease ran out to the queue (counted as an attempt)."""
         now, count = self.clock(), 0
         while self._expiry and self._expiry[0][0] <= now:
             lease_id = heapq.heappop(self._expiry)[1]
-            if lease_id in self._leases:
+            lease = self._leases.get(lease_id)
+            if lease is not None and lease.deadline <= now:
                 self.stats["leases_expired"] += 1
                 self.complete(lease_id, "retry", "lease_expired")
                 count += 1
@@ -190,10 +247,12 @@ class Frontier:
         """Requeue every task leased to a worker that is gone, without counting an attempt."""
         ids = [i for i, lease in self._leases.items() if lease.worker == worker]
         for lease_id in ids:
-            lease = self._leases.pop(lease_id)
-            self._free_slot(lease.task["host"])
-            self.seen[lease.task["fp"]] = QUEUED
-            self._push(lease.task)
+            task = self._leases.pop(lease_id).task
+            host = self._hosts[task["host"]]
+            host.inflight -= 1
+            self.seen[task["fp"]] = QUEUED
+            self._enqueue(host, task)
+            self._schedule(task["host"], host)
         return len(ids)
 
     @property

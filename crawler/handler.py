@@ -50,6 +50,8 @@ class Handler:
 
     def handle(self, task: dict[str, Any]) -> dict[str, Any]:
         """Fetch and parse one task; never raises."""
+        if task.get("robots"):
+            return self._robots(task["url"])
         request = Request.from_task(task)
         depth = task.get("depth", 0)
         try:
@@ -61,6 +63,21 @@ class Handler:
         if response.status in _REDIRECTS and "Location" in response.headers:
             return self._redirect(request, response, depth)
         return self._parse(request, response, depth)
+
+    def _robots(self, url: str) -> dict[str, Any]:
+        """Fetch a robots.txt, following up to 5 redirects; the master parses it."""
+        try:
+            for _ in range(6):
+                response = self.fetcher.fetch(Request(url))
+                location = response.headers.get("Location")
+                if response.status not in _REDIRECTS or not location:
+                    break
+                url = urljoin(url, location.strip())
+        except FetchError as exc:
+            return {"outcome": "retry" if exc.retryable else "failed", "reason": exc.reason}
+        if response.status >= 500 or response.status == 429:
+            return {"outcome": "retry", "reason": f"http_{response.status}"}
+        return {"outcome": "done", "status": response.status, "robots": response.text}
 
     def _redirect(self, request: Request, response: Response, depth: int) -> dict[str, Any]:
         hops = request.meta.get("redirect_times", 0) + 1

@@ -124,7 +124,8 @@ class Master:
                                  delay=s["DOWNLOAD_DELAY"],
                                  randomize_delay=s["RANDOMIZE_DOWNLOAD_DELAY"],
                                  lease_timeout=s["LEASE_TIMEOUT"], retry_times=s["RETRY_TIMES"],
-                                 epoch=os.urandom(4).hex())
+                                 epoch=os.urandom(4).hex(),
+                                 robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None)
         pipelines = load_pipelines(s["ITEM_PIPELINES"], self.spider)
         self.sink = Sink(FeedWriter(plan.output, plan.overwrite), pipelines, self.spider)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,

@@ -103,8 +103,9 @@ class Scheduler:
 
     def _settle(self, result: dict[str, Any], items: list[dict]) -> None:
         outcome = result["outcome"]
-        task = self.frontier.complete(result["lease"], outcome, result.get("reason"))
-        if task is None or outcome != DONE:
+        robots = (result["status"], result["robots"]) if "robots" in result else None
+        task = self.frontier.complete(result["lease"], outcome, result.get("reason"), robots)
+        if task is None or outcome != DONE or robots is not None:
             return
         stats = self.frontier.stats
         for reason, count in result.get("dropped", {}).items():

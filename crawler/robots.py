@@ -1,0 +1,43 @@
+"""robots.txt rules per host, parsed with Protego on the master.
+
+The rule for a robots.txt that cannot be had: a 4xx answer allows everything
+(as Google and Scrapy do); 5xx answers and network errors are retried like any
+request, and when retries run out the host counts as disallow-all for this
+crawl, so its URLs end failed(robots_unavailable).
+"""
+from __future__ import annotations
+
+from protego import Protego
+
+
+class RobotsRules:
+    """What one host's robots.txt allows for our user agent."""
+
+    def __init__(self, body: str | None, user_agent: str, disallow_all: bool = False) -> None:
+        self.agent = user_agent.split("/")[0].strip() or "*"
+        self.disallow_all = disallow_all
+        self._parser = Protego.parse(body) if body else None
+
+    @classmethod
+    def from_status(cls, status: int, body: str, user_agent: str) -> "RobotsRules":
+        """Rules from a robots.txt response (anything but 2xx allows all)."""
+        return cls(body if 200 <= status < 300 else None, user_agent)
+
+    def allowed(self, url: str) -> bool:
+        """May we fetch this URL?"""
+        if self.disallow_all:
+            return False
+        return self._parser is None or self._parser.can_fetch(url, self.agent)
+
+    @property
+    def crawl_delay(self) -> float:
+        """The host's Crawl-delay for us, 0 when it sets none."""
+        if self._parser is None:
+            return 0.0
+        return float(self._parser.crawl_delay(self.agent) or 0.0)
+
+
+def robots_url(url: str) -> str:
+    """The robots.txt URL for the origin of a normalized URL."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}/robots.txt"
