@@ -9,6 +9,7 @@ import difflib
 import importlib.util
 import json
 import logging
+import math
 import os
 from typing import Any, Iterable, Mapping
 
@@ -119,6 +120,8 @@ def _to_number(value: Any, kind: type) -> int | float:
     if isinstance(value, str):
         value = value.strip()
     number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("expected a finite number")
     if kind is int:
         if number != int(number):
             raise ValueError("expected a whole number")

@@ -41,9 +41,9 @@ DEPTH_PRIORITY = 0
 # URLs longer than this are dropped when extracted.
 URLLENGTH_LIMIT = 2083
 # Query parameters ignored when deduplicating (tracking and session ids).
+# A trailing * matches any name with that prefix.
 FINGERPRINT_IGNORE_PARAMS = [
-    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-    "jsessionid", "phpsessid", "sid", "sessionid", "gclid", "fbclid",
+    "utm_*", "jsessionid", "phpsessid", "sid", "sessionid", "gclid", "fbclid",
 ]
 # Stop after this many pages done (0 = no limit).
 CLOSESPIDER_PAGECOUNT = 0

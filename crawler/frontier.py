@@ -72,6 +72,9 @@ class Frontier:
         self._seq = itertools.count()
         self._lease_ids = (f"{epoch}-{n}" for n in itertools.count())
         self.queued = 0
+        # When a list, every durable state change is appended as (fp, state, reason, task)
+        # for the caller to journal.
+        self.changes: list[tuple[bytes, str, str | None, dict]] | None = None
 
     # -- admission ---------------------------------------------------------
     def admit(self, tasks: Iterable[dict[str, Any]]) -> int:
@@ -84,6 +87,7 @@ class Frontier:
                 continue
             self.seen[fp] = QUEUED
             self._push(task)
+            self._changed(task, QUEUED)
             new += 1
         self.stats["admitted"] += new
         return new
@@ -111,6 +115,25 @@ class Frontier:
                 and not host.blocked():
             host.scheduled = True
             heapq.heappush(self._ready, (host.next_time, next(self._seq), name))
+
+    def restore(self, rows: Iterable[tuple[bytes, str, str, str | None, dict | None]]) -> None:
+        """Rebuild from journal rows (fp, state, url, reason, task): settled URLs are
+        only remembered; queued ones (and those leased when the master died) are queued."""
+        for fp, state, url, reason, task in rows:
+            self.stats["admitted"] += 1
+            if state in (DONE, FAILED):
+                self.seen[fp] = state
+                self.stats[state] += 1
+                if state == FAILED:
+                    self.stats[f"failed/{reason}"] += 1
+                    self.failures.append((url, reason or "error"))
+            else:
+                self.seen[fp] = QUEUED
+                self._push(task)
+
+    def _changed(self, task: dict[str, Any], state: str, reason: str | None = None) -> None:
+        if self.changes is not None and not task.get("robots"):
+            self.changes.append((task["fp"], state, reason, task))
 
     # -- leasing -------------------------------------------------------------
     def lease(self, worker: str, n: int) -> tuple[list[tuple[str, dict]], float]:
@@ -204,12 +227,14 @@ class Frontier:
         self.stats["retries"] += 1
         task = dict(task, attempt=attempt)
         self.seen[task["fp"]] = QUEUED
+        self._changed(task, QUEUED)
         self.queued += 1
         backoff = min(30.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + self.rng())
         heapq.heappush(self._delayed, (self.clock() + backoff, next(self._seq), task))
 
     def _finish(self, task: dict[str, Any], outcome: str, reason: str | None) -> None:
         self.seen[task["fp"]] = outcome
+        self._changed(task, outcome, reason)
         if outcome == FAILED:
             self.stats[f"failed/{reason}"] += 1
             self.failures.append((task["url"], reason or "error"))

@@ -10,7 +10,6 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
-from urllib.parse import urljoin
 
 from . import urls
 from .fetcher import Fetcher, FetchError
@@ -72,7 +71,7 @@ class Handler:
                 location = response.headers.get("Location")
                 if response.status not in _REDIRECTS or not location:
                     break
-                url = urljoin(url, location.strip())
+                url = urls.join(url, location)
         except FetchError as exc:
             return {"outcome": "retry" if exc.retryable else "failed", "reason": exc.reason}
         if response.status >= 500 or response.status == 429:
@@ -86,7 +85,7 @@ class Handler:
         meta = dict(request.meta, redirect_times=hops,
                     redirect_urls=request.meta.get("redirect_urls", []) + [request.url])
         method = "GET" if response.status == 303 else request.method
-        target = Request(urljoin(request.url, response.headers["Location"].strip()),
+        target = Request(urls.join(request.url, response.headers["Location"]),
                          callback=request.callback, method=method, headers=request.headers,
                          body=request.body if method != "GET" else b"", meta=meta,
                          priority=request.priority)

@@ -14,9 +14,16 @@ ENV_VAR = "CRAWLER_AUTHKEY_FILE"
 def create(path: str) -> bytes:
     """Write a new random 32-byte key (hex) to path, readable by its owner only."""
     key = secrets.token_hex(32).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key + b"\n")
+    # Written aside, then linked into place: a worker waiting for the file never
+    # sees it empty, and an existing key is never replaced.
+    temp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(key + b"\n")
+        os.link(temp, path)
+    finally:
+        os.unlink(temp)
     return key
 
 

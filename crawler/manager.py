@@ -89,9 +89,19 @@ def _constant(obj: Any) -> Callable[[], Any]:
     return lambda: obj
 
 
+def _forget_connections(address: tuple[str, int]) -> None:
+    """Proxies share one cached connection per thread and per address, for ever: after
+    a master restart at the same address it is dead, and new proxies would reuse it."""
+    cached = managers.BaseProxy._address_to_local.pop(address, None)
+    conn = getattr(cached[0], "connection", None) if cached else None
+    if conn is not None:
+        conn.close()
+
+
 def connect(address: tuple[str, int], authkey: bytes) -> dict[str, Any]:
     """Connect to a master; return its proxies by name. Raises OSError/EOFError and
     multiprocessing.AuthenticationError on failure."""
+    _forget_connections(address)
     manager = _ClientManager(address=address, authkey=authkey, serializer=SERIALIZER)
     manager.connect()
     return {name: getattr(manager, name)() for name in EXPOSED}

@@ -22,6 +22,7 @@ from typing import Any
 from . import config, keyfile, manager, urls
 from .errors import CrawlerError, UsageError
 from .frontier import DONE, FAILED, Frontier
+from .journal import Journal
 from .request import Request
 from .scheduler import Scheduler, registered_objects
 from .seeds import read_seeds
@@ -44,6 +45,7 @@ class Plan:
     workers: int
     key_path: str | None
     jobdir: str | None
+    journal: Journal | None = None
     temp_dirs: list[str] = field(default_factory=list)
 
 
@@ -78,16 +80,23 @@ def prepare(args: argparse.Namespace) -> Plan:
     if not seeds:
         raise UsageError("no start URLs: give a seeds file or set start_urls on the spider")
     output = args.output or f"{spider_cls.name}.jsonl"
-    check_output(output, args.overwrite)
+    jobdir = args.jobdir or settings["JOBDIR"]
+    settings["JOBDIR"] = jobdir
+    journal = Journal(jobdir) if jobdir else None
+    if journal is not None:
+        journal.check_same_crawl(spider_cls.name, output)
+    if journal is None or journal.is_new():
+        check_output(output, args.overwrite)
     host, port = _parse_bind(args.bind)
     loopback = _is_loopback(host)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1) * loopback
     if workers < 0:
         raise UsageError("--workers takes 0 or more")
-    jobdir = args.jobdir or settings["JOBDIR"]
-    settings["JOBDIR"] = jobdir
+    key_path = args.authkey_file or (os.path.join(jobdir, "authkey") if jobdir else None)
+    if key_path and os.path.exists(key_path):
+        keyfile.read(key_path)
     return Plan(spider_cls, settings, seeds, output, args.overwrite, (host, port), workers,
-                args.authkey_file, jobdir)
+                key_path, jobdir, journal)
 
 
 def _start_urls(spider_cls: type[Spider], settings: dict[str, Any]) -> list[str]:
@@ -127,9 +136,14 @@ class Master:
                                  epoch=os.urandom(4).hex(),
                                  robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None)
         pipelines = load_pipelines(s["ITEM_PIPELINES"], self.spider)
-        self.sink = Sink(FeedWriter(plan.output, plan.overwrite), pipelines, self.spider)
+        journal = plan.journal
+        if journal is not None:
+            self.frontier.restore(journal.urls())
+        self.sink = Sink(FeedWriter(plan.output, plan.overwrite,
+                                    journal.output_progress() if journal else None),
+                         pipelines, self.spider, journal.mark_written if journal else None)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
-                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"])
+                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal)
         self.children: list[subprocess.Popen] = []
         self.started = time.monotonic()
 
@@ -141,9 +155,14 @@ class Master:
                 "spider_hash": source_hash(self.plan.spider_cls), "allowed_domains": domains}
 
     def seed(self) -> int:
+        """Queue the seeds not seen before; hand over items a killed run had not written."""
+        journal = self.plan.journal
+        if journal is not None:
+            if journal.output_progress()[0] < 0:
+                journal.mark_written(0, self.sink.writer.flush(), 0)
+            self.sink.put_many(journal.unwritten_items())
         ignore = self.plan.settings["FINGERPRINT_IGNORE_PARAMS"]
-        tasks = [Request(u, dont_filter=False).to_task(0, ignore) for u in self.plan.seeds]
-        return self.frontier.admit(tasks)
+        return self.scheduler.admit([Request(u).to_task(0, ignore) for u in self.plan.seeds])
 
     def start(self) -> tuple[str, int]:
         """Serve the queues and start local workers; return the bound address."""
@@ -155,7 +174,7 @@ class Master:
         for _ in range(self.plan.workers):
             self.children.append(subprocess.Popen(
                 [sys.executable, "-m", "crawler.worker", target, "--authkey-file", key_path,
-                 "--log-level", self.plan.settings["LOG_LEVEL"]]))
+                 "--log-level", self.plan.settings["LOG_LEVEL"], "--parent", str(os.getpid())]))
         return address
 
     def _temp_key_path(self) -> str:
@@ -187,17 +206,29 @@ class Master:
                 child.terminate()
                 child.wait(5)
 
-    def finish(self) -> dict[str, Any]:
-        """Close the sink, remove temporary keys, and return the summary."""
+    def finish(self, finished: bool) -> dict[str, Any]:
+        """Close the sink, write stats and failures, remove temporary keys; the summary."""
         self.sink.close()
         for folder in self.plan.temp_dirs:
             shutil.rmtree(folder, ignore_errors=True)
         summary = self.summary()
-        if self.plan.jobdir:
-            os.makedirs(self.plan.jobdir, exist_ok=True)
-            with open(os.path.join(self.plan.jobdir, "stats.json"), "w") as f:
+        jobdir = self.plan.jobdir
+        if self.frontier.failures:
+            summary["failures_file"] = self._write_failures()
+        if jobdir:
+            with open(os.path.join(jobdir, "stats.json"), "w") as f:
                 json.dump(summary, f, indent=2)
+            if finished:
+                self.plan.journal.put_meta({"finished": 1})
         return summary
+
+    def _write_failures(self) -> str:
+        jobdir = self.plan.jobdir
+        path = os.path.join(jobdir, "failures.tsv") if jobdir else \
+            os.path.splitext(self.plan.output)[0] + ".failures.tsv"
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(f"{reason}\t{url}\n" for url, reason in self.frontier.failures)
+        return path
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -262,32 +293,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(plan: Plan) -> int:
+    if plan.journal is not None and plan.journal.get("finished"):
+        print(f"the crawl in {plan.jobdir} has already finished; "
+              "remove that folder to crawl again")
+        return 0
     master = Master(plan)
     master.seed()
     _announce(master.start(), plan)
-    status = 0
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         master.run_until_over()
+        master.drain(plan.settings["SHUTDOWN_GRACE"])
+        status = 0
     except KeyboardInterrupt:
         status = 130
-        master.scheduler.close("interrupted")
-        print("interrupted: waiting up to 10 s for work in flight (Ctrl-C again to quit now)",
-              file=sys.stderr, flush=True)
-        try:
-            _wait_settled(master, 10.0)
-        except KeyboardInterrupt:
-            pass
-    master.drain(plan.settings["SHUTDOWN_GRACE"])
-    _print_summary(master.finish())
+        _stop_gracefully(master)
+    _print_summary(master.finish(finished=status == 0))
     return status
 
 
-def _wait_settled(master: Master, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not master.scheduler.over():
-        master.scheduler.tick()
-        time.sleep(0.05)
+def _stop_gracefully(master: Master) -> None:
+    """Stop handing out work, wait (bounded) for work in flight; a second signal: now."""
+    master.scheduler.close("interrupted")
+    print("interrupted: waiting up to 10 s for work in flight (again to stop now)",
+          file=sys.stderr, flush=True)
+    try:
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not master.scheduler.over():
+            master.scheduler.tick()
+            time.sleep(0.05)
+        master.drain(2.0)
+    except KeyboardInterrupt:
+        for child in master.children:
+            child.kill()
 
 
 if __name__ == "__main__":

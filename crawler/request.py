@@ -60,4 +60,5 @@ class Request:
         """Rebuild a Request from its wire form."""
         return cls(url=task["url"], callback=task.get("callback"), method=task.get("method", "GET"),
                    headers=task.get("headers"), body=task.get("body", b""),
-                   meta=dict(task.get("meta") or {}), priority=task.get("priority", 0))
+                   meta=dict(task.get("meta") or {}), priority=task.get("priority", 0),
+                   dont_filter=task.get("dont_filter", False))

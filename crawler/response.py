@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from functools import cached_property
 from typing import Any, Iterable, Iterator, Mapping
-from urllib.parse import urljoin
-
 import parsel
 from w3lib.encoding import html_to_unicode
 
 from .errors import CrawlerError
 from .request import Request
+from .urls import join
 
 
 class Response:
@@ -78,7 +77,7 @@ class Response:
     def urljoin(self, url: str) -> str:
         """Resolve a relative URL against this page (honouring <base href>)."""
         base = self.selector.xpath("//base/@href").get() if self.is_html else None
-        return urljoin(urljoin(self.url, base) if base else self.url, url.strip())
+        return join(join(self.url, base) if base else self.url, url)
 
     def follow(self, url: Any, callback: Any = None, **kwargs: Any) -> Request:
         """A Request for a link: a URL string or an <a>/<link>/<area> selector."""
@@ -93,19 +92,19 @@ class Response:
         if urls is None:
             urls = self.css(css) if css is not None else self.xpath(xpath)
         for url in urls:
-            href = _href(url)
+            href = _href(url, strict=False)
             if href:
                 yield Request(self.urljoin(href), callback=callback, **kwargs)
 
 
-def _href(link: Any) -> str:
+def _href(link: Any, strict: bool = True) -> str | None:
     if isinstance(link, str):
         return link
     if isinstance(link, parsel.Selector):
         if isinstance(link.root, str):
             return link.root
         href = link.root.get("href") if hasattr(link.root, "get") else None
-        if href is None:
+        if href is None and strict:
             raise CrawlerError(f"selector {link!r} has no href")
         return href
     raise CrawlerError(f"cannot follow {type(link).__name__}: give a URL or an <a> selector")

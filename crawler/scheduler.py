@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable
 
 from .frontier import DONE, Frontier
+from .journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +21,13 @@ class Scheduler:
     """Leases tasks to workers, settles their results, and decides when the crawl is over."""
 
     def __init__(self, frontier: Frontier, hello_reply: dict[str, Any],
-                 emit_items: Callable[[list[dict]], None], batch_size: int,
-                 page_limit: int = 0) -> None:
+                 emit_items: Callable[[list[tuple[int, dict]]], None], batch_size: int,
+                 page_limit: int = 0, journal: Journal | None = None) -> None:
         self.frontier, self.hello_reply, self.emit_items = frontier, hello_reply, emit_items
-        self.batch_size, self.page_limit = batch_size, page_limit
+        self.batch_size, self.page_limit, self.journal = batch_size, page_limit, journal
+        self._item_seq = 1  # numbers items when there is no journal to do it
+        if journal is not None:
+            frontier.changes = []
         self.lock = threading.Lock()
         self.workers: dict[str, float] = {}
         self.told_done: set[str] = set()
@@ -37,10 +41,12 @@ class Scheduler:
         log.info("worker %s joined (%s threads)", info["worker"], info.get("threads"))
         return self.hello_reply
 
-    def lease(self, worker: str, want: int) -> dict[str, Any]:
-        """Up to `want` tasks (capped at BATCH_SIZE); 'wait' hints when to ask again."""
+    def lease(self, worker: str, want: int, renew: list[str] = ()) -> dict[str, Any]:
+        """Up to `want` tasks (capped at BATCH_SIZE); 'wait' hints when to ask again.
+        `renew` lists leases the worker still holds (a heartbeat)."""
         with self.lock:
             self.workers[worker] = time.monotonic()
+            self.frontier.renew(worker, renew)
             if self.over():
                 self.told_done.add(worker)
                 return {"tasks": [], "wait": 0.0, "done": True}
@@ -57,9 +63,27 @@ class Scheduler:
             self.workers[worker] = time.monotonic()
             for result in results:
                 self._settle(result, items)
-        if items:
-            self.emit_items(items)
+            numbered = self._commit(items)
+        if numbered:
+            self.emit_items(numbered)
         return len(results)
+
+    def admit(self, tasks: list[dict[str, Any]]) -> int:
+        """Queue new tasks (seeds) and journal them."""
+        with self.lock:
+            new = self.frontier.admit(tasks)
+            self._commit([])
+        return new
+
+    def _commit(self, items: list[dict]) -> list[tuple[int, dict]]:
+        """Journal what changed, before anyone is told; number the items."""
+        if self.journal is None:
+            first, self._item_seq = self._item_seq, self._item_seq + len(items)
+            return list(zip(range(first, self._item_seq), items))
+        changes, self.frontier.changes = self.frontier.changes, []
+        if not changes and not items:
+            return []
+        return list(zip(self.journal.record(changes, items), items))
 
     def bye(self, worker: str) -> int:
         """A worker leaves: its unsettled leases go back to the queue at once."""
@@ -80,6 +104,7 @@ class Scheduler:
         """Expire overdue leases and apply page limits."""
         with self.lock:
             self.frontier.expire()
+            self._commit([])
             if self.page_limit and self.frontier.stats[DONE] >= self.page_limit:
                 self.close("closespider_pagecount")
 

@@ -8,7 +8,7 @@ from .errors import UsageError
 def read_seeds(path: str) -> list[str]:
     """The normalized seed URLs of a file; UsageError naming the first bad line."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             lines = f.read().splitlines()
     except OSError as exc:
         raise UsageError(f"cannot read seeds file {path}: {exc.strerror}") from None

@@ -12,7 +12,7 @@ import logging
 import os
 import queue
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .errors import CrawlerError, UsageError
 
@@ -53,16 +53,39 @@ def load_pipelines(spec: dict[str, int], spider: Any) -> list[Any]:
 
 
 class FeedWriter:
-    """Writes items to one file as JSON lines, CSV or a JSON array."""
+    """Writes items to one file as JSON lines, CSV or a JSON array.
 
-    def __init__(self, path: str, overwrite: bool = False) -> None:
-        self.format = feed_format(path)
-        mode = "a" if self.format == "jsonl" and not overwrite else "w"
-        self.file = open(path, mode, encoding="utf-8", newline="")
+    `resume=(size, count)` continues a file known good up to `size` bytes holding
+    `count` items: anything after is cut off first (a write torn by a crash).
+    """
+
+    def __init__(self, path: str, overwrite: bool = False,
+                 resume: tuple[int, int] | None = None) -> None:
+        self.format, self.path = feed_format(path), path
         self.count = 0
         self._csv: csv.DictWriter | None = None
+        if resume is not None and resume[0] >= 0:
+            self._reopen(*resume)
+            return
+        mode = "a" if self.format == "jsonl" and not overwrite else "w"
+        self.file = open(path, mode, encoding="utf-8", newline="")
         if self.format == "json":
             self.file.write("[")
+
+    def _reopen(self, size: int, count: int) -> None:
+        actual = os.path.getsize(self.path) if os.path.exists(self.path) else -1
+        if actual < size:
+            raise CrawlerError(f"{self.path} is shorter than the journal says ({actual} < "
+                               f"{size} bytes): it was changed; cannot resume")
+        os.truncate(self.path, size)
+        header = None
+        if self.format == "csv" and count:
+            with open(self.path, encoding="utf-8", newline="") as f:
+                header = next(csv.reader(f))
+        self.file = open(self.path, "a", encoding="utf-8", newline="")
+        if header:
+            self._csv = csv.DictWriter(self.file, fieldnames=header, extrasaction="ignore")
+        self.count = count
 
     def write(self, item: dict[str, Any]) -> None:
         if self.format == "csv":
@@ -85,8 +108,10 @@ class FeedWriter:
             log.warning("CSV columns are fixed by the first item; dropping %s", sorted(extra))
         self._csv.writerow(item)
 
-    def flush(self) -> None:
+    def flush(self) -> int:
+        """Push written items to the OS; return the file's size in bytes."""
         self.file.flush()
+        return os.fstat(self.file.fileno()).st_size
 
     def close(self) -> None:
         if self.format == "json":
@@ -97,9 +122,10 @@ class FeedWriter:
 class Sink:
     """Item pipelines plus a feed writer, fed from any thread, written by one."""
 
-    def __init__(self, writer: FeedWriter, pipelines: Iterable[Any] = (),
-                 spider: Any = None) -> None:
+    def __init__(self, writer: FeedWriter, pipelines: Iterable[Any] = (), spider: Any = None,
+                 on_written: Callable[[int, int, int], None] | None = None) -> None:
         self.writer, self.pipelines, self.spider = writer, list(pipelines), spider
+        self.on_written = on_written  # (last seq, good file size, item count) after a flush
         self.dropped = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="sink", daemon=True)
@@ -115,8 +141,8 @@ class Sink:
                 pipeline.open_spider(self.spider)
         self._thread.start()
 
-    def put_many(self, items: list[dict[str, Any]]) -> None:
-        """Hand items over; returns at once."""
+    def put_many(self, items: list[tuple[int, dict[str, Any]]]) -> None:
+        """Hand over (seq, item) pairs; returns at once."""
         self._queue.put(items)
 
     def close(self) -> None:
@@ -129,14 +155,17 @@ class Sink:
         self.writer.close()
 
     def _run(self) -> None:
+        last = 0
         while True:
             batch = self._queue.get()
             if batch is None:
                 return
-            for item in batch:
+            for last, item in batch:
                 self._write(item)
             if self._queue.empty():
-                self.writer.flush()
+                size = self.writer.flush()
+                if self.on_written is not None:
+                    self.on_written(last, size, self.writer.count)
 
     def _write(self, item: dict[str, Any]) -> None:
         try:

@@ -25,10 +25,8 @@ _HOST_OK = re.compile(r"^[a-z0-9_.\-]+$|^\[[0-9a-f:.]+\]$")
 
 def normalize(url: str, base: str | None = None) -> str | None:
     """The URL to fetch, or None when it is not a crawlable http(s) URL."""
-    url = url.strip()
-    if base is not None:
-        url = urljoin(base, url)
     try:
+        url = urljoin(base, url.strip()) if base is not None else url.strip()
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS:
@@ -61,10 +59,31 @@ def canonical(url: str, ignore_params: Iterable[str] = ()) -> str:
     scheme, netloc, path, query, _ = urlsplit(url)
     path = _SESSION_IN_PATH.sub("", path)
     if query:
-        ignored = {p.lower() for p in ignore_params}
+        ignored = _Ignored(ignore_params)
         pairs = [p for p in query.split("&") if p and _param_name(p) not in ignored]
         query = "&".join(sorted(pairs))
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def join(base: str, url: str) -> str:
+    """urljoin that never raises: a link too malformed to join is returned as given
+    (normalize() will then refuse it)."""
+    try:
+        return urljoin(base, url.strip())
+    except ValueError:
+        return url
+
+
+class _Ignored:
+    """Parameter names to ignore, lowercased; a trailing '*' matches a prefix (utm_*)."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        names = [n.lower() for n in names]
+        self.exact = {n for n in names if not n.endswith("*")}
+        self.prefixes = tuple(n[:-1] for n in names if n.endswith("*"))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.exact or (bool(self.prefixes) and name.startswith(self.prefixes))
 
 
 def host_of(url: str) -> str:
@@ -83,7 +102,8 @@ def remove_dot_segments(path: str) -> str:
         return path
     out: list[str] = []
     segments = path.split("/")
-    for seg in segments[1:] if path.startswith("/") else segments:
+    absolute = path.startswith("/")
+    for seg in segments[1:] if absolute else segments:
         if seg == "..":
             if out:
                 out.pop()
@@ -91,7 +111,7 @@ def remove_dot_segments(path: str) -> str:
             out.append(seg)
     if segments[-1] in (".", ".."):
         out.append("")
-    return "/" + "/".join(out)
+    return ("/" if absolute else "") + "/".join(out)
 
 
 def _host(hostname: str | None, netloc: str) -> str | None:

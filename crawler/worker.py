@@ -36,8 +36,9 @@ class Worker:
     """One worker process: a coordinator loop and a pool of fetcher threads."""
 
     def __init__(self, address: tuple[str, int], key_path: str, threads: int | None = None,
-                 max_wait: float = 600.0) -> None:
+                 max_wait: float = 600.0, parent: int | None = None) -> None:
         self.address, self.key_path, self.max_wait = address, key_path, max_wait
+        self.parent = parent  # a local worker exits when the master that started it is gone
         self.threads = threads
         self.id = f"{socket.gethostname()}:{os.getpid()}:{random.randrange(1 << 16):04x}"
         self.stopping = threading.Event()
@@ -46,6 +47,8 @@ class Worker:
         self.wake = threading.Event()
         self.outstanding = 0      # tasks taken from the master and not yet sent back
         self.pending: list[dict] = []   # results not yet acknowledged
+        self.held: set[str] = set()     # lease ids taken and not yet acknowledged
+        self.last_renew = time.monotonic()
         self.sent_fps: set[bytes] = set()
         self.proxies: dict[str, Any] | None = None
         self.handler: Handler | None = None
@@ -83,6 +86,7 @@ class Worker:
         self.threads = self.threads or settings["CONCURRENT_REQUESTS"]
         self.batch, self.flush_interval = settings["BATCH_SIZE"], settings["FLUSH_INTERVAL"]
         self.reconnect_cap = settings["RECONNECT_MAX_DELAY"]
+        self.renew_every = settings["LEASE_TIMEOUT"] / 3
         manager.set_call_timeout(settings["CALL_TIMEOUT"])
         rules = Rules.from_settings(settings, reply["allowed_domains"])
         self.handler = Handler(spider, Fetcher(FetchConfig.from_settings(settings)), rules)
@@ -91,7 +95,7 @@ class Worker:
     def _connect(self, cap: float = 2.0) -> dict[str, Any] | None:
         """Connect and say hello, retrying with capped exponential backoff and jitter."""
         self.proxies, started = None, time.monotonic()
-        while not self.stopping.is_set():
+        while not self.stopping.is_set() and not self._orphaned():
             try:
                 key = keyfile.read(self.key_path) if os.path.exists(self.key_path) else None
                 if key is not None:
@@ -125,15 +129,20 @@ class Worker:
             if self.pending and first_pending is None:
                 first_pending = now
             hungry = self.outstanding - len(self.pending) < self.threads
+            stopping = self.stopping.is_set()
+            if self._orphaned():
+                return 1
             try:
-                if self.pending and (hungry or len(self.pending) >= self.batch or
+                if self.pending and (hungry or stopping or len(self.pending) >= self.batch or
                                      now - first_pending >= self.flush_interval):
                     self._flush()
                     first_pending = None
-                if self.stopping.is_set():
+                if stopping:
                     return self._leave()
-                if hungry and now >= next_lease:
-                    reply = self._lease(2 * self.threads - self.outstanding)
+                renew_due = now - self.last_renew >= self.renew_every
+                if (hungry and now >= next_lease) or renew_due:
+                    reply = self._lease(2 * self.threads - self.outstanding if hungry else 0,
+                                        renew_due)
                     self.backoff = 0.1
                     if reply["done"]:
                         log.info("worker %s: crawl over", self.id)
@@ -163,12 +172,22 @@ class Worker:
             except queue.Empty:
                 return
 
-    def _lease(self, want: int) -> dict[str, Any]:
-        reply = self.proxies["url_queue"].lease(self.id, max(want, 0))
+    def _lease(self, want: int, renew: bool) -> dict[str, Any]:
+        held = list(self.held) if renew else []
+        reply = self.proxies["url_queue"].lease(self.id, max(want, 0), held)
+        if renew:
+            self.last_renew = time.monotonic()
         for task in reply["tasks"]:
             self.outstanding += 1
+            self.held.add(task["lease"])
             self.inbox.put(task)
         return reply
+
+    def _orphaned(self) -> bool:
+        if self.parent is not None and os.getppid() != self.parent:
+            log.warning("worker %s: the master that started it is gone; exiting", self.id)
+            return True
+        return False
 
     def _flush(self) -> None:
         batch = self.pending[:]
@@ -176,6 +195,7 @@ class Worker:
         self.proxies["result_queue"].put(self.id, batch)
         del self.pending[:len(batch)]
         self.outstanding -= len(batch)
+        self.held.difference_update(r["lease"] for r in batch)
 
     def _prefilter(self, batch: list[dict]) -> None:
         """Drop links this worker already sent, then those the master's seen dict knows."""
@@ -250,6 +270,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-wait", type=float, default=600.0,
                         help="seconds to keep trying to reach the master before giving up")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--parent", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -280,7 +301,7 @@ def _spawn_copy(argv: list[str] | None) -> subprocess.Popen:
 
 
 def _run_one(address: tuple[str, int], args: argparse.Namespace) -> int:
-    worker = Worker(address, args.authkey_file, args.threads, args.max_wait)
+    worker = Worker(address, args.authkey_file, args.threads, args.max_wait, args.parent)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     try:
         return worker.run()

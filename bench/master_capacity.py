@@ -1,0 +1,369 @@
+#!/usr/bin/env python
+"""Master capacity: how many pages/s one master can settle, and lease latency under load.
+
+    python bench/master_capacity.py [--workers 2] [--duration 15] [--warmup 3]
+                                    [--links 20] [--batch 64] [--hosts 1000] [--json out.json]
+
+Starts a real master (`python -m crawler.master --workers 0`) whose seeds are fake URLs
+http://h<i>.invalid/ on many host names (nothing is ever fetched: .invalid never resolves and
+no worker here fetches), with CONCURRENT_REQUESTS_PER_DOMAIN=1000 so politeness is never the
+limit. Then N synthetic worker processes connect like real workers (crawler.manager.connect,
+the key file, control.hello) and loop: url_queue.lease(id, BATCH) and, for every task, a
+result {"lease", "outcome": "done", "status": 200, "items": [{"url"}], "requests": [LINKS new
+tasks from crawler.request.Request(url).to_task(depth + 1)]} sent back with
+result_queue.put(id, results). The new tasks are built before the clock starts (--pool per
+worker), so the synthetic workers spend their CPU on the wire, not on URL hashing.
+
+A separate light probe process leases 1 task every --probe-interval seconds (and puts it back
+done) and records the latency of each lease and put call. The orchestrator reads
+control.status() once a second. Reported: pages/s settled by the master over the measured
+window (after --warmup), master CPU seconds per page in that window (so 1/that is what one
+fully busy master could settle), master RSS, lease/put latencies (probe: p50/p90/p99/max;
+workers' own batched calls too). Everything runs on 127.0.0.1 and stops by itself.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from crawler import keyfile, manager  # noqa: E402
+from crawler.request import Request  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except OSError:
+        return None
+
+
+def _status_kb(pid: int, key: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _connect(address, key_path: str, deadline: float):
+    while True:
+        try:
+            key = keyfile.read(key_path) if os.path.exists(key_path) else None
+            if key is not None:
+                return manager.connect(address, key)
+        except (OSError, EOFError):
+            pass
+        if time.time() > deadline:
+            raise RuntimeError(f"no master at {address}")
+        time.sleep(0.1)
+
+
+def _code_state() -> dict:
+    sys.path.insert(0, HERE)
+    import run
+    return run.code_state()
+
+
+def _percentiles(samples: list[float]) -> dict:
+    if not samples:
+        return {"n": 0}
+    s = sorted(samples)
+
+    def q(p: float) -> float:
+        return round(1000 * s[min(len(s) - 1, int(p * len(s)))], 3)
+    return {"n": len(s), "p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99),
+            "max_ms": round(1000 * s[-1], 3), "mean_ms": round(1000 * sum(s) / len(s), 3)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic worker and probe (child processes)
+
+def synthetic_worker(index: int, address, key_path: str, start_at: float, stop_at: float,
+                     args: dict, report: mp.Queue) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    rng = random.Random(index)
+    hosts, links = args["hosts"], args["links"]
+    # Unique new URLs, hashed before the clock starts.
+    pool = [Request(f"http://h{rng.randrange(hosts)}.invalid/w{index}/p{n}").to_task(1)
+            for n in range(args["pool"])]
+    used = 0
+    proxies = _connect(address, key_path, start_at + 30)
+    wid = f"synthetic-{index}-{os.getpid()}"
+    proxies["control"].hello({"worker": wid, "threads": args["batch"]})
+    lease_q, put_q = proxies["url_queue"], proxies["result_queue"]
+    lease_t, put_t, pages, generated, empty = [], [], 0, 0, 0
+    while time.time() < start_at:
+        time.sleep(0.005)
+    done = False
+    while not done and time.time() < stop_at:
+        t0 = time.perf_counter()
+        reply = lease_q.lease(wid, args["batch"])
+        lease_t.append(time.perf_counter() - t0)
+        if reply["done"]:
+            break
+        tasks = reply["tasks"]
+        if not tasks:
+            empty += 1
+            time.sleep(min(max(reply["wait"], 0.001), 0.05))
+            continue
+        results = []
+        for task in tasks:
+            if task.get("robots"):   # only when robots.txt is obeyed: answer "none"
+                results.append({"lease": task["lease"], "outcome": "done", "status": 404,
+                                "robots": ""})
+                continue
+            depth = task.get("depth", 0) + 1
+            if used + links <= len(pool):
+                new = pool[used:used + links]
+                used += links
+                for t in new:
+                    t["depth"] = depth
+            else:   # pool exhausted: hash on the fly (costs worker CPU; counted)
+                new = [Request(f"http://h{rng.randrange(hosts)}.invalid/w{index}/g{generated + k}")
+                       .to_task(depth) for k in range(links)]
+                generated += links
+            results.append({"lease": task["lease"], "outcome": "done", "status": 200,
+                            "items": [{"url": task["url"]}], "requests": new, "dropped": {}})
+        t0 = time.perf_counter()
+        put_q.put(wid, results)
+        put_t.append(time.perf_counter() - t0)
+        pages += len(results)
+    try:
+        proxies["control"].bye(wid)
+    except Exception:
+        pass
+    report.put({"role": "worker", "index": index, "pages": pages, "lease_s": lease_t,
+                "put_s": put_t, "generated_on_the_fly": generated, "empty_leases": empty,
+                "pool_used": used})
+
+
+def probe(address, key_path: str, start_at: float, stop_at: float, interval: float,
+          report: mp.Queue) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    proxies = _connect(address, key_path, start_at + 30)
+    wid = f"probe-{os.getpid()}"
+    proxies["control"].hello({"worker": wid, "threads": 1})
+    lease_q, put_q = proxies["url_queue"], proxies["result_queue"]
+    lease_t, put_t, samples = [], [], []
+    while time.time() < start_at:
+        time.sleep(0.005)
+    next_at = time.perf_counter()
+    while time.time() < stop_at:
+        t0 = time.perf_counter()
+        reply = lease_q.lease(wid, 1)
+        t1 = time.perf_counter()
+        lease_t.append(t1 - t0)
+        samples.append((time.time(), t1 - t0))
+        if reply["done"]:
+            break
+        if reply["tasks"]:
+            task = reply["tasks"][0]
+            t0 = time.perf_counter()
+            put_q.put(wid, [{"lease": task["lease"], "outcome": "done", "status": 200,
+                             "items": [{"url": task["url"]}], "requests": [], "dropped": {}}])
+            put_t.append(time.perf_counter() - t0)
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    try:
+        proxies["control"].bye(wid)
+    except Exception:
+        pass
+    report.put({"role": "probe", "lease_s": lease_t, "put_s": put_t, "samples": samples})
+
+
+# ---------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workers", type=int, default=2, help="synthetic worker processes (2)")
+    p.add_argument("--duration", type=float, default=15.0, help="seconds of load (15)")
+    p.add_argument("--warmup", type=float, default=3.0,
+                   help="seconds at the start not measured (3)")
+    p.add_argument("--links", type=int, default=20, help="new links per page (20)")
+    p.add_argument("--batch", type=int, default=64, help="tasks per lease call (64)")
+    p.add_argument("--hosts", type=int, default=1000, help="distinct fake hosts (1000)")
+    p.add_argument("--pool", type=int, default=0, help="pre-built new tasks per worker "
+                   "(default: enough for 3000 pages/s per worker over the duration, "
+                   "at most 600000)")
+    p.add_argument("--pages", type=int, default=0,
+                   help="CLOSESPIDER_PAGECOUNT: stop after this many pages (0: by time)")
+    p.add_argument("--probe-interval", type=float, default=0.01)
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+    if not args.pool:
+        args.pool = min(600_000, int(3000 * args.duration * args.links))
+
+    workdir = tempfile.mkdtemp(prefix="crawler-capacity-")
+    seeds = os.path.join(workdir, "seeds.txt")
+    with open(seeds, "w") as f:
+        f.writelines(f"http://h{i}.invalid/\n" for i in range(args.hosts))
+    key_path = os.path.join(workdir, "crawl.key")
+    keyfile.create(key_path)
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = ("127.0.0.1", port)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    settings = ["LOG_LEVEL=WARNING", "ROBOTSTXT_OBEY=false",
+                "CONCURRENT_REQUESTS_PER_DOMAIN=1000", f"BATCH_SIZE={args.batch}",
+                "LEASE_TIMEOUT=600"]
+    if args.pages:
+        settings.append(f"CLOSESPIDER_PAGECOUNT={args.pages}")
+    argv_master = [sys.executable, "-m", "crawler.master", seeds, "--workers", "0",
+                   "--bind", f"127.0.0.1:{port}", "--authkey-file", key_path,
+                   "-o", os.path.join(workdir, "items.jsonl")]
+    for s in settings:
+        argv_master += ["-s", s]
+    master_log = open(os.path.join(workdir, "master.log"), "w+")
+    ctx = mp.get_context("fork")
+    report: mp.Queue = ctx.Queue()
+    master = subprocess.Popen(argv_master, cwd=workdir, env=env, stdout=master_log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    children: list = []
+    result: dict = {}
+    try:
+        print(f"master pid {master.pid} on 127.0.0.1:{port}; {args.hosts} fake hosts; "
+              f"{args.workers} synthetic workers x batch {args.batch}, {args.links} new "
+              f"links/page; building {args.pool} tasks per worker...", flush=True)
+        # Workers need a few seconds to build their pools; start together after that.
+        build_s = args.pool * 12e-6 * max(1, args.workers / (os.cpu_count() or 1)) + 2.0
+        start_at = time.time() + build_s
+        stop_at = start_at + args.duration
+        wargs = {"hosts": args.hosts, "links": args.links, "batch": args.batch,
+                 "pool": args.pool}
+        for i in range(args.workers):
+            proc = ctx.Process(target=synthetic_worker,
+                               args=(i, address, key_path, start_at, stop_at, wargs, report))
+            proc.start()
+            children.append(proc)
+        prober = ctx.Process(target=probe, args=(address, key_path, start_at, stop_at,
+                                                 args.probe_interval, report))
+        prober.start()
+        children.append(prober)
+        control = _connect(address, key_path, time.time() + 30)["control"]
+
+        series = []   # (t since start, done, master cpu s, master rss kB)
+        while time.time() < start_at:
+            time.sleep(0.01)
+        t_next = start_at
+        while time.time() < stop_at + 0.5 and master.poll() is None:
+            try:
+                st = control.status()
+            except Exception:
+                break
+            now = time.time()
+            series.append((round(now - start_at, 3), st.get("done", 0),
+                           _cpu(master.pid), _status_kb(master.pid, "VmRSS"),
+                           st.get("queued", 0)))
+            t_next += 1.0
+            time.sleep(max(0.0, t_next - time.time()))
+        reports = []
+        for _ in children:
+            try:
+                reports.append(report.get(timeout=60))
+            except Exception:
+                break
+        for proc in children:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        hwm = _status_kb(master.pid, "VmHWM")
+
+        window = [row for row in series if args.warmup <= row[0] <= args.duration]
+        if len(window) < 2:
+            window = series
+        (t0, d0, c0, _, _), (t1, d1, c1, rss1, q1) = window[0], window[-1]
+        pages = d1 - d0
+        pps = pages / (t1 - t0) if t1 > t0 else 0.0
+        cpu_per_page = (c1 - c0) / pages if pages and c1 is not None else None
+        probe_rep = next((r for r in reports if r["role"] == "probe"), None)
+        workers_rep = [r for r in reports if r["role"] == "worker"]
+        lease_window = [dt for ts, dt in probe_rep["samples"]
+                        if start_at + args.warmup <= ts <= start_at + args.duration] \
+            if probe_rep else []
+        result = {
+            "config": vars(args) | {"settings": settings},
+            "code": _code_state(),
+            "pages_settled_total": series[-1][1] if series else 0,
+            "window_s": round(t1 - t0, 2),
+            "pages_per_s": round(pps, 1),
+            "master_cpu_s_in_window": round(c1 - c0, 2) if c1 is not None else None,
+            "master_cpu_ms_per_page": round(1000 * cpu_per_page, 3) if cpu_per_page else None,
+            "master_bound_pages_per_s": round(1 / cpu_per_page, 0) if cpu_per_page else None,
+            "master_rss_mb_end": round((rss1 or 0) / 1024, 1),
+            "master_hwm_mb": round((hwm or 0) / 1024, 1),
+            "queued_at_end": q1,
+            "probe_lease": _percentiles(lease_window),
+            "probe_lease_all": _percentiles(probe_rep["lease_s"]) if probe_rep else None,
+            "probe_put": _percentiles(probe_rep["put_s"]) if probe_rep else None,
+            "worker_lease": _percentiles([x for r in workers_rep for x in r["lease_s"]]),
+            "worker_put": _percentiles([x for r in workers_rep for x in r["put_s"]]),
+            "workers": [{k: v for k, v in r.items() if not k.endswith("_s")}
+                        for r in workers_rep],
+            "series": series,
+        }
+    finally:
+        if master.poll() is None:
+            master.send_signal(signal.SIGTERM)
+            try:
+                master.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(master.pid, signal.SIGKILL)
+                master.wait()
+        for proc in children:
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        master_log.seek(0)
+        tail = master_log.read()[-1500:]
+        master_log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    result["master_output_tail"] = tail
+    r = result
+    print(f"\nsettled {r['pages_per_s']} pages/s over {r['window_s']} s (after {args.warmup} s "
+          f"warm-up); {r['pages_settled_total']} pages in all; {r['queued_at_end']} queued at "
+          f"the end")
+    print(f"master CPU {r['master_cpu_ms_per_page']} ms/page -> at most "
+          f"~{r['master_bound_pages_per_s']} pages/s with a whole core; RSS "
+          f"{r['master_rss_mb_end']} MB at the end (peak {r['master_hwm_mb']} MB)")
+    for name in ("probe_lease", "probe_put", "worker_lease", "worker_put"):
+        d = r[name] or {}
+        print(f"{name:13} n={d.get('n')}: p50 {d.get('p50_ms')} ms, p90 {d.get('p90_ms')} ms, "
+              f"p99 {d.get('p99_ms')} ms, max {d.get('max_ms')} ms")
+    for w in r["workers"]:
+        print(f"  worker {w['index']}: {w['pages']} pages, {w['empty_leases']} empty leases, "
+              f"{w['generated_on_the_fly']} links hashed on the fly")
+    if "error" in tail.lower() or "traceback" in tail.lower():
+        print("master output:\n" + tail, file=sys.stderr)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2, default=str)
+        print(f"results written to {args.json}")
+    return 0 if r["pages_per_s"] > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The crawl journal: SQLite in WAL mode in JOBDIR, so a killed master can resume.
+
+It records every admitted URL with its state, and every item until the feed file
+holds it. A batch of results is committed before the workers' call returns, so
+an acknowledged result is never lost to a master crash (a process kill; with
+synchronous=NORMAL an OS crash may lose the last commits, never consistency).
+Items are written to the feed by the sink, which records how far the file is
+good; on resume the file is cut back to that length and later items re-written.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import sqlite3
+import threading
+from typing import Any, Iterator
+
+from .errors import UsageError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS urls (fp BLOB PRIMARY KEY, state TEXT NOT NULL, url TEXT NOT NULL,
+                                 reason TEXT, task BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS items (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class Journal:
+    """One crawl's durable state; methods may be called from any thread."""
+
+    def __init__(self, jobdir: str) -> None:
+        os.makedirs(jobdir, exist_ok=True)
+        self.path = os.path.join(jobdir, "journal.sqlite")
+        self._local = threading.local()
+        try:
+            db = self._db()
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("quick_check failed")
+            db.executescript(_SCHEMA)
+            row = db.execute("SELECT max(seq) FROM items").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"journal {self.path} is damaged ({exc}); it cannot be resumed "
+                             "safely: move the JOBDIR away to start afresh") from None
+        self.next_seq = max(row[0] or 0, int(self.get("written_seq", "0"))) + 1
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    # -- meta ------------------------------------------------------------------
+    def get(self, key: str, default: str | None = None) -> str | None:
+        row = self._db().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def put_meta(self, values: dict[str, Any]) -> None:
+        with self._transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                           [(k, str(v)) for k, v in values.items()])
+
+    def is_new(self) -> bool:
+        """True when nothing was ever admitted in this JOBDIR."""
+        return self._db().execute("SELECT 1 FROM urls LIMIT 1").fetchone() is None
+
+    def check_same_crawl(self, spider: str, output: str) -> None:
+        """Refuse to resume a journal with another spider or output file."""
+        old = {"spider": self.get("spider"), "output": self.get("output")}
+        new = {"spider": spider, "output": os.path.abspath(output)}
+        if old["spider"] is None:
+            self.put_meta(new)
+            return
+        for key in old:
+            if old[key] != new[key]:
+                raise UsageError(f"{self.path} belongs to a crawl with {key} {old[key]}, "
+                                 f"not {new[key]}")
+
+    # -- URLs and items ----------------------------------------------------------
+    def record(self, changes: list[tuple[bytes, str, str | None, dict]],
+               items: list[dict]) -> list[int]:
+        """Commit URL state changes and new items at once; return the items' seqs."""
+        seqs = list(range(self.next_seq, self.next_seq + len(items)))
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO urls VALUES (?, ?, ?, ?, ?) ON CONFLICT(fp) DO UPDATE SET "
+                "state=excluded.state, reason=excluded.reason, task=excluded.task",
+                [(fp, state, task["url"], reason, pickle.dumps(task, 5))
+                 for fp, state, reason, task in changes])
+            db.executemany("INSERT INTO items VALUES (?, ?)",
+                           [(seq, pickle.dumps(item, 5)) for seq, item in zip(seqs, items)])
+        self.next_seq += len(items)
+        return seqs
+
+    def urls(self) -> Iterator[tuple[bytes, str, str, str | None, dict | None]]:
+        """(fp, state, url, reason, task) for every URL; task only for unsettled ones."""
+        rows = self._db().execute(
+            "SELECT fp, state, url, reason, CASE WHEN state IN ('queued', 'leased') "
+            "THEN task END FROM urls")
+        for fp, state, url, reason, task in rows:
+            yield fp, state, url, reason, pickle.loads(task) if task else None
+
+    def unwritten_items(self) -> list[tuple[int, dict]]:
+        """Items committed but not yet known to be in the feed file, in order."""
+        rows = self._db().execute("SELECT seq, data FROM items WHERE seq > ? ORDER BY seq",
+                                  (int(self.get("written_seq", "0")),))
+        return [(seq, pickle.loads(data)) for seq, data in rows]
+
+    def output_progress(self) -> tuple[int, int]:
+        """(bytes of the feed file known good, items in them)."""
+        return int(self.get("output_size", "-1")), int(self.get("output_count", "0"))
+
+    def mark_written(self, seq: int, size: int, count: int) -> None:
+        """The feed file holds every item up to seq in its first `size` bytes."""
+        with self._transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                           [("written_seq", str(seq)), ("output_size", str(size)),
+                            ("output_count", str(count))])
+            db.execute("DELETE FROM items WHERE seq <= ?", (seq,))
+
+    def _transaction(self):
+        return _Transaction(self._db())
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind, *_) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
