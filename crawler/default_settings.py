@@ -55,6 +55,13 @@ CLOSESPIDER_TIMEOUT = 0.0
 ITEM_PIPELINES = {}
 # Folder for the journal and stats; None keeps no state between runs.
 JOBDIR = None
+# Refuse URLs found while crawling that resolve to loopback, private, link-local or other
+# non-global addresses (failed(blocked_address)); the seeds' own hosts are always allowed.
+ADDRESS_GUARD = True
+# Proxy for every request, e.g. "http://proxy:3128"; a request's meta["proxy"] wins.
+HTTP_PROXY = None
+# Keep cookies per host within each worker thread's session.
+COOKIES_ENABLED = True
 # Logging threshold for master and workers.
 LOG_LEVEL = "INFO"
 # Python packages searched for Spider subclasses.

@@ -39,11 +39,16 @@ class FetchConfig:
     timeout: float
     maxsize: int
     warnsize: int
+    address_guard: bool = True
+    trusted_hosts: frozenset[str] = frozenset()  # seed hosts: exempt from the address guard
+    proxy: str | None = None
+    cookies: bool = True
 
     @classmethod
-    def from_settings(cls, s: dict[str, Any]) -> "FetchConfig":
+    def from_settings(cls, s: dict[str, Any], trusted_hosts=()) -> "FetchConfig":
         return cls(s["USER_AGENT"], dict(s["DEFAULT_REQUEST_HEADERS"]), s["DOWNLOAD_TIMEOUT"],
-                   s["DOWNLOAD_MAXSIZE"], s["DOWNLOAD_WARNSIZE"])
+                   s["DOWNLOAD_MAXSIZE"], s["DOWNLOAD_WARNSIZE"], s["ADDRESS_GUARD"],
+                   frozenset(trusted_hosts), s["HTTP_PROXY"], s["COOKIES_ENABLED"])
 
 
 class Fetcher:

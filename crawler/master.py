@@ -152,7 +152,8 @@ class Master:
         if not domains and self.plan.spider_cls is GenericSpider:
             domains = sorted({urls.host_of(u) for u in self.plan.seeds})
         return {"spider": self.plan.spider_cls.name, "settings": self.plan.settings,
-                "spider_hash": source_hash(self.plan.spider_cls), "allowed_domains": domains}
+                "spider_hash": source_hash(self.plan.spider_cls), "allowed_domains": domains,
+                "seed_hosts": sorted({urls.host_of(u) for u in self.plan.seeds})}
 
     def seed(self) -> int:
         """Queue the seeds not seen before; hand over items a killed run had not written."""

@@ -89,7 +89,8 @@ class Worker:
         self.renew_every = settings["LEASE_TIMEOUT"] / 3
         manager.set_call_timeout(settings["CALL_TIMEOUT"])
         rules = Rules.from_settings(settings, reply["allowed_domains"])
-        self.handler = Handler(spider, Fetcher(FetchConfig.from_settings(settings)), rules)
+        fetch_config = FetchConfig.from_settings(settings, reply["seed_hosts"])
+        self.handler = Handler(spider, Fetcher(fetch_config), rules)
         log.info("worker %s: spider %s, %d threads", self.id, reply["spider"], self.threads)
 
     def _connect(self, cap: float = 2.0) -> dict[str, Any] | None:
