@@ -20,8 +20,20 @@ CONCURRENT_REQUESTS_PER_DOMAIN = 8
 DOWNLOAD_DELAY = 0.0
 # Multiply DOWNLOAD_DELAY by a random factor in [0.5, 1.5], as Scrapy does.
 RANDOMIZE_DOWNLOAD_DELAY = True
-# Adapt each host's delay to its latency (computed on the master).
+# Adapt each host's delay to its latency (computed on the master from workers' reports).
 AUTOTHROTTLE_ENABLED = False
+# Requests AutoThrottle aims to have in flight to each host.
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+# A new host's delay under AutoThrottle.
+AUTOTHROTTLE_START_DELAY = 5.0
+# Largest delay AutoThrottle sets.
+AUTOTHROTTLE_MAX_DELAY = 60.0
+# Longest pause honoured from a Retry-After header on 429/503 responses.
+RETRY_AFTER_MAX = 60.0
+# Most pages admitted per host (0 = no limit); more are dropped and counted.
+HOST_PAGE_LIMIT = 0
+# Drop links whose path repeats one segment more than this often (a crawler trap).
+TRAP_SEGMENT_REPEAT = 3
 # Total seconds one request may take: connect, headers and body together.
 DOWNLOAD_TIMEOUT = 30.0
 # Largest decoded body in bytes; larger responses fail with too_large.

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .robots import RobotsRules, robots_url
+from .throttle import Throttle
 from .urls import fingerprint
 
 QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
@@ -35,6 +36,8 @@ class _Host:
     next_time: float = 0.0
     scheduled: bool = False
     delay: float = 0.0
+    floor: float = 0.0  # the least delay: DOWNLOAD_DELAY or the robots Crawl-delay
+    admitted: int = 0
     rules: RobotsRules | None = None
     robots_pending: bool = False  # robots.txt not settled yet: lease nothing else
 
@@ -55,9 +58,11 @@ class Frontier:
 
     def __init__(self, *, per_host: int = 8, delay: float = 0.0, randomize_delay: bool = False,
                  lease_timeout: float = 60.0, retry_times: int = 2, epoch: str = "0",
-                 robots_agent: str | None = None, clock: Callable[[], float] = time.monotonic,
+                 robots_agent: str | None = None, throttle: Throttle | None = None,
+                 host_page_limit: int = 0, clock: Callable[[], float] = time.monotonic,
                  rng: Callable[[], float] = random.random) -> None:
-        self.per_host, self.delay, self.randomize = per_host, delay, randomize_delay
+        self.per_host, self.host_page_limit = per_host, host_page_limit
+        self.throttle = throttle or Throttle(delay, randomize_delay)
         self.robots_agent = robots_agent  # None: robots.txt is not obeyed
         self.lease_timeout, self.retry_times = lease_timeout, retry_times
         self.clock, self.rng = clock, rng
@@ -85,8 +90,12 @@ class Frontier:
             if fp in self.seen and not task.get("dont_filter"):
                 self.stats["duplicates"] += 1
                 continue
+            if self._over_page_limit(task["host"]):
+                self.stats["dropped/host_page_limit"] += 1
+                continue
             self.seen[fp] = QUEUED
             self._push(task)
+            self._hosts[task["host"]].admitted += 1
             self._changed(task, QUEUED)
             new += 1
         self.stats["admitted"] += new
@@ -95,7 +104,8 @@ class Frontier:
     def _push(self, task: dict[str, Any]) -> None:
         host = self._hosts.get(task["host"])
         if host is None:
-            host = self._hosts[task["host"]] = _Host(delay=self.delay)
+            host = self._hosts[task["host"]] = _Host(delay=self.throttle.initial(),
+                                                     floor=self.throttle.delay)
             if self.robots_agent is not None:
                 # A new host's robots.txt goes first; nothing else leaves its queue before.
                 url = robots_url(task["url"])
@@ -104,6 +114,11 @@ class Frontier:
                                      "depth": 0, "robots": True})
         self._enqueue(host, task)
         self._schedule(task["host"], host)
+
+    def _over_page_limit(self, name: str) -> bool:
+        host = self._hosts.get(name)
+        return bool(self.host_page_limit) and host is not None and \
+            host.admitted >= self.host_page_limit
 
     def _enqueue(self, host: _Host, task: dict[str, Any]) -> None:
         key = float("-inf") if task.get("robots") else -task.get("priority", 0)
@@ -143,8 +158,11 @@ class Frontier:
         self._release_delayed(now)
         out: list[tuple[str, dict]] = []
         while len(out) < n and self._ready and self._ready[0][0] <= now:
-            _, _, name = heapq.heappop(self._ready)
+            due, _, name = heapq.heappop(self._ready)
             host = self._hosts[name]
+            if host.next_time > due:  # pushed back since it was scheduled
+                heapq.heappush(self._ready, (host.next_time, next(self._seq), name))
+                continue
             host.scheduled = False
             self._take(name, host, worker, n - len(out), now, out)
             self._schedule(name, host)
@@ -171,7 +189,21 @@ class Frontier:
             host.next_time = now + self._spacing(host)
 
     def _spacing(self, host: _Host) -> float:
-        return host.delay * (0.5 + self.rng() if self.randomize else 1.0)
+        return self.throttle.spacing(host.delay, self.rng)
+
+    def feedback(self, name: str, latency: float | None, ok: bool,
+                 retry_after: float | None = None) -> None:
+        """What a response says about its host: its latency (AutoThrottle) and any
+        Retry-After, which pauses the host."""
+        host = self._hosts.get(name)
+        if host is None:
+            return
+        now = self.clock()
+        if latency is not None and self.throttle.auto:
+            host.delay = self.throttle.adjust(host.delay, host.floor, latency, ok)
+            host.next_time = max(host.next_time, now + self._spacing(host))
+        if retry_after:
+            host.next_time = max(host.next_time, now + self.throttle.pause(retry_after))
 
     def _wait_hint(self, now: float) -> float:
         times = [t for t in (self._ready[0][0] if self._ready else None,
@@ -210,7 +242,8 @@ class Frontier:
         host.robots_pending = False
         if outcome == DONE and robots is not None:
             host.rules = RobotsRules.from_status(robots[0], robots[1], self.robots_agent)
-            host.delay = max(host.delay, host.rules.crawl_delay)
+            host.floor = max(host.floor, host.rules.crawl_delay)
+            host.delay = max(host.delay, host.floor)
             self.stats["robots_fetched"] += 1
         else:
             host.rules = RobotsRules(None, self.robots_agent, disallow_all=True)

@@ -6,7 +6,9 @@ and fingerprinted here, so the master only dedups), and counts of what was dropp
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -32,13 +34,14 @@ class Rules:
     ignore_params: tuple[str, ...]
     url_length_limit: int
     redirect_max: int
+    trap_repeat: int = 0
 
     @classmethod
     def from_settings(cls, s: Mapping[str, Any], allowed_domains: Iterable[str]) -> "Rules":
         return cls(tuple(d.lower() for d in allowed_domains), s["DEPTH_LIMIT"],
                    s["DEPTH_PRIORITY"], frozenset(s["RETRY_HTTP_CODES"]),
                    tuple(s["FINGERPRINT_IGNORE_PARAMS"]), s["URLLENGTH_LIMIT"],
-                   s["REDIRECT_MAX_TIMES"])
+                   s["REDIRECT_MAX_TIMES"], s["TRAP_SEGMENT_REPEAT"])
 
 
 class Handler:
@@ -53,15 +56,24 @@ class Handler:
             return self._robots(task["url"])
         request = Request.from_task(task)
         depth = task.get("depth", 0)
+        started = time.monotonic()
         try:
             response = self.fetcher.fetch(request, depth)
         except FetchError as exc:
-            return {"outcome": "retry" if exc.retryable else "failed", "reason": exc.reason}
+            return {"outcome": "retry" if exc.retryable else "failed", "reason": exc.reason,
+                    "latency": time.monotonic() - started}
+        latency = time.monotonic() - started
         if response.status in self.rules.retry_codes:
-            return {"outcome": "retry", "reason": f"http_{response.status}"}
-        if response.status in _REDIRECTS and "Location" in response.headers:
-            return self._redirect(request, response, depth)
-        return self._parse(request, response, depth)
+            result = {"outcome": "retry", "reason": f"http_{response.status}"}
+        elif response.status in _REDIRECTS and "Location" in response.headers:
+            result = self._redirect(request, response, depth)
+        else:
+            result = self._parse(request, response, depth)
+        result["latency"] = latency
+        pause = retry_after(response.headers.get("Retry-After"))
+        if pause is not None and response.status in (429, 503):
+            result["retry_after"] = pause
+        return result
 
     def _robots(self, url: str) -> dict[str, Any]:
         """Fetch a robots.txt, following up to 5 redirects; the master parses it."""
@@ -129,12 +141,30 @@ class Handler:
             task = request.to_task(child, rules.ignore_params)
             if task is None:
                 dropped["invalid_url"] += 1
+            elif rules.trap_repeat and urls.repeats_segment(task["url"], rules.trap_repeat):
+                dropped["trap"] += 1
             elif rules.allowed_domains and not request.dont_filter and \
                     not urls.in_domains(task["host"], rules.allowed_domains):
                 dropped["offsite"] += 1
             else:
                 tasks.append(task)
         return tasks
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: a number, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _as_item(out: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from .scheduler import Scheduler, registered_objects
 from .seeds import read_seeds
 from .sink import FeedWriter, Sink, check_output, load_pipelines
 from .spider import GenericSpider, Spider, load_spider_class, source_hash
+from .throttle import Throttle
 
 log = logging.getLogger("crawler.master")
 
@@ -130,8 +131,8 @@ class Master:
         self.plan, s = plan, plan.settings
         self.spider = plan.spider_cls(s)
         self.frontier = Frontier(per_host=s["CONCURRENT_REQUESTS_PER_DOMAIN"],
-                                 delay=s["DOWNLOAD_DELAY"],
-                                 randomize_delay=s["RANDOMIZE_DOWNLOAD_DELAY"],
+                                 throttle=Throttle.from_settings(s),
+                                 host_page_limit=s["HOST_PAGE_LIMIT"],
                                  lease_timeout=s["LEASE_TIMEOUT"], retry_times=s["RETRY_TIMES"],
                                  epoch=os.urandom(4).hex(),
                                  robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None)

@@ -130,6 +130,9 @@ class Scheduler:
         outcome = result["outcome"]
         robots = (result["status"], result["robots"]) if "robots" in result else None
         task = self.frontier.complete(result["lease"], outcome, result.get("reason"), robots)
+        if task is not None and "latency" in result:
+            self.frontier.feedback(task["host"], result["latency"], outcome == DONE and
+                                   result.get("status", 0) < 400, result.get("retry_after"))
         if task is None or outcome != DONE or robots is not None:
             return
         stats = self.frontier.stats

@@ -86,6 +86,13 @@ class _Ignored:
         return name in self.exact or (bool(self.prefixes) and name.startswith(self.prefixes))
 
 
+def repeats_segment(url: str, limit: int) -> bool:
+    """True when one path segment occurs more than `limit` times (/a/b/a/b/a/b/a/...)."""
+    segments = [s for s in urlsplit(url).path.split("/") if s]
+    return len(segments) > limit and \
+        max(segments.count(s) for s in set(segments)) > limit
+
+
 def host_of(url: str) -> str:
     """The politeness key of a normalized URL: its host name, without port."""
     return urlsplit(url).hostname or ""

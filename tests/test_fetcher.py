@@ -166,7 +166,9 @@ def task(url=URL, depth=0, **fields):
 
 def handle(table, t=None, spider=None, **rule_kwargs):
     handler = Handler(spider or GenericSpider(), StubFetcher(table), rules(**rule_kwargs))
-    return handler.handle(t or task())
+    result = handler.handle(t or task())
+    assert result.pop("latency") >= 0  # every fetched result reports its latency
+    return result
 
 
 def test_rules_from_settings():
