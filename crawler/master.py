@@ -140,6 +140,7 @@ class Master:
         journal = plan.journal
         if journal is not None:
             self.frontier.restore(journal.urls())
+        self.done_before = self.frontier.stats[DONE]  # by earlier runs of this JOBDIR
         self.sink = Sink(FeedWriter(plan.output, plan.overwrite,
                                     journal.output_progress() if journal else None),
                          pipelines, self.spider, journal.mark_written if journal else None)
@@ -237,6 +238,7 @@ class Master:
 
     def summary(self) -> dict[str, Any]:
         stats, seconds = self.frontier.stats, self.elapsed()
+        this_run = stats[DONE] - self.done_before
         return {
             "pages_done": stats[DONE], "pages_failed": stats[FAILED],
             "failed_by_reason": {k.split("/", 1)[1]: v for k, v in stats.items()
@@ -247,7 +249,8 @@ class Master:
             "retries": stats["retries"], "duplicates": stats["duplicates"],
             "closed_by": self.scheduler.closing or "finished",
             "seconds": round(seconds, 3),
-            "pages_per_second": round(stats[DONE] / seconds, 1) if seconds else 0.0,
+            "pages_done_this_run": this_run,
+            "pages_per_second": round(this_run / seconds, 1) if seconds else 0.0,
             "output": self.plan.output,
         }
 
@@ -261,6 +264,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print("  links dropped: " + ", ".join(f"{k} {v}" for k, v in
                                               sorted(summary["dropped"].items())))
     print(f"  {summary['seconds']:.1f} s, {summary['pages_per_second']} pages/s")
+    if "failures_file" in summary:
+        print(f"  failures listed in {summary['failures_file']}")
 
 
 def _announce(address: tuple[str, int], plan: Plan) -> None:
