@@ -225,16 +225,17 @@ class Frontier:
             return None
         host = self._hosts[lease.task["host"]]
         host.inflight -= 1
-        if host.delay:
-            # Space the next start from this response too, so jitter in when a
-            # worker really started cannot bring two requests closer than the delay.
-            host.next_time = max(host.next_time, self.clock() + self._spacing(host))
         if outcome == "retry":
             self._retry(lease.task, reason or "error")
         elif lease.task.get("robots"):
             self._set_robots(host, outcome, robots)
         else:
             self._finish(lease.task, outcome, reason)
+        if host.delay:
+            # Space the next start from this response too (after any Crawl-delay was
+            # learnt), so jitter in when a worker really started cannot bring two
+            # requests closer than the delay.
+            host.next_time = max(host.next_time, self.clock() + self._spacing(host))
         self._schedule(lease.task["host"], host)
         return lease.task
 
