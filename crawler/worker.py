@@ -49,6 +49,8 @@ class Worker:
         self.pending: list[dict] = []   # results not yet acknowledged
         self.held: set[str] = set()     # lease ids taken and not yet acknowledged
         self.last_renew = time.monotonic()
+        self.next_lease = 0.0           # when to ask for work again after a short answer
+        self.first_pending = 0.0        # when the oldest unsent result arrived
         self.sent_fps: set[bytes] = set()
         self.proxies: dict[str, Any] | None = None
         self.handler: Handler | None = None
@@ -123,55 +125,66 @@ class Worker:
 
     # -- coordinator ----------------------------------------------------------------
     def _coordinate(self) -> int:
-        next_lease, first_pending = 0.0, None
         while True:
             self._collect()
-            now = time.monotonic()
-            if self.pending and first_pending is None:
-                first_pending = now
-            hungry = self.outstanding - len(self.pending) < self.threads
-            stopping = self.stopping.is_set()
             if self._orphaned():
                 return 1
             try:
-                if self.pending and (hungry or stopping or len(self.pending) >= self.batch or
-                                     now - first_pending >= self.flush_interval):
-                    self._flush()
-                    first_pending = None
-                if stopping:
-                    return self._leave()
-                renew_due = now - self.last_renew >= self.renew_every
-                if (hungry and now >= next_lease) or renew_due:
-                    reply = self._lease(2 * self.threads - self.outstanding if hungry else 0,
-                                        renew_due)
-                    self.backoff = 0.1
-                    if reply["done"]:
-                        log.info("worker %s: crawl over", self.id)
-                        return 0
-                    if not reply["tasks"]:
-                        next_lease = now + min(max(reply["wait"], 0.01), 0.5)
+                status = self._step(time.monotonic())
             except _LOST as exc:
                 log.warning("lost the master (%r); reconnecting", exc)
                 if not self._reconnect():
                     return 1
-                next_lease = 0.0
+                self.next_lease = 0.0
                 continue
-            self.wake.wait(self._sleep_for(next_lease, first_pending))
+            if status is not None:
+                return status
+            self.wake.wait(self._sleep_for())
             self.wake.clear()
 
-    def _sleep_for(self, next_lease: float, first_pending: float | None) -> float:
-        now = time.monotonic()
-        limits = [0.5, max(0.0, next_lease - now)]
-        if first_pending is not None:
-            limits.append(max(0.0, first_pending + self.flush_interval - now))
-        return min(limits)
+    def _step(self, now: float) -> int | None:
+        """One round with the master: flush results, then lease or renew. An exit status
+        when the worker is done, else None."""
+        stopping = self.stopping.is_set()
+        if self.pending and (self._hungry() or stopping or len(self.pending) >= self.batch
+                             or now - self.first_pending >= self.flush_interval):
+            self._flush()
+            self.next_lease = 0.0  # our results freed capacity: ask at once
+        if stopping:
+            return self._leave()
+        renew_due = now - self.last_renew >= self.renew_every
+        if (self._hungry() and now >= self.next_lease) or renew_due:
+            want = 2 * self.threads - self.outstanding if self._hungry() else 0
+            reply = self._lease(want, renew_due)
+            self.backoff = 0.1
+            if reply["done"]:
+                log.info("worker %s: crawl over", self.id)
+                return 0
+            if len(reply["tasks"]) < want:
+                self.next_lease = now + min(max(reply["wait"], 0.005), 0.5)
+        return None
+
+    def _hungry(self) -> bool:
+        """Some fetcher thread has nothing to do."""
+        return self.outstanding - len(self.pending) < self.threads
+
+    def _sleep_for(self) -> float:
+        now, limits = time.monotonic(), [0.5]
+        if self._hungry():
+            limits.append(self.next_lease - now)
+        if self.pending:
+            limits.append(self.first_pending + self.flush_interval - now)
+        return max(0.0, min(limits))
 
     def _collect(self) -> None:
         while True:
             try:
-                self.pending.append(self.outbox.get_nowait())
+                result = self.outbox.get_nowait()
             except queue.Empty:
                 return
+            if not self.pending:
+                self.first_pending = time.monotonic()
+            self.pending.append(result)
 
     def _lease(self, want: int, renew: bool) -> dict[str, Any]:
         held = list(self.held) if renew else []
