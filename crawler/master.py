@@ -197,10 +197,14 @@ class Master:
             time.sleep(0.05)
 
     def drain(self, grace: float) -> None:
-        """Wait (bounded) for workers to hear the crawl is over, then for local ones to exit."""
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and self.scheduler.workers_pending(
-                self.plan.settings["LEASE_TIMEOUT"]):
+        """Wait (bounded) for workers to hear the crawl is over, then for local ones to exit.
+        Without local workers, answer for at least 0.6 s: remote workers still waiting
+        to meet the master poll every 0.25 s and must hear that the crawl is over."""
+        now = time.monotonic()
+        deadline, linger = now + grace, now + (0.6 if not self.plan.workers else 0.0)
+        while time.monotonic() < deadline and (time.monotonic() < linger or
+                                               self.scheduler.workers_pending(
+                                                   self.plan.settings["LEASE_TIMEOUT"])):
             time.sleep(0.05)
         for child in self.children:
             try:
@@ -246,7 +250,9 @@ class Master:
             "dropped": {k.split("/", 1)[1]: v for k, v in stats.items()
                         if k.startswith("dropped/")},
             "items": self.sink.count, "items_dropped": self.sink.dropped,
-            "retries": stats["retries"], "duplicates": stats["duplicates"],
+            "admitted": stats["admitted"], "retries": stats["retries"],
+            "duplicates": stats["duplicates"], "stale_results": stats["stale_results"],
+            "leases_expired": stats["leases_expired"],
             "closed_by": self.scheduler.closing or "finished",
             "seconds": round(seconds, 3),
             "pages_done_this_run": this_run,

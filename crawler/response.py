@@ -1,14 +1,21 @@
 """Response: a fetched page as the spider sees it (lives on the worker, never sent)."""
 from __future__ import annotations
 
-from functools import cached_property
+import codecs
+import logging
+from functools import cached_property, lru_cache
 from typing import Any, Iterable, Iterator, Mapping
+
 import parsel
-from w3lib.encoding import html_to_unicode
+from w3lib.encoding import (html_body_declared_encoding, http_content_type_encoding, read_bom,
+                            to_unicode)
 
 from .errors import CrawlerError
 from .request import Request
 from .urls import join
+
+log = logging.getLogger(__name__)
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
 class Response:
@@ -38,16 +45,21 @@ class Response:
 
     @property
     def is_html(self) -> bool:
-        """True for HTML and XHTML bodies (and for bodies served with no type)."""
-        return self.content_type in ("", "text/html", "application/xhtml+xml")
+        """True for HTML and XHTML bodies, and for bodies served with no type unless they
+        start like a known binary format (PDF, images, archives)."""
+        media = self.content_type
+        if media:
+            return media in _HTML_TYPES
+        return not _looks_binary(self.body)
 
     @cached_property
     def _decoded(self) -> tuple[str, str]:
-        return html_to_unicode(self.headers.get("Content-Type"), self.body)
+        return decode_body(self.headers.get("Content-Type"), self.body,
+                           guess=self.is_html or _is_textual(self.content_type))
 
     @property
     def encoding(self) -> str:
-        """Encoding used for .text: header charset, then BOM, then <meta>, then a guess."""
+        """Encoding used for .text: BOM, then header charset, then <meta>, then a guess."""
         return self._decoded[0]
 
     @property
@@ -72,7 +84,7 @@ class Response:
     def soup(self):
         """The page as BeautifulSoup (lxml parser), parsed on first use."""
         from bs4 import BeautifulSoup
-        return BeautifulSoup(self.body, "lxml", from_encoding=self.encoding)
+        return BeautifulSoup(self.text, "lxml")
 
     def urljoin(self, url: str) -> str:
         """Resolve a relative URL against this page (honouring <base href>)."""
@@ -108,3 +120,92 @@ def _href(link: Any, strict: bool = True) -> str | None:
             raise CrawlerError(f"selector {link!r} has no href")
         return href
     raise CrawlerError(f"cannot follow {type(link).__name__}: give a URL or an <a> selector")
+
+
+# -- decoding --------------------------------------------------------------------------------
+
+# The encodings of the WHATWG Encoding Standard (what browsers decode), as Python codec names,
+# plus UTF-32 (BOM only). A label naming anything else (rot13, base64, idna, unicode_escape,
+# utf-7, ...) is ignored like an unknown one: such codecs raise on decode, or turn inert bytes
+# into markup.
+_WEB_ENCODINGS = frozenset(codecs.lookup(name).name for name in (
+    "utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "cp866", "iso8859-2",
+    "iso8859-3", "iso8859-4", "iso8859-5", "iso8859-6", "iso8859-7", "iso8859-8", "iso8859-10",
+    "iso8859-13", "iso8859-14", "iso8859-15", "iso8859-16", "koi8-r", "koi8-u", "mac-roman",
+    "mac-cyrillic", "cp874", "cp1250", "cp1251", "cp1252", "cp1253", "cp1254", "cp1255",
+    "cp1256", "cp1257", "cp1258", "gb18030", "gbk", "gb2312", "big5", "big5hkscs", "euc-jp",
+    "iso2022-jp", "shift-jis", "cp932", "euc-kr", "cp949", "latin-1", "ascii",
+))
+_GUESS_SAMPLE = 32 * 1024  # bytes around the first non-UTF-8 byte given to the detector
+_BINARY_MAGIC = (b"%PDF-", b"\x89PNG", b"GIF87a", b"GIF89a", b"\xff\xd8\xff", b"PK\x03\x04",
+                 b"\x1f\x8b", b"RIFF", b"\x00\x00\x01\x00", b"OggS", b"\x7fELF",
+                 b"wOFF", b"wOF2", b"7z\xbc\xaf")
+
+
+@lru_cache(maxsize=64)
+def _web_encoding(name: str | None) -> str | None:
+    """The codec for an encoding label already resolved by w3lib, or None if not usable."""
+    if not name:
+        return None
+    name = {"utf-16": "utf-16-le", "utf-32": "utf-32-le"}.get(name, name)
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        return None
+    return codec if codec in _WEB_ENCODINGS else None
+
+
+def _looks_binary(body: bytes) -> bool:
+    return body.startswith(_BINARY_MAGIC)
+
+
+def _is_textual(media: str) -> bool:
+    return (media.startswith("text/") or media.endswith(("+xml", "/xml", "/json", "+json"))
+            or media in ("application/javascript", "application/ecmascript"))
+
+
+def decode_body(content_type: str | None, body: bytes, guess: bool = True) -> tuple[str, str]:
+    """(encoding, text) for a body; never raises, undecodable bytes become U+FFFD.
+
+    Order: a byte order mark (it cannot be wrong, browsers let it win), then the
+    Content-Type charset, then <meta charset> / http-equiv / <?xml encoding?> in the first
+    4 KB, then (when guess) UTF-8 if the body is valid UTF-8, else a statistical guess
+    (charset_normalizer) on a sample, else windows-1252. Without guess (binary types) the
+    fallback is UTF-8 at once. Unknown labels and non-web codecs are skipped."""
+    try:
+        return _decode(content_type, body, guess)
+    except Exception:  # a codec misbehaving must not break the spider
+        log.debug("decoding failed, falling back to UTF-8", exc_info=True)
+        return "utf-8", body.decode("utf-8", "replace")
+
+
+def _decode(content_type: str | None, body: bytes, guess: bool) -> tuple[str, str]:
+    bom_encoding, bom = read_bom(body)
+    if bom_encoding is not None:
+        return bom_encoding, to_unicode(body[len(bom):], bom_encoding)
+    encoding = _web_encoding(http_content_type_encoding(content_type))
+    if encoding is None:
+        declared = _web_encoding(html_body_declared_encoding(body))
+        if declared is not None and declared.startswith(("utf-16", "utf-32")):
+            declared = "utf-8"  # a declaration readable as ASCII is not in UTF-16 (WHATWG)
+        encoding = declared
+    if encoding is not None:
+        return encoding, to_unicode(body, encoding)
+    try:
+        return "utf-8", body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not guess:
+            return "utf-8", body.decode("utf-8", "replace")
+        start = max(0, exc.start - _GUESS_SAMPLE // 4)
+        encoding = _guess(body[start:start + _GUESS_SAMPLE]) or "cp1252"
+        return encoding, to_unicode(body, encoding)
+
+
+def _guess(sample: bytes) -> str | None:
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:  # pragma: no cover - requests depends on it
+        return None
+    best = from_bytes(sample).best()
+    encoding = _web_encoding(best.encoding) if best is not None else None
+    return None if encoding in (None, "ascii", "utf-8") else encoding

@@ -56,17 +56,17 @@ class Scheduler:
         tasks = [dict(task, lease=lease_id) for lease_id, task in leases]
         return {"tasks": tasks, "wait": wait, "done": False}
 
-    def put(self, worker: str, results: list[dict[str, Any]]) -> int:
-        """Settle a batch of results; late or repeated ones are ignored. Returns count."""
+    def put(self, worker: str, results: list[dict[str, Any]]) -> list[str]:
+        """Settle a batch of results; late or repeated ones are ignored. Returns the
+        lease ids of the results taken."""
         items: list[dict] = []
         with self.lock:
             self.workers[worker] = time.monotonic()
-            for result in results:
-                self._settle(result, items)
+            accepted = [r["lease"] for r in results if self._settle(r, items)]
             numbered = self._commit(items)
         if numbered:
             self.emit_items(numbered)
-        return len(results)
+        return accepted
 
     def admit(self, tasks: list[dict[str, Any]]) -> int:
         """Queue new tasks (seeds) and journal them."""
@@ -126,21 +126,22 @@ class Scheduler:
             return [w for w, seen in self.workers.items()
                     if now - seen < within and w not in self.told_done]
 
-    def _settle(self, result: dict[str, Any], items: list[dict]) -> None:
+    def _settle(self, result: dict[str, Any], items: list[dict]) -> bool:
         outcome = result["outcome"]
         robots = (result["status"], result["robots"]) if "robots" in result else None
         task = self.frontier.complete(result["lease"], outcome, result.get("reason"), robots)
         if task is not None and "latency" in result:
             self.frontier.feedback(task["host"], result["latency"], outcome == DONE and
                                    result.get("status", 0) < 400, result.get("retry_after"))
-        if task is None or outcome != DONE or robots is not None:
-            return
-        stats = self.frontier.stats
-        for reason, count in result.get("dropped", {}).items():
-            stats[f"dropped/{reason}"] += count
-        self.frontier.admit(result.get("requests", ()))
-        items.extend(result.get("items", ()))
-
+        if task is None:
+            return False
+        if outcome == DONE and robots is None:
+            stats = self.frontier.stats
+            for reason, count in result.get("dropped", {}).items():
+                stats[f"dropped/{reason}"] += count
+            self.frontier.admit(result.get("requests", ()))
+            items.extend(result.get("items", ()))
+        return True
 
 
 class UrlQueue:

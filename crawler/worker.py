@@ -30,6 +30,9 @@ from .spider import load_spider_class, source_hash
 log = logging.getLogger(__name__)
 _LOST = (OSError, EOFError, RemoteError)
 _SEEN_CACHE_MAX = 500_000
+# Before it first meets its master a worker polls often: a short crawl must not end
+# unnoticed between two attempts (the master answers "over" for a while: master.py).
+FIRST_CONNECT_CAP = 0.25
 
 
 class Worker:
@@ -41,7 +44,7 @@ class Worker:
         self.parent = parent  # a local worker exits when the master that started it is gone
         self.threads = threads
         self.id = f"{socket.gethostname()}:{os.getpid()}:{random.randrange(1 << 16):04x}"
-        self.stopping = threading.Event()
+        self.stopping = False  # set by a signal handler: a plain flag, never a lock
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
         self.wake = threading.Event()
@@ -64,6 +67,8 @@ class Worker:
         if reply is None:
             return 1
         self._configure(reply)
+        # The first connection was made before the master told us CALL_TIMEOUT.
+        self.proxies = manager.connect(self.address, self.key)
         pool = [threading.Thread(target=self._fetch_loop, name=f"fetch-{i}", daemon=True)
                 for i in range(self.threads)]
         for thread in pool:
@@ -95,16 +100,16 @@ class Worker:
         self.handler = Handler(spider, Fetcher(fetch_config), rules)
         log.info("worker %s: spider %s, %d threads", self.id, reply["spider"], self.threads)
 
-    def _connect(self, cap: float = 2.0) -> dict[str, Any] | None:
+    def _connect(self, cap: float = FIRST_CONNECT_CAP) -> dict[str, Any] | None:
         """Connect and say hello, retrying with capped exponential backoff and jitter."""
         self.proxies, started = None, time.monotonic()
-        while not self.stopping.is_set() and not self._orphaned():
+        while not self.stopping and not self._orphaned():
             try:
                 key = keyfile.read(self.key_path) if os.path.exists(self.key_path) else None
                 if key is not None:
                     proxies = manager.connect(self.address, key)
                     reply = proxies["control"].hello({"worker": self.id, "threads": self.threads})
-                    self.proxies = proxies
+                    self.proxies, self.key = proxies, key
                     return reply
             except AuthenticationError:
                 raise RefusedError(f"master at {_fmt(self.address)} refused the authkey in "
@@ -120,7 +125,9 @@ class Worker:
 
     def _back_off(self, cap: float) -> None:
         log.info("waiting for master at %s (retry in %.1f s)", _fmt(self.address), self.backoff)
-        self.stopping.wait(self.backoff * (0.5 + random.random()))
+        until = time.monotonic() + self.backoff * (0.5 + random.random())
+        while not self.stopping and time.monotonic() < until:
+            time.sleep(min(0.1, max(0.0, until - time.monotonic())))
         self.backoff = min(self.backoff * 2, cap)
 
     # -- coordinator ----------------------------------------------------------------
@@ -145,7 +152,7 @@ class Worker:
     def _step(self, now: float) -> int | None:
         """One round with the master: flush results, then lease or renew. An exit status
         when the worker is done, else None."""
-        stopping = self.stopping.is_set()
+        stopping = self.stopping
         if self.pending and (self._hungry() or stopping or len(self.pending) >= self.batch
                              or now - self.first_pending >= self.flush_interval):
             self._flush()
@@ -205,14 +212,22 @@ class Worker:
 
     def _flush(self) -> None:
         batch = self.pending[:]
-        self._prefilter(batch)
-        self.proxies["result_queue"].put(self.id, batch)
+        known = self._prefilter(batch)
+        accepted = set(self.proxies["result_queue"].put(self.id, batch))
         del self.pending[:len(batch)]
         self.outstanding -= len(batch)
         self.held.difference_update(r["lease"] for r in batch)
+        # Only links the master has taken may be skipped from now on: a result it
+        # ignored (a late one, or sent to a master that died) must not hide its links.
+        if len(self.sent_fps) > _SEEN_CACHE_MAX:
+            self.sent_fps.clear()
+        self.sent_fps.update(known)
+        self.sent_fps.update(t["fp"] for r in batch if r["lease"] in accepted
+                             for t in r.get("requests", ()))
 
-    def _prefilter(self, batch: list[dict]) -> None:
-        """Drop links this worker already sent, then those the master's seen dict knows."""
+    def _prefilter(self, batch: list[dict]) -> set[bytes]:
+        """Drop links this worker already sent, then those the master's seen dict knows;
+        return the fingerprints the master said it knows."""
         fresh = {t["fp"] for r in batch for t in r.get("requests", ())
                  if t["fp"] not in self.sent_fps and not t.get("dont_filter")}
         unseen = set(self.proxies["seen"].unseen(list(fresh))) if fresh else set()
@@ -221,9 +236,7 @@ class Worker:
                 result["requests"] = [t for t in result["requests"]
                                       if t["fp"] in unseen or t.get("dont_filter")]
                 unseen.difference_update(t["fp"] for t in result["requests"])
-        if len(self.sent_fps) > _SEEN_CACHE_MAX:
-            self.sent_fps.clear()
-        self.sent_fps.update(fresh)
+        return fresh - unseen - {t["fp"] for r in batch for t in r.get("requests", ())}
 
     def _reconnect(self) -> bool:
         self._back_off(self.reconnect_cap)
@@ -254,9 +267,9 @@ class Worker:
             self.wake.set()
 
     def stop(self) -> None:
-        """Stop leasing; the coordinator flushes results and leaves."""
-        self.stopping.set()
-        self.wake.set()
+        """Stop leasing; the coordinator flushes results and leaves (within 0.5 s).
+        Called from a signal handler, so it takes no lock."""
+        self.stopping = True
 
 
 def _fmt(address: tuple[str, int]) -> str:

@@ -1,5 +1,9 @@
-"""crawler.fetcher.Fetcher (mocked with `responses`) and crawler.handler.Handler."""
+"""crawler.fetcher.Fetcher (mocked with `responses`) and crawler.handler.Handler.
+
+Real misbehaving servers (trickle, bombs, truncation, TLS, proxies) are in test_downloader.py.
+"""
 import gzip
+import http.client
 import types
 
 import pytest
@@ -7,7 +11,7 @@ import requests
 import responses
 
 from crawler import GenericSpider, Request, Response, Spider, config
-from crawler.fetcher import FetchConfig, Fetcher, FetchError
+from crawler.fetcher import ACCEPT_ENCODING, FetchConfig, Fetcher, FetchError, _BodyDecoder
 from crawler.handler import Handler, Rules
 from crawler.urls import fingerprint
 
@@ -131,6 +135,73 @@ def test_transport_errors_are_classified(mocked, exc, reason, retryable):
     assert info.value.reason == reason
     assert info.value.retryable is retryable
     assert str(info.value).startswith(reason + ": ")
+
+
+def test_session_ignores_the_environment(mocked, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://env-proxy.invalid:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
+    mocked.get(URL, body=b"ok")
+    make_fetcher().fetch(Request(URL))
+    sent = mocked.calls[0].request.req_kwargs
+    assert not sent["proxies"]
+    assert sent["verify"] is True  # certificates checked, with the bundled CAs
+
+
+def test_proxy_setting_and_meta_proxy_passed(mocked):
+    mocked.get(URL, body=b"ok")
+    fetcher = make_fetcher(HTTP_PROXY="http://proxy.invalid:3128", ADDRESS_GUARD=False)
+    fetcher.fetch(Request(URL))
+    fetcher.fetch(Request(URL, meta={"proxy": "http://other.invalid:8080"}))
+    fetcher.fetch(Request(URL, meta={"proxy": None}))
+    used = [dict(call.request.req_kwargs["proxies"]) for call in mocked.calls]
+    assert used[0] == {"http": "http://proxy.invalid:3128", "https": "http://proxy.invalid:3128"}
+    assert used[1]["http"] == "http://other.invalid:8080"
+    assert not used[2]
+
+
+def test_accept_encoding_default_and_override(mocked):
+    mocked.get(URL, body=b"ok")
+    fetcher = make_fetcher()
+    fetcher.fetch(Request(URL))
+    fetcher.fetch(Request(URL, headers={"Accept-Encoding": "identity"}))
+    assert mocked.calls[0].request.headers["Accept-Encoding"] == ACCEPT_ENCODING
+    assert mocked.calls[1].request.headers["Accept-Encoding"] == "identity"
+
+
+def test_gzip_exactly_at_maxsize_is_fine(mocked):
+    mocked.get(URL, body=gzip.compress(b"z" * 1000), headers={"Content-Encoding": "gzip"})
+    assert make_fetcher(DOWNLOAD_MAXSIZE=1000).fetch(Request(URL)).body == b"z" * 1000
+
+
+def test_decoder_never_holds_more_than_the_cap():
+    bomb = gzip.compress(bytes(50_000_000))
+    decoder = _BodyDecoder("gzip", 100_000)
+    with pytest.raises(FetchError) as info:
+        for i in range(0, len(bomb), 65536):
+            decoder.feed(bomb[i:i + 65536])
+    assert info.value.reason == "too_large"
+    assert len(decoder.body) <= 100_001
+
+
+def test_too_many_stacked_encodings_refused(mocked):
+    mocked.get(URL, body=b"x", headers={"Content-Encoding": "gzip, " * 5 + "gzip"})
+    assert pytest.raises(FetchError, make_fetcher().fetch, Request(URL)).value.reason == \
+        "bad_encoding"
+
+
+@pytest.mark.parametrize("exc, reason, retryable", [
+    (requests.exceptions.ProxyError("proxy said no"), "proxy", True),
+    (requests.ConnectionError("connection reset by peer"), "connection", True),
+    (requests.exceptions.InvalidHeader("bad header"), "invalid_request", False),
+    (requests.exceptions.InvalidURL("bad url"), "invalid_url", False),
+    (requests.exceptions.ContentDecodingError("bad gzip"), "bad_encoding", False),
+    (requests.ConnectionError(http.client.IncompleteRead(b"x", 10)), "truncated", True),
+])
+def test_more_errors_are_classified(mocked, exc, reason, retryable):
+    mocked.get(URL, body=exc)
+    with pytest.raises(FetchError) as info:
+        make_fetcher().fetch(Request(URL))
+    assert (info.value.reason, info.value.retryable) == (reason, retryable)
 
 
 # -- Handler ---------------------------------------------------------------------

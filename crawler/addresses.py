@@ -1,0 +1,124 @@
+"""The address guard's rules: which IP addresses a crawl may connect to.
+
+A crawler follows links that anyone can write, so a page can point it at
+http://127.0.0.1:8080/admin, http://169.254.169.254/ (a cloud metadata service)
+or a host name that resolves into the operator's private network. The fetcher
+resolves every host itself before connecting and refuses the connection when
+any address is not a public unicast address (see `is_public`); it then connects
+only to the addresses it checked, so the name is not looked up a second time.
+
+Everything here except `resolve()` is a pure function of its arguments.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Iterable, Union
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+# Ranges refused whatever `is_global` says in the running Python version: its tables have
+# changed between releases, and a few ranges it calls global are no place for a crawler.
+_REFUSED = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8",           # "this network"
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # private
+    "100.64.0.0/10",       # shared address space (carrier-grade NAT)
+    "127.0.0.0/8",         # loopback
+    "169.254.0.0/16",      # link-local (cloud metadata services live here)
+    "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+    "224.0.0.0/4",         # multicast
+    "240.0.0.0/4",         # reserved, and the broadcast address
+    "::/128", "::1/128",   # unspecified, loopback
+    "100::/64",            # discard-only
+    "2001:db8::/32",       # documentation
+    "fc00::/7",            # unique local
+    "fe80::/10",           # link-local
+    "fec0::/10",           # site-local (deprecated, still routed by some stacks)
+    "64:ff9b:1::/48",      # local-use NAT64
+    "ff00::/8",            # multicast
+))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """An address from its text ('[::1]' and zone ids like 'fe80::1%eth0' accepted), else None."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    text = text.split("%", 1)[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries and may be routed to, if any:
+    IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), 6to4 (2002::/16),
+    NAT64 (64:ff9b::/96) and Teredo (the client's address)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _IPV4_COMPATIBLE and int(address) > 1:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def is_public(address: str | IPAddress) -> bool:
+    """True when a crawler may connect to the address: a global unicast address.
+
+    Loopback, private, link-local, shared (100.64/10), unspecified, multicast, reserved and
+    documentation ranges are refused; an IPv6 address that carries an IPv4 address (mapped,
+    6to4, NAT64, Teredo, compatible) is judged by that IPv4 address too. Text that is not an
+    address is refused.
+    """
+    if isinstance(address, str):
+        parsed = parse_ip(address)
+        if parsed is None:
+            return False
+        address = parsed
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = embedded_ipv4(address)
+        if address.ipv4_mapped is not None:
+            return is_public(inner)  # a mapped address is an IPv4 connection
+        if inner is not None and not is_public(inner):
+            return False
+    if any(address in net for net in _REFUSED if net.version == address.version):
+        return False
+    return address.is_global and not address.is_multicast
+
+
+def refused(addresses: Iterable[str | IPAddress]) -> list[str]:
+    """The addresses among these that `is_public` refuses, as text, in their order."""
+    return [str(a) for a in addresses if not is_public(a)]
+
+
+def normalize_host(host: str) -> str:
+    """A host name as the guard compares it: lowercased, no brackets, no trailing dot."""
+    host = host.strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host.rstrip(".")
+
+
+def is_trusted(host: str, trusted: Iterable[str]) -> bool:
+    """True when host is one of the trusted host names (exactly: no subdomains)."""
+    return normalize_host(host) in {normalize_host(t) for t in trusted}
+
+
+def resolve(host: str, port: int | None) -> list[str]:
+    """Every address host resolves to for a TCP connection, without duplicates, in the
+    resolver's order. Raises socket.gaierror (an OSError) when the name does not resolve."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    seen: dict[str, None] = {}
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        seen.setdefault(sockaddr[0].split("%", 1)[0], None)
+    if not seen:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host} has no address")
+    return list(seen)
