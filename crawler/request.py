@@ -39,11 +39,15 @@ class Request:
         A dict holding the normalized url, its fingerprint ("fp") and host, and
         only those fields that differ from their defaults.
         """
-        url = urls.normalize(self.url)
-        if url is None:
+        if self.method == "GET" and not self.body:
+            identity = urls.identify(self.url, tuple(ignore_params))
+        else:
+            identity = urls.identify_uncached(self.url, tuple(ignore_params), self.method,
+                                              self.body)
+        if identity is None:
             return None
-        task: dict[str, Any] = {"url": url, "depth": depth, "host": urls.host_of(url),
-                                "fp": urls.fingerprint(url, self.method, self.body, ignore_params)}
+        url, host, fp = identity
+        task: dict[str, Any] = {"url": url, "depth": depth, "host": host, "fp": fp}
         if self.dont_filter:
             task["dont_filter"] = True
         for name, default in (("callback", None), ("method", "GET"), ("headers", None),

@@ -86,10 +86,15 @@ class Response:
         from bs4 import BeautifulSoup
         return BeautifulSoup(self.text, "lxml")
 
+    @cached_property
+    def base_url(self) -> str:
+        """The URL relative links resolve against: <base href> if the page has one."""
+        base = self.selector.root.xpath("string(//base/@href)") if self.is_html else ""
+        return join(self.url, base) if base else self.url
+
     def urljoin(self, url: str) -> str:
         """Resolve a relative URL against this page (honouring <base href>)."""
-        base = self.selector.xpath("//base/@href").get() if self.is_html else None
-        return join(join(self.url, base) if base else self.url, url)
+        return join(self.base_url, url)
 
     def follow(self, url: Any, callback: Any = None, **kwargs: Any) -> Request:
         """A Request for a link: a URL string or an <a>/<link>/<area> selector."""

@@ -44,11 +44,13 @@ class GenericSpider(Spider):
     link_xpath = "//a/@href | //area/@href | //link[@rel='next']/@href"
 
     def parse(self, response: Response) -> Iterator[Any]:
-        title = response.xpath("//title/text()").get() if response.is_html else None
-        yield {"url": response.url, "status": response.status,
-               "title": title.strip() if title else None, "depth": response.depth}
-        if response.is_html:
-            yield from response.follow_all(xpath=self.link_xpath)
+        root = response.selector.root if response.is_html else None
+        title = root.xpath("string(//title)").strip() if root is not None else ""
+        yield {"url": response.url, "status": response.status, "title": title or None,
+               "depth": response.depth}
+        if root is not None:
+            # lxml directly: plain strings, no Selector object per link.
+            yield from response.follow_all(root.xpath(self.link_xpath))
 
 
 def load_spider_class(name: str | None, modules: Iterable[str]) -> type[Spider]:

@@ -8,6 +8,7 @@ removed, so that URLs naming the same page are fetched once.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Iterable
@@ -43,6 +44,19 @@ def normalize(url: str, base: str | None = None) -> str | None:
     path = _escape(remove_dot_segments(parts.path or "/"), _PATH_SAFE)
     query = _escape(parts.query, _QUERY_SAFE)
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def identify_uncached(url: str, ignore_params: tuple[str, ...] = (), method: str = "GET",
+                      body: bytes = b"") -> tuple[str, str, bytes] | None:
+    """(normalized url, host, fingerprint) of a request, or None when not crawlable."""
+    normalized = normalize(url)
+    if normalized is None:
+        return None
+    return normalized, host_of(normalized), fingerprint(normalized, method, body, ignore_params)
+
+
+# Sites link to the same pages from page after page: a worker meets most URLs many times.
+identify = functools.lru_cache(maxsize=1 << 16)(identify_uncached)
 
 
 def fingerprint(url: str, method: str = "GET", body: bytes = b"",
