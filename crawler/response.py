@@ -12,7 +12,7 @@ from w3lib.encoding import (html_body_declared_encoding, http_content_type_encod
 
 from .errors import CrawlerError
 from .request import Request
-from .urls import join
+from .urls import join, origin_of
 
 log = logging.getLogger(__name__)
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -92,9 +92,13 @@ class Response:
         base = self.selector.root.xpath("string(//base/@href)") if self.is_html else ""
         return join(self.url, base) if base else self.url
 
+    @cached_property
+    def _origin(self) -> str | None:
+        return origin_of(self.base_url)
+
     def urljoin(self, url: str) -> str:
         """Resolve a relative URL against this page (honouring <base href>)."""
-        return join(self.base_url, url)
+        return join(self.base_url, url, self._origin)
 
     def follow(self, url: Any, callback: Any = None, **kwargs: Any) -> Request:
         """A Request for a link: a URL string or an <a>/<link>/<area> selector."""

@@ -79,13 +79,27 @@ def canonical(url: str, ignore_params: Iterable[str] = ()) -> str:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
-def join(base: str, url: str) -> str:
+def join(base: str, url: str, origin: str | None = None) -> str:
     """urljoin that never raises: a link too malformed to join is returned as given
-    (normalize() will then refuse it)."""
+    (normalize() will then refuse it). `origin` (scheme://netloc of base) allows a
+    fast path for the common absolute-path link."""
+    url = url.strip()
+    if origin is not None and url.startswith("/") and not url.startswith("//"):
+        return origin + url  # dot segments are resolved by normalize()
+    if url.startswith(("http://", "https://")):
+        return url
     try:
-        return urljoin(base, url.strip())
+        return urljoin(base, url)
     except ValueError:
         return url
+
+
+def origin_of(url: str) -> str | None:
+    """scheme://netloc of an http(s) URL, None for anything else."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in _DEFAULT_PORTS:
+        return None
+    return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0].split('#', 1)[0]}"
 
 
 class _Ignored:
@@ -102,6 +116,8 @@ class _Ignored:
 
 def repeats_segment(url: str, limit: int) -> bool:
     """True when one path segment occurs more than `limit` times (/a/b/a/b/a/b/a/...)."""
+    if url.count("/") < limit + 3:  # two after the scheme, one per segment: too few
+        return False
     segments = [s for s in urlsplit(url).path.split("/") if s]
     return len(segments) > limit and \
         max(segments.count(s) for s in set(segments)) > limit
