@@ -19,6 +19,7 @@ from .throttle import Throttle
 from .urls import fingerprint
 
 QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
+_CORE = {"url", "fp", "host", "depth"}  # task fields kept flat in host queues
 
 
 class SeenDict(dict):
@@ -31,7 +32,9 @@ class SeenDict(dict):
 
 @dataclass
 class _Host:
-    queue: list = field(default_factory=list)  # heap of (-priority, seq, task)
+    # Heap of (-priority, seq, url, fp, depth, extra): flat tuples, since a big crawl
+    # queues millions of URLs (the task dict and its host string cost ~250 bytes more).
+    queue: list = field(default_factory=list)
     inflight: int = 0
     next_time: float = 0.0
     scheduled: bool = False
@@ -43,7 +46,8 @@ class _Host:
 
     def blocked(self) -> bool:
         """Waiting for robots.txt, and that task is not first in line (leased or delayed)."""
-        return self.robots_pending and not (self.queue and self.queue[0][2].get("robots"))
+        return self.robots_pending and not (self.queue and self.queue[0][5] is not None
+                                            and self.queue[0][5].get("robots"))
 
 
 @dataclass
@@ -122,7 +126,9 @@ class Frontier:
 
     def _enqueue(self, host: _Host, task: dict[str, Any]) -> None:
         key = float("-inf") if task.get("robots") else -task.get("priority", 0)
-        heapq.heappush(host.queue, (key, next(self._seq), task))
+        extra = {k: v for k, v in task.items() if k not in _CORE} or None
+        heapq.heappush(host.queue, (key, next(self._seq), task["url"], task["fp"],
+                                    task.get("depth", 0), extra))
         self.queued += 1
 
     def _schedule(self, name: str, host: _Host) -> None:
@@ -172,7 +178,8 @@ class Frontier:
               out: list) -> None:
         take = min(room, self.per_host - host.inflight, 1 if host.delay else room)
         while take > 0 and host.queue and not host.blocked():
-            task = heapq.heappop(host.queue)[2]
+            _, _, url, fp, depth, extra = heapq.heappop(host.queue)
+            task = {"url": url, "fp": fp, "host": name, "depth": depth, **(extra or {})}
             self.queued -= 1
             if host.rules is not None and not host.rules.allowed(task["url"]):
                 self._finish(task, FAILED, "robots_unavailable" if host.rules.disallow_all
