@@ -45,18 +45,46 @@ def make_frontier() -> Frontier:
     return Frontier(**{k: v for k, v in wanted.items() if k in accepted})
 
 
-def estimate(task: dict) -> dict:
-    """Bytes of one queued task by part (CPython object sizes; shared objects not counted)."""
-    sizes = {
-        "task dict": sys.getsizeof(task),
-        "url str": sys.getsizeof(task["url"]),
-        "host str (one per task, not shared)": sys.getsizeof(task["host"]),
-        "fp bytes": sys.getsizeof(task["fp"]),
-        "heap entry tuple (-prio, seq, task)": sys.getsizeof((0, 0, task)),
-        "seq int": sys.getsizeof(10 ** 6),
-        "heap list slot": 8,
-    }
-    return sizes
+def _deep_size(obj, seen: set[int]) -> int:
+    """Bytes of obj and what it holds (tuples, lists, dicts, str, bytes), each object once;
+    objects CPython shares (None, bools, small ints) count nothing."""
+    if id(obj) in seen or obj is None or isinstance(obj, bool) or \
+            (type(obj) is int and -5 <= obj <= 256):   # None, bools, small ints: shared
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, (tuple, list)):
+        size += sum(_deep_size(x, seen) for x in obj)
+    elif isinstance(obj, dict):
+        size += sum(_deep_size(k, seen) + _deep_size(v, seen) for k, v in obj.items())
+    return size
+
+
+def estimate(frontier: Frontier, sample_task: dict, admitted: int) -> dict:
+    """Bytes of one queued URL by part: the queue entry as this version of the frontier
+    stores it (found through its private per-host queues when it has them), the seen dict's
+    share, and one host queue's list slot."""
+    parts: dict[str, float] = {}
+    entry = None
+    hosts = getattr(frontier, "_hosts", None)
+    if isinstance(hosts, dict) and hosts:
+        queue = getattr(next(iter(hosts.values())), "queue", None)
+        if queue:
+            entry = queue[-1]
+    seen_ids: set[int] = set()
+    if entry is None:
+        parts["task dict and its values"] = _deep_size(sample_task, seen_ids)
+    else:
+        parts[f"queue entry {type(entry).__name__} of {len(entry) if hasattr(entry, '__len__') else '?'} (itself)"] = \
+            sys.getsizeof(entry)
+        for i, item in enumerate(entry if isinstance(entry, (tuple, list)) else ()):
+            size = _deep_size(item, seen_ids)
+            if size:
+                parts[f"  [{i}] {type(item).__name__}"] = size
+        parts["heap list slot"] = 8
+    parts["seen dict share (table / entries)"] = round(sys.getsizeof(frontier.seen) /
+                                                       max(admitted, 1), 1)
+    return parts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,12 +116,13 @@ def main(argv: list[str] | None = None) -> int:
             sample = tasks[0]
         n += count
         del tasks
+    identify = getattr(__import__("crawler.urls").urls, "identify", None)
+    if hasattr(identify, "cache_clear"):
+        identify.cache_clear()   # the workers' URL cache is not the frontier's memory
     gc.collect()
     after = rss_kb()
     per_url = (after - before) * 1024 / max(admitted, 1)
-    parts = estimate(sample)
-    seen_dict_bytes = sys.getsizeof(frontier.seen)
-    parts["seen dict share (table / entries)"] = round(seen_dict_bytes / max(admitted, 1), 1)
+    parts = estimate(frontier, sample, admitted)
     sys.path.insert(0, HERE)
     import run
     result = {
@@ -115,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     print("where the bytes of one queued URL go (estimate):")
     for name, size in parts.items():
         print(f"  {size:>7}  {name}")
-    print(f"  {result['estimate_total']:>7}  total estimated (the rest: allocator overhead, "
-          f"per-host queues, seen-state strings)")
+    print(f"  {result['estimate_total']:>7}  total estimated (the rest: allocator overhead "
+          f"and slack in the heap lists)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
+import multiprocessing
 import os
 import pstats
 import resource
@@ -49,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", help="write the merged pstats here")
     p.add_argument("--no-profile", action="store_true",
                    help="no profiler: just pages/s and CPU/page of one in-process worker")
-    p.add_argument("--patch", default="", help="comma-separated experiments applied to "
-                   "this worker only: " + ", ".join(PATCHES))
+    p.add_argument("--processes", type=int, default=1,
+                   help="worker processes (more than 1 only with --no-profile): the extra "
+                        "ones are forks of this one")
     args = p.parse_args(argv)
-    for name in filter(None, args.patch.split(",")):
-        PATCHES[name]()
-        print(f"patched: {name}: {PATCHES[name].__doc__}")
+    if args.processes > 1 and not args.no_profile:
+        p.error("--processes > 1 needs --no-profile")
 
     site = Site(args.pages, args.links, args.size_kb)
     pages = bench.render_site(site)
@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         env = bench._child_env()
         env["PYTHONPATH"] = bench.REPO
         master_out = open(os.path.join(workdir, "master.out"), "w+")
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self0 = resource.getrusage(resource.RUSAGE_SELF)
+        master_started = time.perf_counter()
         master = subprocess.Popen(
             [sys.executable, "-m", "crawler.master", seeds, "--workers", "0",
              "--bind", f"127.0.0.1:{port}", "--authkey-file", key,
@@ -96,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
 
         if not args.no_profile:
             threading.Thread.run = profiled_run
+        extra = []
+        for _ in range(args.processes - 1):
+            proc = multiprocessing.get_context("fork").Process(
+                target=_child_worker, args=(port, key, args.threads))
+            proc.start()
+            extra.append(proc)
         w = worker_mod.Worker(("127.0.0.1", port), key, args.threads, 30.0)
         usage0 = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
@@ -110,12 +119,18 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread.run = original_run
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and any(
-                t.name.startswith("fetch-") and t.is_alive() for t in threading.enumerate()):
+                t.name.startswith("fetch-") and t.name[6:].isdigit() and t.is_alive()
+                for t in threading.enumerate()):
             time.sleep(0.05)
+        for proc in extra:
+            proc.join(args.timeout)
         try:
             master.wait(max(5.0, args.timeout))
         except subprocess.TimeoutExpired:
             pass
+        total_wall = time.perf_counter() - master_started
+        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self1 = resource.getrusage(resource.RUSAGE_SELF)
         master_out.seek(0)
         summary = master_out.read()
         items = os.path.join(workdir, "items.jsonl")
@@ -128,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         print("master:", " | ".join(line.strip() for line in summary.splitlines()
                                     if "pages" in line))
         if args.no_profile:
+            all_cpu = sum(getattr(b, f) - getattr(a, f) for a, b in ((children0, children1),
+                          (self0, self1)) for f in ("ru_utime", "ru_stime"))
+            print(f"whole crawl (master + {args.processes} worker processes, as bench/run.py "
+                  f"counts it): {n} pages in {total_wall:.2f} s = {n / total_wall:.1f} pages/s;"
+                  f" CPU {all_cpu:.2f} s = {1000 * all_cpu / max(n, 1):.3f} ms/page")
             return 0 if status == 0 else 1
         stats = pstats.Stats(profiles[0])
         for prof in profiles[1:]:
@@ -158,40 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _patch_spin() -> None:
-    """the coordinator sleeps until woken when it is not hungry (no 0-second waits)"""
-    from crawler.worker import Worker
-
-    def _sleep_for(self, next_lease: float, first_pending: float | None) -> float:
-        now = time.monotonic()
-        limits = [0.5]
-        if self.outstanding - len(self.pending) < self.threads:   # hungry: lease timing
-            limits.append(max(0.0, next_lease - now))
-        if first_pending is not None:
-            limits.append(max(0.0, first_pending + self.flush_interval - now))
-        return min(limits)
-
-    Worker._sleep_for = _sleep_for
-
-
-def _patch_base() -> None:
-    """Response.urljoin looks for <base href> once per page, not once per link"""
-    from urllib.parse import urljoin
-
-    from crawler.response import Response
-    missing = object()
-
-    def _urljoin(self, url: str) -> str:
-        base = self.__dict__.get("_base_href", missing)
-        if base is missing:
-            base = self.selector.xpath("//base/@href").get() if self.is_html else None
-            self.__dict__["_base_href"] = base
-        return urljoin(urljoin(self.url, base) if base else self.url, url.strip())
-
-    Response.urljoin = _urljoin
-
-
-PATCHES = {"spin": _patch_spin, "base": _patch_base}
+def _child_worker(port: int, key: str, threads: int | None) -> None:
+    from crawler import worker as worker_mod
+    sys.exit(worker_mod.Worker(("127.0.0.1", port), key, threads, 30.0).run())
 
 
 def _print_rows(stats: pstats.Stats, key: str, top: int, pages: int, total: float) -> None:

@@ -402,11 +402,11 @@ def run_measured(name: str, argv: list[str], cwd: str, env: dict[str, str], time
     from /proc while it runs (the last reading before it exits); ru_maxrss from wait4 is the
     largest peak of any single process in the tree.
     """
+    busy = others_busy()
+    if busy > 0.15:
+        print(f"note: {busy:.0%} of the CPUs were busy with other processes just before the "
+              f"{name} run; its numbers will be noisy", file=sys.stderr, flush=True)
     server_cpu0 = sum(filter(None, (proc_cpu_seconds(p) for p in server_pids)))
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        print(f"note: load average {load:.2f} before the {name} run: other processes are "
-              "competing for the CPUs; numbers will be noisy", file=sys.stderr, flush=True)
     out_log = open(os.path.join(cwd, f"{name}.stdout"), "wb")
     err_log = open(os.path.join(cwd, f"{name}.stderr"), "wb")
     started = time.perf_counter()
@@ -456,7 +456,7 @@ def run_measured(name: str, argv: list[str], cwd: str, env: dict[str, str], time
     kids = [i for p, i in procs.items() if p != proc.pid]
     return {
         "exit_status": proc.returncode, "timed_out": killed is not None,
-        "loadavg_before": round(load, 2),
+        "cpus_busy_before": round(busy, 3),
         "wall_s": round(wall, 3),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "cpu_user_s": round(usage.ru_utime, 3), "cpu_sys_s": round(usage.ru_stime, 3),
@@ -472,13 +472,25 @@ def run_measured(name: str, argv: list[str], cwd: str, env: dict[str, str], time
     }
 
 
+def others_busy(seconds: float = 1.0) -> float:
+    """Fraction of all CPUs busy (with anything) over a short idle wait of ours."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return sum(v[:8]), idle
+    (t0, i0), _ = sample(), time.sleep(seconds)
+    t1, i1 = sample()
+    return 1 - (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
+
+
 def _tail(path: str, n: int = 4000) -> str:
     with open(path, "rb") as f:
         data = f.read()
     return data[-n:].decode(errors="replace")
 
 
-PY_SPY_FLAGS = os.environ.get("BENCH_PY_SPY_FLAGS", "--gil").split()
+PY_SPY_FLAGS = os.environ.get("BENCH_PY_SPY_FLAGS", "--gil --nonblocking").split()
 
 
 def _start_py_spy(py_spy: str, pid: int, role: str, folder: str) -> subprocess.Popen:
@@ -704,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server", choices=("auto", "nginx", "python"), default="auto")
     p.add_argument("--server-processes", type=int, default=2)
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per crawl")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="crawl N times with each crawler and report the median run by "
+                        "pages/s (1)")
     p.add_argument("--json", help="write all results here")
     p.add_argument("--smoke", action="store_true",
                    help="40 pages, Python server, no Scrapy; exit 1 unless every page "
@@ -715,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.smoke:
         args.pages, args.server, args.scrapy = 40, "python", False
-        args.timeout = min(args.timeout, 60.0)
+        args.timeout, args.repeat = min(args.timeout, 60.0), 1
     args.crawler_set = [x for s in args.crawler_set
                         for x in (["-s", s[2:]] if s.startswith("-s") else ["-s", s])]
 
@@ -766,26 +781,41 @@ def main(argv: list[str] | None = None) -> int:
             "code": code_state(),
             "runs": {},
         }
-        print(f"crawling with crawler ({args.workers} workers)...", flush=True)
-        ours = crawl_ours(base, expected, workdir, args, args.profile, py_spy)
-        results["runs"]["crawler"] = ours
-        check = ours["check"]
-        if ours["exit_status"] != 0 or not check["ok"]:
-            status = 1
-            print(f"\n!!! CRAWLER MISMATCH: exit status {ours['exit_status']}, "
-                  f"{check['items']} items for {check['expected']} pages: "
-                  f"{check['missing']} missing, {check['duplicated']} duplicated, "
-                  f"{check['extra']} unexpected; examples {check['examples']}\n"
-                  f"stderr tail:\n{ours['stderr'][-2000:]}\n", file=sys.stderr, flush=True)
-        if scrapy_python:
-            print(f"crawling with scrapy ({scrapy_python})...", flush=True)
+        all_runs: dict[str, list[dict]] = {"crawler": []}
+        for i in range(args.repeat):
+            n = f" {i + 1}/{args.repeat}" if args.repeat > 1 else ""
+            print(f"crawling with crawler ({args.workers} workers){n}...", flush=True)
+            ours = crawl_ours(base, expected, workdir, args,
+                              args.profile if i == 0 else None, py_spy)
+            all_runs["crawler"].append(ours)
+            check = ours["check"]
+            if ours["exit_status"] != 0 or not check["ok"]:
+                status = 1
+                print(f"\n!!! CRAWLER MISMATCH: exit status {ours['exit_status']}, "
+                      f"{check['items']} items for {check['expected']} pages: "
+                      f"{check['missing']} missing, {check['duplicated']} duplicated, "
+                      f"{check['extra']} unexpected; examples {check['examples']}\n"
+                      f"stdout tail:\n{ours['stdout'][-1000:]}\n"
+                      f"stderr tail:\n{ours['stderr'][-2000:]}\n", file=sys.stderr, flush=True)
+            elif args.repeat > 1:
+                print(f"  {summarize(ours)['pages_per_s']} pages/s", flush=True)
+        for i in range(args.repeat if scrapy_python else 0):
+            n = f" {i + 1}/{args.repeat}" if args.repeat > 1 else ""
+            print(f"crawling with scrapy ({scrapy_python}){n}...", flush=True)
             theirs = crawl_scrapy(scrapy_python, base, expected, workdir, args)
-            results["runs"]["scrapy"] = theirs
+            all_runs.setdefault("scrapy", []).append(theirs)
             if theirs["exit_status"] != 0 or not theirs["check"]["ok"]:
                 c = theirs["check"]
                 print(f"note: scrapy run: exit status {theirs['exit_status']}, {c['items']} "
                       f"items, {c['missing']} missing, {c['duplicated']} duplicated; "
                       f"stderr tail:\n{theirs['stderr'][-1500:]}", file=sys.stderr)
+            elif args.repeat > 1:
+                print(f"  {summarize(theirs)['pages_per_s']} pages/s", flush=True)
+        for name, runs in all_runs.items():
+            ranked = sorted(runs, key=lambda r: summarize(r)["pages_per_s"])
+            results["runs"][name] = ranked[len(ranked) // 2]   # the median run
+            if len(runs) > 1:
+                results.setdefault("all_runs", {})[name] = [summarize(r) for r in runs]
     finally:
         if server is not None:
             server.close()
@@ -798,6 +828,10 @@ def main(argv: list[str] | None = None) -> int:
     if "scrapy" in results.get("runs", {}):
         rows["scrapy"] = results["summary_scrapy"] = summarize(results["runs"]["scrapy"])
     print()
+    if args.repeat > 1:
+        print(f"median of {args.repeat} runs each (by pages/s); all runs: pages/s " + "; ".join(
+            f"{name} {[x['pages_per_s'] for x in runs]}"
+            for name, runs in results.get("all_runs", {}).items()))
     print_table(rows)
     if "summary_scrapy" in results and "summary_crawler" in results:
         a, b = results["summary_crawler"], results["summary_scrapy"]
