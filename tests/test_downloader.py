@@ -20,7 +20,8 @@ import urllib3.util.connection
 
 from badserver import CP1251_PAGE, BadServer, bomb_bytes, self_signed
 from crawler import GenericSpider, Request, Response, addresses, config
-from crawler.fetcher import ACCEPT_ENCODING, BROTLI, FetchConfig, Fetcher, FetchError
+from crawler.bodies import ACCEPT_ENCODING, BROTLI
+from crawler.fetcher import FetchConfig, Fetcher, FetchError
 from crawler.handler import Handler, Rules
 from crawler.response import decode_body
 from procs import REPO, base_env

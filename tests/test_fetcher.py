@@ -11,7 +11,8 @@ import requests
 import responses
 
 from crawler import GenericSpider, Request, Response, Spider, config
-from crawler.fetcher import ACCEPT_ENCODING, FetchConfig, Fetcher, FetchError, _BodyDecoder
+from crawler.bodies import ACCEPT_ENCODING, BodyDecoder
+from crawler.fetcher import FetchConfig, Fetcher, FetchError
 from crawler.handler import Handler, Rules
 from crawler.urls import fingerprint
 
@@ -175,7 +176,7 @@ def test_gzip_exactly_at_maxsize_is_fine(mocked):
 
 def test_decoder_never_holds_more_than_the_cap():
     bomb = gzip.compress(bytes(50_000_000))
-    decoder = _BodyDecoder("gzip", 100_000)
+    decoder = BodyDecoder("gzip", 100_000)
     with pytest.raises(FetchError) as info:
         for i in range(0, len(bomb), 65536):
             decoder.feed(bomb[i:i + 65536])
