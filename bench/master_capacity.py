@@ -43,6 +43,7 @@ if REPO not in sys.path:
 
 from crawler import keyfile, manager  # noqa: E402
 from crawler.request import Request  # noqa: E402
+from run import proc_status_kb as _status_kb  # noqa: E402  (bench/ is on sys.path)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -54,17 +55,6 @@ def _cpu(pid: int) -> float | None:
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
     except OSError:
         return None
-
-
-def _status_kb(pid: int, key: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def _connect(address, key_path: str, deadline: float):
