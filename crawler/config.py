@@ -70,8 +70,7 @@ def merge(*layers: Mapping[str, Any], strict: Iterable[Mapping[str, Any]] = ()) 
                 log.warning("setting %s is not a framework setting; kept as given", name)
                 result[name] = value
                 continue
-            result[name] = coerce(name, value, result[name] if name in _OPTIONAL_STR else
-                                  getattr(default_settings, name))
+            result[name] = coerce(name, value, getattr(default_settings, name))
     _check_ranges(result)
     return result
 

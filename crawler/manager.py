@@ -14,6 +14,8 @@ import threading
 from multiprocessing import connection, managers
 from typing import Any, Callable
 
+from .errors import UsageError
+
 SERIALIZER = "crawler"
 _call_timeout = 10.0
 
@@ -26,6 +28,17 @@ EXPOSED = {
 }
 _PROXIES = {name: managers.MakeProxyType(f"{name}_proxy", methods)
             for name, methods in EXPOSED.items()}
+
+
+def parse_address(text: str, port_zero: bool = False) -> tuple[str, int]:
+    """'HOST:PORT' (or '[v6]:PORT') -> (host, port); UsageError when malformed.
+    An empty host means 127.0.0.1; port 0 (any free port) only when `port_zero`."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    low = 0 if port_zero else 1
+    if not sep or not port.isdigit() or not low <= int(port) < 65536:
+        raise UsageError(f"{text!r}: expected HOST:PORT")
+    return host, int(port)
 
 
 def set_call_timeout(seconds: float) -> None:

@@ -89,7 +89,7 @@ def prepare(args: argparse.Namespace) -> Plan:
         journal.check_same_crawl(spider_cls.name, output)
     if journal is None or journal.is_new():
         check_output(output, args.overwrite)
-    host, port = _parse_bind(args.bind)
+    host, port = manager.parse_address(args.bind, port_zero=True)
     loopback = _is_loopback(host)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1) * loopback
     if workers < 0:
@@ -109,13 +109,6 @@ def _start_urls(spider_cls: type[Spider], settings: dict[str, Any]) -> list[str]
             raise UsageError(f"{spider_cls.name}.start_urls: not an http(s) URL: {request.url!r}")
         found.append(url)
     return found
-
-
-def _parse_bind(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise UsageError(f"--bind {text!r}: expected HOST:PORT")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _is_loopback(host: str) -> bool:

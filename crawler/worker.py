@@ -276,15 +276,6 @@ def _fmt(address: tuple[str, int]) -> str:
     return f"{address[0]}:{address[1]}"
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """'HOST:PORT' (or '[v6]:PORT') -> (host, port); UsageError when malformed."""
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"{text!r}: expected HOST:PORT")
-    return host, int(port)
-
-
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m crawler.worker",
                                      description="Fetch and parse pages for a crawler master.")
@@ -307,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format=f"%(asctime)s worker[{os.getpid()}] %(levelname)s %(message)s")
     try:
-        address = parse_address(args.master)
+        address = manager.parse_address(args.master)
         if not args.authkey_file:
             raise UsageError(f"no authkey: give --authkey-file or set ${keyfile.ENV_VAR}")
         if args.threads is not None and args.threads < 1 or args.processes < 1:
