@@ -64,8 +64,10 @@ class Scheduler:
             self.workers[worker] = time.monotonic()
             accepted = [r["lease"] for r in results if self._settle(r, items)]
             numbered = self._commit(items)
-        if numbered:
-            self.emit_items(numbered)
+            if numbered:
+                # Under the lock, so the sink sees items in journal order: it records
+                # "written up to seq N", which must never skip an earlier batch.
+                self.emit_items(numbered)
         return accepted
 
     def admit(self, tasks: list[dict[str, Any]]) -> int:
