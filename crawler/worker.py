@@ -48,7 +48,6 @@ class Worker:
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
         self.wake = threading.Event()
-        self.outstanding = 0      # tasks taken from the master and not yet sent back
         self.pending: list[dict] = []   # results not yet acknowledged
         self.held: set[str] = set()     # lease ids taken and not yet acknowledged
         self.last_renew = time.monotonic()
@@ -67,8 +66,10 @@ class Worker:
         if reply is None:
             return 1
         self._configure(reply)
-        # The first connection was made before the master told us CALL_TIMEOUT.
-        self.proxies = manager.connect(self.address, self.key)
+        try:  # the first connection was made before the master told us CALL_TIMEOUT
+            self.proxies = manager.connect(self.address, self.key)
+        except _LOST as exc:
+            log.warning("lost the master (%r); the coordinator reconnects", exc)
         pool = [threading.Thread(target=self._fetch_loop, name=f"fetch-{i}", daemon=True)
                 for i in range(self.threads)]
         for thread in pool:
@@ -161,7 +162,7 @@ class Worker:
             return self._leave()
         renew_due = now - self.last_renew >= self.renew_every
         if (self._hungry() and now >= self.next_lease) or renew_due:
-            want = 2 * self.threads - self.outstanding if self._hungry() else 0
+            want = 2 * self.threads - len(self.held) if self._hungry() else 0
             reply = self._lease(want, renew_due)
             self.backoff = 0.1
             if reply["done"]:
@@ -173,7 +174,7 @@ class Worker:
 
     def _hungry(self) -> bool:
         """Some fetcher thread has nothing to do."""
-        return self.outstanding - len(self.pending) < self.threads
+        return len(self.held) - len(self.pending) < self.threads
 
     def _sleep_for(self) -> float:
         now, limits = time.monotonic(), [0.5]
@@ -199,7 +200,6 @@ class Worker:
         if renew:
             self.last_renew = time.monotonic()
         for task in reply["tasks"]:
-            self.outstanding += 1
             self.held.add(task["lease"])
             self.inbox.put(task)
         return reply
@@ -215,7 +215,6 @@ class Worker:
         known = self._prefilter(batch)
         accepted = set(self.proxies["result_queue"].put(self.id, batch))
         del self.pending[:len(batch)]
-        self.outstanding -= len(batch)
         self.held.difference_update(r["lease"] for r in batch)
         # Only links the master has taken may be skipped from now on: a result it
         # ignored (a late one, or sent to a master that died) must not hide its links.
