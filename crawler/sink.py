@@ -155,17 +155,21 @@ class Sink:
         self.writer.close()
 
     def _run(self) -> None:
-        last = 0
+        last, unflushed = 0, 0
         while True:
             batch = self._queue.get()
             if batch is None:
                 return
             for last, item in batch:
                 self._write(item)
-            if self._queue.empty():
+            unflushed += len(batch)
+            # Flush when caught up, and at least every 1,000 items under a steady stream,
+            # so the journal can forget written items.
+            if self._queue.empty() or unflushed >= 1000:
                 size = self.writer.flush()
                 if self.on_written is not None:
                     self.on_written(last, size, self.writer.count)
+                unflushed = 0
 
     def _write(self, item: dict[str, Any]) -> None:
         try:
