@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterable
 from .errors import CrawlerError, UsageError
 
 log = logging.getLogger(__name__)
+# One encoder for every item: json.dumps with options builds a new encoder per call.
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 FORMATS = {".jsonl": "jsonl", ".jl": "jsonl", ".csv": "csv", ".json": "json"}
 
 
@@ -91,7 +93,7 @@ class FeedWriter:
         if self.format == "csv":
             self._write_csv(item)
         else:
-            text = json.dumps(item, ensure_ascii=False, default=str)
+            text = _encode(item)
             if self.format == "json":
                 text = ("\n" if self.count == 0 else ",\n") + text
             else:
