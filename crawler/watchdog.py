@@ -64,7 +64,7 @@ class _Watchdog:
         self._reset()
 
     def _reset(self) -> None:
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._heap: list[tuple[float, int, FetchContext]] = []
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
@@ -103,6 +103,11 @@ class _Watchdog:
             for dup in ctx.sockets.values():
                 dup.close()
             ctx.sockets.clear()
+            # Finished fetches leave the heap here, not at their deadline: else a busy
+            # worker would hold DOWNLOAD_TIMEOUT seconds' worth of them.
+            heap = self._heap
+            while heap and heap[0][2].done:
+                heapq.heappop(heap)
 
     def _run(self) -> None:
         with self._cond:

@@ -129,6 +129,24 @@ def test_concurrent_fetches_leak_no_descriptors(server):
     assert open_fds() <= before
 
 
+def test_finished_fetches_leave_the_watchdog_at_once(server):
+    """The watchdog keeps only fetches in flight, not DOWNLOAD_TIMEOUT seconds of
+    finished ones."""
+    from crawler import watchdog
+    fetcher = make_fetcher(DOWNLOAD_TIMEOUT=30)
+    for _ in range(50):
+        assert fetcher.fetch(Request(server.url("/ok"))).status == 200
+    assert watchdog._watchdog._heap == []
+    first, second = (watchdog.FetchContext(time.monotonic() + t, False, frozenset())
+                     for t in (10, 20))
+    watchdog.start(first, 10)
+    watchdog.start(second, 20)
+    watchdog.finish(second)  # out of order: waits behind the first, still running
+    assert [entry[2] for entry in watchdog._watchdog._heap] == [first, second]
+    watchdog.finish(first)
+    assert watchdog._watchdog._heap == []
+
+
 def test_connection_refused_is_retryable():
     with socket.create_server(("127.0.0.1", 0)) as probe:
         port = probe.getsockname()[1]
