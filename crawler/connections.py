@@ -18,7 +18,7 @@ import urllib3.connection
 import urllib3.exceptions as u3
 from requests import exceptions as rq
 
-from . import addresses, watchdog
+from . import addresses, http1, watchdog
 from .failures import FetchError
 
 
@@ -97,7 +97,16 @@ _POOL_KWARGS = {"cert_reqs": "CERT_REQUIRED"}  # what requests asks for with ver
 
 class Adapter(requests.adapters.HTTPAdapter):
     """requests' adapter with our connection classes (direct and through proxies), and
-    `get()`: a plain GET on the same pools without requests' per-request machinery."""
+    `get()`: a plain GET without requests' per-request machinery (http:// on crawler.http1's
+    kept-alive connections, https:// on urllib3's pools)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.plain = http1.Pool()
+
+    def close(self) -> None:
+        super().close()
+        self.plain.close()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -116,11 +125,13 @@ class Adapter(requests.adapters.HTTPAdapter):
         return type(self).send is _REQUESTS_SEND
 
     def get(self, url: str, where: tuple[str, str, int | None, str],
-            headers: Mapping[str, str], timeout: float) -> urllib3.BaseHTTPResponse:
+            headers: Mapping[str, str], timeout: float) -> Any:
         """GET url, given as (scheme, host, port, path?query), without a proxy and with
-        certificates verified: what send() does for such a request, and the same errors
-        (requests' exceptions), minus building a requests.Response."""
+        certificates verified: what send() does for such a request, with failures the
+        fetcher classifies alike, minus building a requests.Response."""
         scheme, host, port, target = where
+        if scheme == "http":
+            return self.plain.get(host, port, target, headers.items(), timeout)
         try:
             pool = self.poolmanager.connection_from_host(host, port, scheme, _POOL_KWARGS)
         except u3.LocationValueError as exc:

@@ -21,8 +21,9 @@ What fetch() guarantees:
   the proxy resolves the name again: there the check is best effort (rebinding remains
   possible).
 
-Plain GETs take a faster path to the same pools (crawler.fastpath), with the same headers,
-cookies, connections, caps and errors; everything else goes through requests.
+Plain GETs take a faster path (crawler.fastpath, crawler.http1) with the same headers,
+cookies, address guard, deadline, caps and failure reasons; everything else goes through
+requests.
 
 Failure reasons (FetchError.reason): timeout*, truncated*, connection*, proxy*, too_large,
 blocked_address, tls, invalid_url, invalid_request, bad_encoding (* = retryable).
