@@ -48,13 +48,19 @@ class Request:
             return None
         url, host, fp = identity
         task: dict[str, Any] = {"url": url, "depth": depth, "host": host, "fp": fp}
+        # Only what differs from the defaults travels (one test each: this runs per link).
         if self.dont_filter:
             task["dont_filter"] = True
-        for name, default in (("callback", None), ("method", "GET"), ("headers", None),
-                              ("body", b""), ("priority", 0)):
-            value = getattr(self, name)
-            if value != default:
-                task[name] = value
+        if self.callback is not None:
+            task["callback"] = self.callback
+        if self.method != "GET":
+            task["method"] = self.method
+        if self.headers is not None:
+            task["headers"] = self.headers
+        if self.body:
+            task["body"] = self.body
+        if self.priority:
+            task["priority"] = self.priority
         if self.meta:
             task["meta"] = self.meta
         return task

@@ -8,7 +8,10 @@ import logging
 import os
 import pkgutil
 import sys
+from functools import cached_property
 from typing import Any, Iterable, Iterator
+
+from lxml import etree
 
 from .errors import UsageError
 from .request import Request
@@ -42,15 +45,20 @@ class GenericSpider(Spider):
 
     name = "generic"
     link_xpath = "//a/@href | //area/@href | //link[@rel='next']/@href"
+    # lxml directly, compiled once, plain strings: no Selector object per link.
+    _title = etree.XPath("string(//title)", smart_strings=False)
 
     def parse(self, response: Response) -> Iterator[Any]:
         root = response.selector.root if response.is_html else None
-        title = root.xpath("string(//title)").strip() if root is not None else ""
+        title = self._title(root).strip() if root is not None else ""
         yield {"url": response.url, "status": response.status, "title": title or None,
                "depth": response.depth}
         if root is not None:
-            # lxml directly: plain strings, no Selector object per link.
-            yield from response.follow_all(root.xpath(self.link_xpath))
+            yield from response.follow_all(self._links(root))
+
+    @cached_property
+    def _links(self) -> etree.XPath:
+        return etree.XPath(self.link_xpath, smart_strings=False)
 
 
 def load_spider_class(name: str | None, modules: Iterable[str]) -> type[Spider]:
