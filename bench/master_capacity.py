@@ -215,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(300000)")
     p.add_argument("--pages", type=int, default=0,
                    help="CLOSESPIDER_PAGECOUNT: stop after this many pages (0: by time)")
+    p.add_argument("--journal", action="store_true",
+                   help="run the master with a JOBDIR, so every URL and item is journaled")
     p.add_argument("--probe-interval", type=float, default=0.01)
     p.add_argument("--master-gc", choices=("on", "off", "raised"), default="on",
                    help="experiment: run the master with Python's cyclic GC as is (on), "
@@ -239,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                 "LEASE_TIMEOUT=600"]
     if args.pages:
         settings.append(f"CLOSESPIDER_PAGECOUNT={args.pages}")
+    if args.journal:
+        settings.append(f"JOBDIR={os.path.join(workdir, 'job')}")
     launcher = [sys.executable, "-m", "crawler.master"]
     if args.master_gc != "on":
         setup = "gc.disable()" if args.master_gc == "off" else \

@@ -16,13 +16,19 @@ import threading
 from typing import Any, Iterator
 
 from .errors import UsageError
+from .urls import host_of
 
+# URL states are a log, appended in the order they happen: a sequential append costs a
+# fraction of an upsert at a random 16-byte key (the bench: ~80 vs ~300 us of CPU per page
+# with 20 new links), and the last row of a fingerprint is its state. Queued rows carry
+# the task (url, depth, and any other fields pickled); failed rows the url and reason.
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS urls (fp BLOB PRIMARY KEY, state TEXT NOT NULL, url TEXT NOT NULL,
-                                 reason TEXT, task BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, fp BLOB NOT NULL, state TEXT NOT NULL,
+                                url TEXT, depth INTEGER, reason TEXT, extra BLOB);
 CREATE TABLE IF NOT EXISTS items (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_CORE = ("url", "fp", "host", "depth")  # task fields with columns (or recomputed: host)
 
 
 class Journal:
@@ -36,6 +42,9 @@ class Journal:
             db = self._db()
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("quick_check failed")
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name='urls'").fetchone():
+                raise UsageError(f"journal {self.path} was written by an older version of "
+                                 "crawler; finish that crawl with it, or move the JOBDIR away")
             db.executescript(_SCHEMA)
             row = db.execute("SELECT max(seq) FROM items").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -64,7 +73,7 @@ class Journal:
 
     def is_new(self) -> bool:
         """True when nothing was ever admitted in this JOBDIR."""
-        return self._db().execute("SELECT 1 FROM urls LIMIT 1").fetchone() is None
+        return self._db().execute("SELECT 1 FROM log LIMIT 1").fetchone() is None
 
     def check_same_crawl(self, spider: str, output: str) -> None:
         """Refuse to resume a journal with another spider or output file."""
@@ -84,23 +93,26 @@ class Journal:
         """Commit URL state changes and new items at once; return the items' seqs."""
         seqs = list(range(self.next_seq, self.next_seq + len(items)))
         with self._transaction() as db:
-            db.executemany(
-                "INSERT INTO urls VALUES (?, ?, ?, ?, ?) ON CONFLICT(fp) DO UPDATE SET "
-                "state=excluded.state, reason=excluded.reason, task=excluded.task",
-                [(fp, state, task["url"], reason, pickle.dumps(task, 5))
-                 for fp, state, reason, task in changes])
+            db.executemany("INSERT INTO log (fp, state, url, depth, reason, extra) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", [_row(*change) for change in changes])
             db.executemany("INSERT INTO items VALUES (?, ?)",
                            [(seq, pickle.dumps(item, 5)) for seq, item in zip(seqs, items)])
         self.next_seq += len(items)
         return seqs
 
     def urls(self) -> Iterator[tuple[bytes, str, str, str | None, dict | None]]:
-        """(fp, state, url, reason, task) for every URL; task only for unsettled ones."""
+        """(fp, state, url, reason, task) for every URL, by its last state, in the order
+        these were reached; task only for queued ones."""
         rows = self._db().execute(
-            "SELECT fp, state, url, reason, CASE WHEN state IN ('queued', 'leased') "
-            "THEN task END FROM urls")
-        for fp, state, url, reason, task in rows:
-            yield fp, state, url, reason, pickle.loads(task) if task else None
+            "SELECT fp, state, url, depth, reason, extra FROM log WHERE seq IN "
+            "(SELECT max(seq) FROM log GROUP BY fp) ORDER BY seq")
+        for fp, state, url, depth, reason, extra in rows:
+            task = None
+            if state == "queued":
+                task = {"url": url, "fp": fp, "host": host_of(url), "depth": depth}
+                if extra is not None:
+                    task.update(pickle.loads(extra))
+            yield fp, state, url, reason, task
 
     def unwritten_items(self) -> list[tuple[int, dict]]:
         """Items committed but not yet known to be in the feed file, in order."""
@@ -122,6 +134,16 @@ class Journal:
 
     def _transaction(self):
         return _Transaction(self._db())
+
+
+def _row(fp: bytes, state: str, reason: str | None, task: dict) -> tuple:
+    if state == "queued":
+        extra = {k: v for k, v in task.items() if k not in _CORE} if len(task) > 4 else None
+        return (fp, state, task["url"], task.get("depth", 0), None,
+                pickle.dumps(extra, 5) if extra else None)
+    if state == "failed":
+        return (fp, state, task["url"], None, reason, None)
+    return (fp, state, None, None, None, None)
 
 
 class _Transaction:

@@ -1,0 +1,62 @@
+"""crawler.journal: what a restarted master reads back is what was committed."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from crawler.errors import UsageError
+from crawler.journal import Journal
+from crawler.request import Request
+
+
+def task(url: str, depth: int = 1, **fields) -> dict:
+    return Request(url, **fields).to_task(depth)
+
+
+def test_each_url_comes_back_in_its_last_state_in_order(tmp_path):
+    journal = Journal(str(tmp_path))
+    assert journal.is_new()
+    a, b, c = task("http://a.test/"), task("http://b.test/x", 3), task("http://c.test/")
+    journal.record([(a["fp"], "queued", None, a), (b["fp"], "queued", None, b)], [])
+    journal.record([(a["fp"], "done", None, a), (c["fp"], "queued", None, c),
+                    (b["fp"], "failed", "http_404", b)], [])
+    rows = list(Journal(str(tmp_path)).urls())
+    assert [(r[0], r[1]) for r in rows] == [(a["fp"], "done"), (c["fp"], "queued"),
+                                           (b["fp"], "failed")]
+    assert rows[0][4] is None
+    assert rows[1][4] == c
+    assert rows[2][2:] == ("http://b.test/x", "http_404", None)
+    assert not journal.is_new()
+
+
+def test_queued_tasks_keep_every_field(tmp_path):
+    journal = Journal(str(tmp_path))
+    full = task("http://a.test/p?q=1", 2, callback="parse_item", meta={"k": [1, 2]},
+                priority=-4, method="POST", body=b"x=1", headers={"X-A": "1"},
+                dont_filter=True)
+    retried = dict(task("http://b.test/"), attempt=2)
+    journal.record([(full["fp"], "queued", None, full),
+                    (retried["fp"], "queued", None, retried)], [])
+    assert [row[4] for row in journal.urls()] == [full, retried]
+
+
+def test_items_until_written(tmp_path):
+    journal = Journal(str(tmp_path))
+    seqs = journal.record([], [{"n": 1}, {"n": 2}, {"n": 3}])
+    assert seqs == [1, 2, 3]
+    journal.mark_written(2, 100, 2)
+    reopened = Journal(str(tmp_path))
+    assert reopened.unwritten_items() == [(3, {"n": 3})]
+    assert reopened.output_progress() == (100, 2)
+    assert reopened.record([], [{"n": 4}]) == [4]
+
+
+def test_a_journal_of_the_older_format_is_refused(tmp_path):
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    db.execute("CREATE TABLE urls (fp BLOB PRIMARY KEY, state TEXT, url TEXT, reason TEXT, "
+               "task BLOB)")
+    db.commit()
+    db.close()
+    with pytest.raises(UsageError, match="older version"):
+        Journal(str(tmp_path))
