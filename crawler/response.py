@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import codecs
 import logging
+import sys
 from functools import cached_property, lru_cache
-from typing import Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
-import parsel
 from w3lib.encoding import (html_body_declared_encoding, http_content_type_encoding, read_bom,
                             to_unicode)
 
 from .errors import CrawlerError
 from .request import Request
 from .urls import join, origin_of
+
+if TYPE_CHECKING:
+    import parsel
 
 log = logging.getLogger(__name__)
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -70,6 +73,7 @@ class Response:
     @cached_property
     def selector(self) -> parsel.Selector:
         """A parsel Selector over the page (lxml underneath)."""
+        import parsel  # here, not at the top: the master never parses, and starts faster
         return parsel.Selector(text=self.text, base_url=self.url)
 
     def css(self, query: str) -> parsel.SelectorList:
@@ -121,7 +125,8 @@ class Response:
 def _href(link: Any, strict: bool = True) -> str | None:
     if isinstance(link, str):
         return link
-    if isinstance(link, parsel.Selector):
+    parsel = sys.modules.get("parsel")  # not imported yet: no Selector exists
+    if parsel is not None and isinstance(link, parsel.Selector):
         if isinstance(link.root, str):
             return link.root
         href = link.root.get("href") if hasattr(link.root, "get") else None
