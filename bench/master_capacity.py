@@ -2,7 +2,8 @@
 """Master capacity: how many pages/s one master can settle, and lease latency under load.
 
     python bench/master_capacity.py [--workers 2] [--duration 15] [--warmup 3]
-                                    [--links 20] [--batch 64] [--hosts 1000] [--json out.json]
+                                    [--links 20] [--batch 64] [--hosts 1000] [--journal]
+                                    [--json out.json]
 
 Starts a real master (`python -m crawler.master --workers 0`) whose seeds are fake URLs
 http://h<i>.invalid/ on many host names (nothing is ever fetched: .invalid never resolves and
