@@ -690,7 +690,7 @@ def print_profile_summary(folder: str, top: int = 25) -> dict:
         print(f"{'self %':>7} {'incl %':>7}  function")
         for fr, n in selfc.most_common(top):
             print(f"{100 * n / total:7.1f} {100 * incl[fr] / total:7.1f}  {fr}")
-        print(f"  -- largest inclusive --")
+        print("  -- largest inclusive --")
         for fr, n in incl.most_common(top):
             print(f"{100 * selfc[fr] / total:7.1f} {100 * n / total:7.1f}  {fr}")
         report[name] = {"samples": total,

@@ -97,8 +97,8 @@ class Response:
         self._pool, self._key, self._reader = pool, key, reader
         self._body = _framing(status, self.headers)
         self.length_remaining = self._body if isinstance(self._body, int) else None
-        self._reusable = version >= 11 and "close" not in \
-            self.headers.get("Connection", "").lower() and self._body != "close"
+        self._reusable = version >= 11 and status >= 200 and self._body != "close" and \
+            "close" not in self.headers.get("Connection", "").lower()
         self._done = self._body == 0
         self._chunk_left = 0
 
@@ -316,8 +316,9 @@ def _framing(status: int, headers: CaseInsensitiveDict) -> int | str:
 
 def _chunk_size(line: bytes) -> int:
     try:
-        return int(line.split(b";", 1)[0].strip(), 16)
+        size = int(line.split(b";", 1)[0].strip(), 16)
     except ValueError:
-        if not line:
-            raise http.client.IncompleteRead(b"") from None
-        raise http.client.HTTPException(f"bad chunk size line {line[:40]!r}") from None
+        size = -1
+    if size < 0:
+        raise http.client.HTTPException(f"bad chunk size line {line[:40]!r}")
+    return size

@@ -33,6 +33,8 @@ ROUTES = {
                     b"Content-Length: 0\r\n\r\n"),
     "/bad-status": raw(b"HTCPCP/1.0 418 I'm a teapot\r\n\r\n", False),
     "/many-headers": raw(b"HTTP/1.1 200 OK\r\n" + b"X-A: 1\r\n" * 150 + b"\r\n", False),
+    "/bad-chunk": raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n"),
+    "/switching": raw(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"),
     "/two-lengths": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", False),
     "/drop": lambda ex: False,  # closes the connection without a word
     "/then-close": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", False),
@@ -80,7 +82,7 @@ def test_framing(server, fast, path, body):
     assert (response.status, response.body) == (204 if path == "/no-content" else 200, body)
 
 
-@pytest.mark.parametrize("path", ["/http10", "/conn-close", "/until-close"])
+@pytest.mark.parametrize("path", ["/http10", "/conn-close", "/until-close", "/switching"])
 def test_connections_the_server_closes_are_not_reused(server, path):
     fetcher = make_fetcher()
     fetch(fetcher, server, path)
@@ -118,8 +120,9 @@ def test_broken_responses_fail_as_connection_errors(server, fast, path):
     assert failure(make_fetcher(fast), server, path) == ("connection", True)
 
 
-def test_conflicting_lengths_fail(server):
-    assert failure(make_fetcher(), server, "/two-lengths") == ("connection", True)
+@pytest.mark.parametrize("path", ["/two-lengths", "/bad-chunk"])
+def test_bad_framing_fails(server, path):
+    assert failure(make_fetcher(), server, path) == ("connection", True)
 
 
 def test_idle_connections_per_thread_are_capped():
