@@ -258,19 +258,19 @@ def _read_head(reader: _Reader) -> tuple[int, str, int, list]:
 
 
 def _head_lines(reader: _Reader) -> list[str]:
+    searched = 0  # each byte is searched once, however the head arrives
     while True:
         buffer = reader.buffer
-        end = buffer.find(b"\r\n\r\n")
-        if end < 0:
-            end = buffer.find(b"\n\n")
-            size = 2
-        else:
-            size = 4
-        if end >= 0:
-            reader.buffer = buffer[end + size:]
-            return buffer[:end].decode("latin-1").splitlines()
+        crlf, lf = buffer.find(b"\r\n\r\n", searched), buffer.find(b"\n\n", searched)
+        if crlf >= 0 and (lf < 0 or crlf < lf):
+            reader.buffer = buffer[crlf + 4:]
+            return buffer[:crlf].decode("latin-1").splitlines()
+        if lf >= 0:  # a server that ends lines with LF alone
+            reader.buffer = buffer[lf + 2:]
+            return buffer[:lf].decode("latin-1").splitlines()
         if len(buffer) > MAX_HEAD:
             raise http.client.LineTooLong("response headers")
+        searched = max(0, len(buffer) - 3)
         if not reader.fill():
             if not buffer:
                 raise http.client.RemoteDisconnected("the server closed the connection "

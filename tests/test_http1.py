@@ -31,6 +31,7 @@ ROUTES = {
     "/headers": raw(b"HTTP/1.1 200 OK\r\nX-Folded: one\r\n two\r\nX-Twice: 1\r\nX-Twice: 2\r\n"
                     b"Set-Cookie: a=1; Path=/\r\nSet-Cookie: b=2; Path=/\r\n"
                     b"Content-Length: 0\r\n\r\n"),
+    "/lf-only": raw(b"HTTP/1.1 200 OK\nContent-Length: 9\n\nab\r\n\r\ncd\n"),
     "/bad-status": raw(b"HTCPCP/1.0 418 I'm a teapot\r\n\r\n", False),
     "/many-headers": raw(b"HTTP/1.1 200 OK\r\n" + b"X-A: 1\r\n" * 150 + b"\r\n", False),
     "/bad-chunk": raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n"),
@@ -76,6 +77,7 @@ def test_plain_gets_reuse_one_connection(server):
 @pytest.mark.parametrize("path, body", [
     ("/chunked", b"hello world"), ("/http10", b"ok"), ("/conn-close", b"ok"),
     ("/until-close", b"all of it"), ("/continue", b"ok"), ("/no-content", b""),
+    ("/lf-only", b"ab\r\n\r\ncd\n"),
 ])
 def test_framing(server, fast, path, body):
     response = fetch(make_fetcher(fast), server, path)
