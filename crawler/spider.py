@@ -8,6 +8,7 @@ import logging
 import os
 import pkgutil
 import sys
+import threading
 from functools import cached_property
 from typing import Any, Iterable, Iterator
 
@@ -45,20 +46,29 @@ class GenericSpider(Spider):
 
     name = "generic"
     link_xpath = "//a/@href | //area/@href | //link[@rel='next']/@href"
-    # lxml directly, compiled once, plain strings: no Selector object per link.
-    _title = etree.XPath("string(//title)", smart_strings=False)
 
     def parse(self, response: Response) -> Iterator[Any]:
         root = response.selector.root if response.is_html else None
-        title = self._title(root).strip() if root is not None else ""
+        title_of, links_of = self._xpaths()
+        title = title_of(root).strip() if root is not None else ""
         yield {"url": response.url, "status": response.status, "title": title or None,
                "depth": response.depth}
         if root is not None:
-            yield from response.follow_all(self._links(root))
+            yield from response.follow_all(links_of(root))
+
+    def _xpaths(self) -> tuple[etree.XPath, etree.XPath]:
+        # lxml directly, plain strings (no Selector object per link), compiled once per
+        # fetcher thread, so threads never share an evaluator.
+        compiled = getattr(self._per_thread, "xpaths", None)
+        if compiled is None:
+            compiled = self._per_thread.xpaths = (
+                etree.XPath("string(//title)", smart_strings=False),
+                etree.XPath(self.link_xpath, smart_strings=False))
+        return compiled
 
     @cached_property
-    def _links(self) -> etree.XPath:
-        return etree.XPath(self.link_xpath, smart_strings=False)
+    def _per_thread(self) -> threading.local:
+        return threading.local()
 
 
 def load_spider_class(name: str | None, modules: Iterable[str]) -> type[Spider]:
