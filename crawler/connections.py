@@ -19,7 +19,7 @@ import urllib3.exceptions as u3
 from requests import exceptions as rq
 
 from . import addresses, http1, watchdog
-from .failures import FetchError
+from .failures import refuse_private
 
 
 class _Connection:
@@ -44,10 +44,7 @@ class _Connection:
             found = addresses.resolve(name, self.port)
         except (OSError, UnicodeError) as exc:
             raise u3.NameResolutionError(self.host, self, exc) from exc
-        bad = addresses.refused(found)
-        if bad:
-            raise FetchError("blocked_address", f"{self.host} resolves to {bad[0]}, not a "
-                             "public address")
+        refuse_private(self.host, found)
         error: Exception | None = None
         for address in found:  # connect to the addresses checked, never to a new lookup
             self._dns_host = address

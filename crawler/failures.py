@@ -8,11 +8,12 @@ from __future__ import annotations
 import http.client
 import ssl
 import time
-from typing import Any
+from typing import Any, Iterable
 
 import requests
 import urllib3.exceptions
 
+from . import addresses
 from .errors import CrawlerError
 
 
@@ -22,6 +23,14 @@ class FetchError(CrawlerError):
     def __init__(self, reason: str, message: str, retryable: bool = False) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason, self.retryable = reason, retryable
+
+
+def refuse_private(host: str, found: Iterable[str]) -> None:
+    """The address guard: fail with blocked_address when any address host resolves to is
+    not public."""
+    bad = addresses.refused(found)
+    if bad:
+        raise FetchError("blocked_address", f"{host} resolves to {bad[0]}, not a public address")
 
 
 def timed_out(when: str, timeout: float) -> FetchError:

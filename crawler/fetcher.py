@@ -43,7 +43,7 @@ import requests
 from . import addresses, watchdog
 from .bodies import ACCEPT_ENCODING, BodyDecoder
 from .connections import Adapter
-from .failures import TRANSPORT_ERRORS, FetchError, classify, timed_out
+from .failures import TRANSPORT_ERRORS, FetchError, classify, refuse_private, timed_out
 from .fastpath import FastPath
 from .request import Request
 from .response import Response
@@ -177,10 +177,7 @@ class Fetcher:
             raise FetchError("blocked_address", f"{host} does not resolve here, so the address "
                              f"guard cannot check it ({exc}); set ADDRESS_GUARD=False to crawl "
                              "names only the proxy can resolve") from None
-        bad = addresses.refused(found)
-        if bad:
-            raise FetchError("blocked_address", f"{host} resolves to {bad[0]}, not a public "
-                             "address")
+        refuse_private(host, found)
 
     def _read(self, raw: Any, ctx: watchdog.FetchContext) -> bytes:
         """The decoded body, read in small steps against the deadline and the size caps."""

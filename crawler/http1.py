@@ -19,7 +19,7 @@ from typing import Iterable
 from requests.structures import CaseInsensitiveDict
 
 from . import addresses, watchdog
-from .failures import FetchError
+from .failures import refuse_private
 
 MAX_HEAD = 64 * 1024  # bytes of status line and headers, as http.client's limits allow
 MAX_HEADERS = 100  # http.client's limit too
@@ -218,10 +218,7 @@ def _connect(key: tuple[str, int], timeout: float) -> socket.socket:
         sock = socket.create_connection(key, timeout)
     else:
         found = addresses.resolve(host, port)
-        bad = addresses.refused(found)
-        if bad:
-            raise FetchError("blocked_address", f"{host} resolves to {bad[0]}, not a public "
-                             "address")
+        refuse_private(host, found)
         sock = _connect_first(found, port, timeout)  # the addresses checked, no new lookup
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
