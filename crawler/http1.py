@@ -249,7 +249,7 @@ def _read_head(reader: _Reader) -> tuple[int, str, int, list]:
     """Status, reason, HTTP version (10 or 11) and header fields; interim 1xx skipped."""
     while True:
         lines = _head_lines(reader)
-        status, reason, version = _status_line(lines[0])
+        status, reason, version = _status_line(lines[0] if lines else "")
         if not 100 <= status < 200 or status == 101:
             return status, reason, version, _fields(lines[1:])
 

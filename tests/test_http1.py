@@ -33,6 +33,7 @@ ROUTES = {
                     b"Content-Length: 0\r\n\r\n"),
     "/lf-only": raw(b"HTTP/1.1 200 OK\nContent-Length: 9\n\nab\r\n\r\ncd\n"),
     "/bad-status": raw(b"HTCPCP/1.0 418 I'm a teapot\r\n\r\n", False),
+    "/empty-head": raw(b"\r\n\r\n", False),
     "/many-headers": raw(b"HTTP/1.1 200 OK\r\n" + b"X-A: 1\r\n" * 150 + b"\r\n", False),
     "/bad-chunk": raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n"),
     "/switching": raw(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"),
@@ -117,7 +118,7 @@ def test_folded_repeated_headers_and_cookies(server, fast):
 
 
 @BOTH
-@pytest.mark.parametrize("path", ["/bad-status", "/many-headers"])
+@pytest.mark.parametrize("path", ["/bad-status", "/empty-head", "/many-headers"])
 def test_broken_responses_fail_as_connection_errors(server, fast, path):
     assert failure(make_fetcher(fast), server, path) == ("connection", True)
 
