@@ -278,7 +278,8 @@ def _head_lines(reader: _Reader) -> list[str]:
 def _status_line(line: str) -> tuple[int, str, int]:
     version, _, rest = line.partition(" ")
     code, _, reason = rest.strip().partition(" ")
-    if not version.startswith("HTTP/") or len(code) != 3 or not code.isdigit():
+    numeric = len(code) == 3 and code.isascii() and code.isdigit()
+    if not version.startswith("HTTP/") or not numeric:
         raise http.client.BadStatusLine(line)
     return int(code), reason.strip(), 10 if version == "HTTP/1.0" else 11
 
@@ -308,7 +309,7 @@ def _framing(status: int, headers: CaseInsensitiveDict) -> int | str:
     if len(lengths) > 1:
         raise http.client.HTTPException(f"conflicting Content-Length values {sorted(lengths)}")
     value = lengths.pop() if lengths else ""
-    return int(value) if value.isdigit() else "close"
+    return int(value) if value.isascii() and value.isdigit() else "close"
 
 
 def _chunk_size(line: bytes) -> int:
