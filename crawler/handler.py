@@ -51,7 +51,15 @@ class Handler:
         self.spider, self.fetcher, self.rules = spider, fetcher, rules
 
     def handle(self, task: dict[str, Any]) -> dict[str, Any]:
-        """Fetch and parse one task; never raises."""
+        """Fetch and parse one task; never raises. An unexpected error (a bug) is logged and
+        fails the task, so its lease is settled and the crawl can end."""
+        try:
+            return self._handle(task)
+        except Exception:
+            log.exception("internal error on %s", task.get("url"))
+            return {"outcome": "failed", "reason": "internal_error"}
+
+    def _handle(self, task: dict[str, Any]) -> dict[str, Any]:
         if task.get("robots"):
             return self._robots(task["url"])
         request = Request.from_task(task)

@@ -343,6 +343,16 @@ def test_spider_error_never_raises():
     assert result == {"outcome": "failed", "reason": "spider_error", "status": 200}
 
 
+def test_an_unexpected_fetch_error_fails_the_task(caplog):
+    class Broken:
+        def fetch(self, request, depth):
+            raise IndexError("a bug in the downloader")
+
+    result = Handler(GenericSpider(), Broken(), rules()).handle(task())
+    assert result == {"outcome": "failed", "reason": "internal_error"}
+    assert "a bug in the downloader" in caplog.text
+
+
 def test_spider_yielding_non_item_is_spider_error():
     result = handle({URL: html()}, task(callback="parse_weird"), spider=FailingSpider())
     assert result["outcome"] == "failed" and result["reason"] == "spider_error"
