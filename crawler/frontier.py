@@ -14,12 +14,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from .request import CORE_FIELDS, extra_fields
 from .robots import RobotsRules, robots_url
 from .throttle import Throttle
 from .urls import fingerprint
 
 QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
-_CORE = {"url", "fp", "host", "depth"}  # task fields kept flat in host queues
 _PRIORITY_STEP = 1 << 40
 
 
@@ -107,7 +107,7 @@ class Frontier:
                 capped += 1
                 continue
             seen[fp] = QUEUED
-            if len(task) == 4:  # url, fp, host, depth: nothing else to keep
+            if len(task) == len(CORE_FIELDS):  # nothing beyond url, fp, host, depth
                 heapq.heappush(host.queue, (next(self._seq), task["url"].encode(), fp,
                                             task["depth"], None))
                 self.queued += 1
@@ -144,7 +144,7 @@ class Frontier:
         # One key orders by priority, then first come first served (seq < 2**40).
         key = float("-inf") if task.get("robots") else \
             next(self._seq) - task.get("priority", 0) * _PRIORITY_STEP
-        extra = {k: v for k, v in task.items() if k not in _CORE} or None
+        extra = extra_fields(task)  # the core fields are kept flat in host queues
         heapq.heappush(host.queue, (key, task["url"].encode(), task["fp"],
                                     task.get("depth", 0), extra))
         self.queued += 1

@@ -16,6 +16,7 @@ import threading
 from typing import Any, Iterator
 
 from .errors import UsageError
+from .request import extra_fields
 from .urls import host_of
 
 # URL states are a log, appended in the order they happen: a sequential append costs a
@@ -28,7 +29,6 @@ CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, fp BLOB NOT NULL, state
 CREATE TABLE IF NOT EXISTS items (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_CORE = ("url", "fp", "host", "depth")  # task fields with columns (or recomputed: host)
 
 
 class Journal:
@@ -138,7 +138,7 @@ class Journal:
 
 def _row(fp: bytes, state: str, reason: str | None, task: dict) -> tuple:
     if state == "queued":
-        extra = {k: v for k, v in task.items() if k not in _CORE} if len(task) > 4 else None
+        extra = extra_fields(task)  # the core fields have columns (host is recomputed)
         return (fp, state, task["url"], task.get("depth", 0), None,
                 pickle.dumps(extra, 5) if extra else None)
     if state == "failed":

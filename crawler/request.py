@@ -8,6 +8,17 @@ from . import urls
 from .errors import CrawlerError
 
 
+# The fields every task has; to_task() adds others only when they differ from the defaults.
+CORE_FIELDS = frozenset({"url", "fp", "host", "depth"})
+
+
+def extra_fields(task: dict[str, Any]) -> dict[str, Any] | None:
+    """A task's fields beyond the core ones (which every task has), or None."""
+    if len(task) == len(CORE_FIELDS):  # the common case, per link: no loop
+        return None
+    return {k: v for k, v in task.items() if k not in CORE_FIELDS} or None
+
+
 @dataclass
 class Request:
     """A page to fetch and the spider method (by name) that parses it.
