@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from typing import Iterable, Union
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -112,9 +113,33 @@ def is_trusted(host: str, trusted: Iterable[str]) -> bool:
     return normalize_host(host) in {normalize_host(t) for t in trusted}
 
 
-def resolve(host: str, port: int | None) -> list[str]:
+def resolve(host: str, port: int | None, timeout: float | None = None) -> list[str]:
     """Every address host resolves to for a TCP connection, without duplicates, in the
-    resolver's order. Raises socket.gaierror (an OSError) when the name does not resolve."""
+    resolver's order. Raises socket.gaierror (an OSError) when the name does not resolve,
+    and TimeoutError when a `timeout` is given and the answer takes longer: getaddrinfo
+    cannot be interrupted, so it then runs on a daemon thread left to finish alone."""
+    if timeout is None or _is_ip(host):
+        return _lookup(host, port)
+    answer: list = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            answer.append(_lookup(host, port))
+        except BaseException as exc:  # handed to the waiting thread
+            answer.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"resolve-{host}", daemon=True).start()
+    if not done.wait(max(timeout, 0.0)):
+        raise TimeoutError(f"resolving {host} took over {timeout:.1f} s")
+    if isinstance(answer[0], BaseException):
+        raise answer[0]
+    return answer[0]
+
+
+def _lookup(host: str, port: int | None) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     seen: dict[str, None] = {}
     for _family, _type, _proto, _canon, sockaddr in infos:
@@ -122,3 +147,11 @@ def resolve(host: str, port: int | None) -> list[str]:
     if not seen:
         raise socket.gaierror(socket.EAI_NONAME, f"{host} has no address")
     return list(seen)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(normalize_host(host))
+    except ValueError:
+        return False
+    return True

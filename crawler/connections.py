@@ -1,15 +1,17 @@
 """urllib3 connections with the address guard and the watchdog hook, and the adapter using them.
 
-Before connecting, the host is resolved and the connection refused when any of its addresses
-is not public (crawler.addresses); then only the checked addresses are connected to, so a DNS
-answer that changes between check and connect (rebinding) does not get through. Seed hosts
-(the fetch's trusted hosts) are exempt. Through a proxy, the connection goes to the proxy and
-is not checked here (the fetcher checks the target before; the proxy resolves it again).
+Before connecting, the host is resolved (within the fetch's deadline) and the connection
+refused when any of its addresses is not public (crawler.addresses); then only the checked
+addresses are connected to, so a DNS answer that changes between check and connect
+(rebinding) does not get through. Seed hosts (the fetch's trusted hosts) are exempt from the
+check. Through a proxy, the connection goes to the proxy and is not checked here (the
+fetcher checks the target before; the proxy resolves it again).
 Every socket a fetch uses, new or kept alive, is registered with the watchdog.
 """
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any, Mapping
 
 import requests.adapters
@@ -30,21 +32,23 @@ class _Connection:
 
     def _new_conn(self) -> socket.socket:
         ctx = watchdog.current()
-        if ctx is not None and self.guarded and ctx.guard and not ctx.trusts(self.host):
-            sock = self._connect_checked()
-        else:
-            sock = super()._new_conn()  # type: ignore[misc]
-        if ctx is not None:
-            ctx.watch(sock)
+        if ctx is None:
+            return super()._new_conn()  # type: ignore[misc]
+        sock = self._connect_resolved(ctx, self.guarded and ctx.guard and
+                                      not ctx.trusts(self.host))
+        ctx.watch(sock)
         return sock
 
-    def _connect_checked(self) -> socket.socket:
+    def _connect_resolved(self, ctx: watchdog.FetchContext, check: bool) -> socket.socket:
+        """Look the name up within the fetch's deadline, check the addresses (`check`),
+        then connect to those addresses only."""
         name = self._dns_host
         try:
-            found = addresses.resolve(name, self.port)
+            found = addresses.resolve(name, self.port, ctx.deadline - time.monotonic())
         except (OSError, UnicodeError) as exc:
             raise u3.NameResolutionError(self.host, self, exc) from exc
-        refuse_private(self.host, found)
+        if check:
+            refuse_private(self.host, found)
         error: Exception | None = None
         for address in found:  # connect to the addresses checked, never to a new lookup
             self._dns_host = address

@@ -34,7 +34,7 @@ RETRY_AFTER_MAX = 60.0
 HOST_PAGE_LIMIT = 0
 # Drop links whose path repeats one segment more than this often (a crawler trap).
 TRAP_SEGMENT_REPEAT = 3
-# Total seconds one request may take: connect, headers and body together.
+# Total seconds one request may take: name lookup, connect, headers and body together.
 DOWNLOAD_TIMEOUT = 30.0
 # Largest decoded body in bytes; larger responses fail with too_large.
 DOWNLOAD_MAXSIZE = 10 * 1024 * 1024

@@ -10,7 +10,8 @@ What fetch() guarantees:
   body. Every socket a fetch uses is registered with a watchdog thread that shuts it down
   when the deadline passes, whatever phase the fetch is in (crawler.watchdog); the body loop
   also checks the clock after every read1-style read (one recv at most). Name resolution
-  (getaddrinfo) is the one step the watchdog cannot cut.
+  (getaddrinfo, which nothing can interrupt) runs on a thread of its own, and the fetch
+  stops waiting for it at the deadline.
 * Size. The body is read in small pieces and decompressed incrementally with an output
   bound per step (crawler.bodies): raw and decoded bytes are both capped at DOWNLOAD_MAXSIZE,
   so a gzip bomb costs at most about DOWNLOAD_MAXSIZE of memory. A body shorter than its
@@ -172,7 +173,7 @@ class Fetcher:
         if not host or ctx.trusts(host):
             return
         try:
-            found = addresses.resolve(host, port or 80)
+            found = addresses.resolve(host, port or 80, ctx.deadline - time.monotonic())
         except (OSError, UnicodeError) as exc:
             raise FetchError("blocked_address", f"{host} does not resolve here, so the address "
                              f"guard cannot check it ({exc}); set ADDRESS_GUARD=False to crawl "

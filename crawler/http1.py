@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import select
 import socket
+import time
 from typing import Iterable
 
 from requests.structures import CaseInsensitiveDict
@@ -214,11 +215,12 @@ def _request_head(host: str, port: int | None, target: str,
 def _connect(key: tuple[str, int], timeout: float) -> socket.socket:
     host, port = key
     ctx = watchdog.current()
-    if ctx is None or not ctx.guard or ctx.trusts(host):
+    if ctx is None:
         sock = socket.create_connection(key, timeout)
-    else:
-        found = addresses.resolve(host, port)
-        refuse_private(host, found)
+    else:  # the name looked up within the deadline, and checked unless trusted
+        found = addresses.resolve(host, port, ctx.deadline - time.monotonic())
+        if ctx.guard and not ctx.trusts(host):
+            refuse_private(host, found)
         sock = _connect_first(found, port, timeout)  # the addresses checked, no new lookup
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock

@@ -81,6 +81,30 @@ def test_tls_handshake_that_never_completes_times_out():
     assert took < 1.0
 
 
+@pytest.fixture()
+def slow_dns(monkeypatch):
+    """slow.test takes 3 s to resolve (to 127.0.0.1); every other name is looked up as usual."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "slow.test":
+            time.sleep(3)
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "requests"])
+@pytest.mark.parametrize("trusted", [("slow.test",), ()], ids=["trusted", "guarded"])
+def test_a_slow_name_lookup_times_out_at_the_deadline(server, slow_dns, fast, trusted):
+    fetcher = make_fetcher(trusted=trusted, DOWNLOAD_TIMEOUT=0.5)
+    fetcher.fast_path = fast
+    error, took = timed_error(fetcher, server.url("/ok", host="slow.test"))
+    assert (error.reason, error.retryable) == ("timeout", True)
+    assert took < 2.0  # not the resolver's 3 s
+
+
 def test_deadline_also_cuts_a_reused_keep_alive_connection(server):
     fetcher = make_fetcher(DOWNLOAD_TIMEOUT=0.5)
     before = server.connections
@@ -309,7 +333,7 @@ def no_connections(monkeypatch):
 
 
 def test_any_private_address_among_several_refuses_the_host(monkeypatch, no_connections):
-    monkeypatch.setattr(addresses, "resolve", lambda host, port: ["8.8.8.8", "10.0.0.1"])
+    monkeypatch.setattr(addresses, "resolve", lambda host, port, timeout=None: ["8.8.8.8", "10.0.0.1"])
     error = fetch_error(make_fetcher(trusted=()), "http://mixed.test/")
     assert error.reason == "blocked_address" and "10.0.0.1" in str(error)
     assert no_connections == []
@@ -320,7 +344,7 @@ def test_connects_only_to_the_addresses_it_checked(server, monkeypatch):
     # instead of looking the name up again (which is what makes DNS rebinding possible)
     lookups = []
 
-    def fake_resolve(host, port):
+    def fake_resolve(host, port, timeout=None):
         lookups.append(host)
         return ["127.0.0.1"]
 
@@ -332,7 +356,7 @@ def test_connects_only_to_the_addresses_it_checked(server, monkeypatch):
 
 
 def test_unresolvable_name_is_a_retryable_connection_error(monkeypatch):
-    def fail(host, port):
+    def fail(host, port, timeout=None):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(addresses, "resolve", fail)
@@ -402,7 +426,7 @@ def test_proxy_refusing_connect_is_a_proxy_error(server):
 
 
 def test_guard_checks_the_target_before_a_proxy(server, monkeypatch):
-    monkeypatch.setattr(addresses, "resolve", lambda host, port: ["192.168.0.10"])
+    monkeypatch.setattr(addresses, "resolve", lambda host, port, timeout=None: ["192.168.0.10"])
     fetcher = make_fetcher(HTTP_PROXY=server.url("").rstrip("/"))
     before = len(server.received)
     error = fetch_error(fetcher, "http://intranet.test/")
@@ -411,7 +435,7 @@ def test_guard_checks_the_target_before_a_proxy(server, monkeypatch):
 
 
 def test_guard_refuses_names_it_cannot_resolve_before_a_proxy(monkeypatch):
-    def fail(host, port):
+    def fail(host, port, timeout=None):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(addresses, "resolve", fail)
