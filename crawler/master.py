@@ -188,7 +188,7 @@ class Master:
                 self.scheduler.close("closespider_itemcount")
             if s["CLOSESPIDER_TIMEOUT"] and self.elapsed() >= s["CLOSESPIDER_TIMEOUT"]:
                 self.scheduler.close("closespider_timeout")
-            time.sleep(0.05)
+            self.scheduler.ended.wait(0.05)
 
     def drain(self, grace: float) -> None:
         """Wait (bounded) for workers to hear the crawl is over, then for local ones to exit.
@@ -199,7 +199,7 @@ class Master:
         while time.monotonic() < deadline and (time.monotonic() < linger or
                                                self.scheduler.workers_pending(
                                                    self.plan.settings["LEASE_TIMEOUT"])):
-            time.sleep(0.05)
+            time.sleep(0.01)
         for child in self.children:
             try:
                 child.wait(max(0.1, deadline - time.monotonic()))

@@ -29,6 +29,7 @@ class Scheduler:
         if journal is not None:
             frontier.changes = []
         self.lock = threading.Lock()
+        self.ended = threading.Event()  # set once over(): the master's loop need not poll
         self.workers: dict[str, float] = {}
         self.told_done: set[str] = set()
         self.closing: str | None = None
@@ -68,6 +69,8 @@ class Scheduler:
                 # Under the lock, so the sink sees items in journal order: it records
                 # "written up to seq N", which must never skip an earlier batch.
                 self.emit_items(numbered)
+            if self.over():
+                self.ended.set()
         return accepted
 
     def admit(self, tasks: list[dict[str, Any]]) -> int:
