@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 from typing import Iterable, Union
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -113,6 +114,10 @@ def is_trusted(host: str, trusted: Iterable[str]) -> bool:
     return normalize_host(host) in {normalize_host(t) for t in trusted}
 
 
+MAX_LOOKUPS = 32  # lookup threads at once: hung ones cannot pile up without bound
+_LOOKUPS = threading.BoundedSemaphore(MAX_LOOKUPS)
+
+
 def resolve(host: str, port: int | None, timeout: float | None = None) -> list[str]:
     """Every address host resolves to for a TCP connection, without duplicates, in the
     resolver's order. Raises socket.gaierror (an OSError) when the name does not resolve,
@@ -120,6 +125,9 @@ def resolve(host: str, port: int | None, timeout: float | None = None) -> list[s
     cannot be interrupted, so it then runs on a daemon thread left to finish alone."""
     if timeout is None or _is_ip(host):
         return _lookup(host, port)
+    started = time.monotonic()
+    if not _LOOKUPS.acquire(timeout=max(timeout, 0.0)):  # all taken by hung lookups
+        raise TimeoutError(f"resolving {host}: {MAX_LOOKUPS} lookups already waiting")
     answer: list = []
     done = threading.Event()
 
@@ -129,10 +137,11 @@ def resolve(host: str, port: int | None, timeout: float | None = None) -> list[s
         except BaseException as exc:  # handed to the waiting thread
             answer.append(exc)
         finally:
+            _LOOKUPS.release()
             done.set()
 
     threading.Thread(target=run, name=f"resolve-{host}", daemon=True).start()
-    if not done.wait(max(timeout, 0.0)):
+    if not done.wait(max(timeout - (time.monotonic() - started), 0.0)):
         raise TimeoutError(f"resolving {host} took over {timeout:.1f} s")
     if isinstance(answer[0], BaseException):
         raise answer[0]

@@ -105,6 +105,39 @@ def test_a_slow_name_lookup_times_out_at_the_deadline(server, slow_dns, fast, tr
     assert took < 2.0  # not the resolver's 3 s
 
 
+def test_hung_lookups_hold_a_bounded_number_of_threads(monkeypatch):
+    import threading
+    release, real = threading.Event(), socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "hang.test":
+            release.wait(30)
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+
+    def lookups(name: str = "") -> int:
+        return sum(t.name.startswith(f"resolve-{name}") for t in threading.enumerate())
+
+    def hung() -> int:
+        return lookups("hang.test")
+
+    deadline = time.monotonic() + 5  # lookups of earlier tests hold slots until they end
+    while lookups() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    try:
+        for _ in range(addresses.MAX_LOOKUPS + 8):
+            with pytest.raises(TimeoutError):
+                addresses.resolve("hang.test", 80, 0.02)
+        assert hung() == addresses.MAX_LOOKUPS
+    finally:
+        release.set()
+    deadline = time.monotonic() + 5
+    while hung() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert addresses.resolve("hang.test", 80, 1.0) == ["127.0.0.1"]  # the slots are free
+
+
 def test_deadline_also_cuts_a_reused_keep_alive_connection(server):
     fetcher = make_fetcher(DOWNLOAD_TIMEOUT=0.5)
     before = server.connections
