@@ -29,7 +29,7 @@ class Scheduler:
         if journal is not None:
             frontier.changes = []
         self.lock = threading.Lock()
-        self.ended = threading.Event()  # set once over(): the master's loop need not poll
+        self.ended = threading.Event()  # set by the put that ends the crawl: wakes the master
         self.workers: dict[str, float] = {}
         self.told_done: set[str] = set()
         self.closing: str | None = None
