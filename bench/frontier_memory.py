@@ -3,8 +3,8 @@
 
     python bench/frontier_memory.py [--urls 1000000] [--hosts 1000] [--json out.json]
 
-Builds a crawler.frontier.Frontier in this process and admits --urls tasks made by
-crawler.request.Request(url).to_task(1), spread round-robin over --hosts host names, in
+Builds a crawler.frontier.embedded.Frontier in this process and admits --urls tasks made by
+crawler.http.request.Request(url).to_task(1), spread round-robin over --hosts host names, in
 batches of 10,000 (as result batches would bring them). Reports RSS (VmRSS from
 /proc/self/status) before and after, bytes per queued URL, the time to build the tasks
 (to_task: normalize + fingerprint, done on workers in a real crawl) and the time to admit
@@ -26,7 +26,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from crawler.frontier import Frontier  # noqa: E402
-from crawler.request import Request  # noqa: E402
+from crawler.http.request import Request  # noqa: E402
 
 
 def rss_kb() -> int:

@@ -11,7 +11,7 @@ no worker here fetches), with CONCURRENT_REQUESTS_PER_DOMAIN=1000 so politeness 
 limit. Then N synthetic worker processes connect like real workers (crawler.manager.connect,
 the key file, control.hello) and loop: url_queue.lease(id, BATCH) and, for every task, a
 result {"lease", "outcome": "done", "status": 200, "items": [{"url"}], "requests": [LINKS new
-tasks from crawler.request.Request(url).to_task(depth + 1)]} sent back with
+tasks from crawler.http.request.Request(url).to_task(depth + 1)]} sent back with
 result_queue.put(id, results). The new tasks are built before the clock starts (--pool per
 worker), so the synthetic workers spend their CPU on the wire, not on URL hashing.
 
@@ -43,7 +43,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from crawler import keyfile, manager  # noqa: E402
-from crawler.request import Request  # noqa: E402
+from crawler.http.request import Request  # noqa: E402
 from run import proc_status_kb as _status_kb  # noqa: E402  (bench/ is on sys.path)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

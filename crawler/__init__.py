@@ -1,9 +1,9 @@
 """crawler: a distributed web-crawler framework. Public API."""
 from .errors import CrawlerError, RefusedError, UsageError
-from .request import Request
-from .response import Response
+from .http.request import Request
+from .http.response import Response
 from .sink import DropItem
-from .spider import GenericSpider, Spider
+from .spider.base import GenericSpider, Spider
 
 __all__ = ["CrawlerError", "DropItem", "GenericSpider", "RefusedError", "Request", "Response",
            "Spider", "UsageError"]

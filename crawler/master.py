@@ -23,13 +23,13 @@ from typing import Any
 from . import config, keyfile, manager, urls
 from .errors import CrawlerError, UsageError
 from .frontier import DONE, FAILED, Frontier
-from .journal import Journal
-from .request import Request
+from .frontier.journal import Journal
+from .http.request import Request
 from .scheduler import Scheduler, registered_objects
 from .seeds import read_seeds
 from .sink import FeedWriter, Sink, check_output, load_pipelines
-from .spider import GenericSpider, Spider, load_spider_class, source_hash
-from .throttle import Throttle
+from .spider.base import GenericSpider, Spider, load_spider_class, source_hash
+from .frontier.throttle import Throttle
 
 log = logging.getLogger("crawler.master")
 

@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from .frontier import DONE, Frontier
-from .journal import Journal
+from .frontier.journal import Journal
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from . import keyfile, manager
 from .errors import CrawlerError, RefusedError, UsageError
-from .fetcher import FetchConfig, Fetcher
-from .handler import Handler, Rules
-from .spider import load_spider_class, source_hash
+from .http.fetcher import FetchConfig, Fetcher
+from .spider.handler import Handler, Rules
+from .spider.base import load_spider_class, source_hash
 
 log = logging.getLogger(__name__)
 _LOST = (OSError, EOFError, RemoteError)

@@ -19,11 +19,12 @@ import responses
 import urllib3.util.connection
 
 from badserver import CP1251_PAGE, BadServer, bomb_bytes, self_signed
-from crawler import GenericSpider, Request, Response, addresses, config
-from crawler.bodies import ACCEPT_ENCODING, BROTLI
-from crawler.fetcher import FetchConfig, Fetcher, FetchError
-from crawler.handler import Handler, Rules
-from crawler.response import decode_body
+from crawler import GenericSpider, Request, Response, config
+from crawler.http import addresses
+from crawler.http.bodies import ACCEPT_ENCODING, BROTLI
+from crawler.http.fetcher import FetchConfig, Fetcher, FetchError
+from crawler.spider.handler import Handler, Rules
+from crawler.http.response import decode_body
 from procs import REPO, base_env
 
 MiB = 1 << 20
@@ -189,7 +190,7 @@ def test_concurrent_fetches_leak_no_descriptors(server):
 def test_finished_fetches_leave_the_watchdog_at_once(server):
     """The watchdog keeps only fetches in flight, not DOWNLOAD_TIMEOUT seconds of
     finished ones."""
-    from crawler import watchdog
+    from crawler.http import watchdog
     fetcher = make_fetcher(DOWNLOAD_TIMEOUT=30)
     for _ in range(50):
         assert fetcher.fetch(Request(server.url("/ok"))).status == 200
@@ -260,7 +261,7 @@ def test_redirect_loop_is_returned_untouched(server):
 _CHILD = r"""
 import json, sys
 from crawler import Request, config
-from crawler.fetcher import FetchConfig, Fetcher, FetchError
+from crawler.http.fetcher import FetchConfig, Fetcher, FetchError
 
 def hwm():  # peak resident set size so far, MiB
     with open("/proc/self/status") as f:

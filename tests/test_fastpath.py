@@ -1,4 +1,4 @@
-"""crawler.fastpath: plain GETs straight to the pools, indistinguishable from requests' path.
+"""crawler.http.fastpath: plain GETs straight to the pools, indistinguishable from requests' path.
 
 Every check runs both ways (Fetcher.fast_path True and False) against tests/badserver.py, and
 the URL rule is checked against what requests itself would send.
@@ -15,8 +15,8 @@ import responses
 
 from badserver import BadServer, bomb_bytes
 from crawler import Request, config, urls
-from crawler.fastpath import where
-from crawler.fetcher import FetchConfig, Fetcher, FetchError
+from crawler.http.fastpath import where
+from crawler.http.fetcher import FetchConfig, Fetcher, FetchError
 
 BOTH = pytest.mark.parametrize("fast", [True, False], ids=["fast", "requests"])
 

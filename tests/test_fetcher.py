@@ -1,4 +1,4 @@
-"""crawler.fetcher.Fetcher (mocked with `responses`) and crawler.handler.Handler.
+"""crawler.http.fetcher.Fetcher (mocked with `responses`) and crawler.spider.handler.Handler.
 
 Real misbehaving servers (trickle, bombs, truncation, TLS, proxies) are in test_downloader.py.
 """
@@ -11,9 +11,9 @@ import requests
 import responses
 
 from crawler import GenericSpider, Request, Response, Spider, config
-from crawler.bodies import ACCEPT_ENCODING, BodyDecoder
-from crawler.fetcher import FetchConfig, Fetcher, FetchError
-from crawler.handler import Handler, Rules
+from crawler.http.bodies import ACCEPT_ENCODING, BodyDecoder
+from crawler.http.fetcher import FetchConfig, Fetcher, FetchError
+from crawler.spider.handler import Handler, Rules
 from crawler.urls import fingerprint
 
 URL = "http://example.com/page"
@@ -115,7 +115,7 @@ def test_gzip_body_is_decoded(mocked):
 
 def test_deadline_passed_while_reading(mocked, monkeypatch):
     ticks = iter([0.0, 100.0, 100.0, 100.0])
-    monkeypatch.setattr("crawler.fetcher.time", types.SimpleNamespace(monotonic=lambda: next(ticks)))
+    monkeypatch.setattr("crawler.http.fetcher.time", types.SimpleNamespace(monotonic=lambda: next(ticks)))
     mocked.get(URL, body=b"slow body")
     with pytest.raises(FetchError) as info:
         make_fetcher(DOWNLOAD_TIMEOUT=30.0).fetch(Request(URL))

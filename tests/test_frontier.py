@@ -1,4 +1,4 @@
-"""crawler.frontier.Frontier driven by a fake clock (never sleeps)."""
+"""crawler.frontier.embedded.Frontier driven by a fake clock (never sleeps)."""
 import pytest
 
 from crawler.frontier import DONE, FAILED, LEASED, QUEUED, Frontier

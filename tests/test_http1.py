@@ -1,4 +1,4 @@
-"""crawler.http1, the fast path's client for plain http:// GETs: framing, keep-alive, and the
+"""crawler.http.http1, the fast path's client for plain http:// GETs: framing, keep-alive, and the
 responses servers get wrong, against tests/badserver.py. Where requests has an answer too,
 both paths must give the same one."""
 from __future__ import annotations
@@ -8,8 +8,9 @@ import socket
 import pytest
 
 from badserver import BadServer
-from crawler import Request, config, http1
-from crawler.fetcher import FetchConfig, Fetcher, FetchError
+from crawler import Request, config
+from crawler.http import http1
+from crawler.http.fetcher import FetchConfig, Fetcher, FetchError
 
 BOTH = pytest.mark.parametrize("fast", [True, False], ids=["fast", "requests"])
 

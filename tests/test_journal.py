@@ -1,4 +1,4 @@
-"""crawler.journal: what a restarted master reads back is what was committed."""
+"""crawler.frontier.journal: what a restarted master reads back is what was committed."""
 from __future__ import annotations
 
 import sqlite3
@@ -6,8 +6,8 @@ import sqlite3
 import pytest
 
 from crawler.errors import UsageError
-from crawler.journal import Journal
-from crawler.request import Request
+from crawler.frontier.journal import Journal
+from crawler.http.request import Request
 
 
 def task(url: str, depth: int = 1, **fields) -> dict:

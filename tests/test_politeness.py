@@ -17,7 +17,7 @@ import pytest
 
 from crawler import urls
 from crawler.sitegen import Site
-from crawler.spider import GenericSpider
+from crawler.spider.base import GenericSpider
 from procs import QUIET, free_port, read_jsonl, site_urls, wait_for, write_key, write_seeds
 from test_e2e import (ROBOTS, assert_each_page_fetched_once, listening_address, requested,
                       summary_line)

@@ -1,4 +1,4 @@
-"""crawler.spider: finding spiders by name, source_hash, and the generic spider."""
+"""crawler.spider.base: finding spiders by name, source_hash, and the generic spider."""
 import importlib
 import sys
 import textwrap
@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from crawler import GenericSpider, Request, Response, UsageError
-from crawler.spider import find_spiders, load_spider_class, source_hash
+from crawler.spider.base import find_spiders, load_spider_class, source_hash
 
 PKG = "tmpspiders_xyz"
 

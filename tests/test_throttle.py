@@ -5,9 +5,9 @@ import time
 import pytest
 
 from crawler.frontier import Frontier
-from crawler.handler import retry_after
-from crawler.request import Request
-from crawler.throttle import Throttle
+from crawler.spider.handler import retry_after
+from crawler.http.request import Request
+from crawler.frontier.throttle import Throttle
 from crawler.urls import repeats_segment
 
 

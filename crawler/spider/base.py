@@ -14,9 +14,9 @@ from typing import Any, Iterable, Iterator
 
 from lxml import etree
 
-from .errors import UsageError
-from .request import Request
-from .response import Response
+from ..errors import UsageError
+from ..http.request import Request
+from ..http.response import Response
 
 
 class Spider:

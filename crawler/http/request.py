@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from . import urls
-from .errors import CrawlerError
+from .. import urls
+from ..errors import CrawlerError
 
 
 # The fields every task has; to_task() adds others only when they differ from the defaults.

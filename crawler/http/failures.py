@@ -14,7 +14,7 @@ import requests
 import urllib3.exceptions
 
 from . import addresses
-from .errors import CrawlerError
+from ..errors import CrawlerError
 
 
 class FetchError(CrawlerError):

@@ -15,9 +15,9 @@ import sqlite3
 import threading
 from typing import Any, Iterator
 
-from .errors import UsageError
-from .request import extra_fields
-from .urls import host_of
+from ..errors import UsageError
+from ..http.request import extra_fields
+from ..urls import host_of
 
 # URL states are a log, appended in the order they happen: a sequential append costs a
 # fraction of an upsert at a random 16-byte key (the bench: ~80 vs ~300 us of CPU per page

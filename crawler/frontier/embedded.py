@@ -14,10 +14,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from .request import CORE_FIELDS, extra_fields
+from ..http.request import CORE_FIELDS, extra_fields
 from .robots import RobotsRules, robots_url
 from .throttle import Throttle
-from .urls import fingerprint
+from ..urls import fingerprint
 
 QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
 _PRIORITY_STEP = 1 << 40

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 from w3lib.encoding import (html_body_declared_encoding, http_content_type_encoding, read_bom,
                             to_unicode)
 
-from .errors import CrawlerError
+from ..errors import CrawlerError
 from .request import Request
-from .urls import join, origin_of
+from ..urls import join, origin_of
 
 if TYPE_CHECKING:
     import parsel

@@ -13,11 +13,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from . import urls
-from .fetcher import Fetcher, FetchError
-from .request import Request
-from .response import Response
-from .spider import Spider
+from .. import urls
+from ..http.fetcher import Fetcher, FetchError
+from ..http.request import Request
+from ..http.response import Response
+from .base import Spider
 
 log = logging.getLogger(__name__)
 _REDIRECTS = {301, 302, 303, 307, 308}

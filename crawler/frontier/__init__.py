@@ -1,0 +1,8 @@
+"""The frontier: what is fetched next, by whom and when, and what each URL became.
+
+`Frontier` is the embedded (in-process) implementation; the journal keeps its changes for
+resume; robots and throttle are the politeness rules it applies.
+"""
+from .embedded import DONE, FAILED, LEASED, QUEUED, Frontier
+
+__all__ = ["DONE", "FAILED", "LEASED", "QUEUED", "Frontier"]

@@ -1,0 +1,2 @@
+"""What runs the user's code: the Spider classes, finding spiders by name, and the handler
+that turns a leased task into a result (fetch, callback, vetting of what it yields)."""
