@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import codecs
 import logging
+import re
 import sys
+import warnings
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+_SNIFF = 5000  # bytes looked at to tell HTML from XML when a body comes without a type
+_HTML_START = re.compile(rb"<(?:html|head|body|title|!doctype\s+html)[\s>]", re.I)
 
 
 class Response:
@@ -48,12 +52,28 @@ class Response:
 
     @property
     def is_html(self) -> bool:
-        """True for HTML and XHTML bodies, and for bodies served with no type unless they
-        start like a known binary format (PDF, images, archives)."""
+        """True for HTML and XHTML bodies (parsed as HTML, whatever their first bytes), and
+        for bodies served with no type that look like HTML or at least not like XML or a
+        known binary format (PDF, images, archives)."""
         media = self.content_type
         if media:
             return media in _HTML_TYPES
-        return not _looks_binary(self.body)
+        return not _looks_binary(self.body) and not self._sniffs_xml
+
+    @property
+    def is_xml(self) -> bool:
+        """True for XML types (application/xml, text/xml, */*+xml but XHTML): sitemaps,
+        feeds. Their selector parses XML, with namespaces, as Scrapy's XmlResponse."""
+        media = self.content_type
+        if media:
+            return media.endswith(("/xml", "+xml")) and media not in _HTML_TYPES
+        return self._sniffs_xml
+
+    @cached_property
+    def _sniffs_xml(self) -> bool:
+        # No type: an XML declaration makes it XML unless HTML markup follows (XHTML).
+        head = self.body[:_SNIFF].lstrip(b"\xef\xbb\xbf \t\r\n")
+        return head.startswith(b"<?xml") and _HTML_START.search(head) is None
 
     @cached_property
     def _decoded(self) -> tuple[str, str]:
@@ -72,9 +92,11 @@ class Response:
 
     @cached_property
     def selector(self) -> parsel.Selector:
-        """A parsel Selector over the page (lxml underneath)."""
+        """A parsel Selector over the page (lxml underneath): HTML for every response but
+        XML ones (is_xml). parsel alone would take an XHTML page's <?xml ...?> for XML."""
         import parsel  # here, not at the top: the master never parses, and starts faster
-        return parsel.Selector(text=self.text, base_url=self.url)
+        return parsel.Selector(text=self.text, base_url=self.url,
+                               type="xml" if self.is_xml else "html")
 
     def css(self, query: str) -> parsel.SelectorList:
         """Scrapy's response.css()."""
@@ -86,8 +108,12 @@ class Response:
 
     @cached_property
     def soup(self):
-        """The page as BeautifulSoup (lxml parser), parsed on first use."""
+        """The page as BeautifulSoup, parsed on first use: lxml's HTML parser (XHTML too),
+        or its XML parser for XML responses."""
         from bs4 import BeautifulSoup
+        if self.is_xml:
+            return BeautifulSoup(self.text, "xml")
+        _quiet_xml_as_html()
         return BeautifulSoup(self.text, "lxml")
 
     @cached_property
@@ -120,6 +146,14 @@ class Response:
             href = _href(url, strict=False)
             if href:
                 yield Request(self.urljoin(href), callback=callback, **kwargs)
+
+
+@lru_cache(maxsize=1)
+def _quiet_xml_as_html() -> None:
+    # bs4 warns (12 lines, once per process) when markup with <?xml ...?> goes to an HTML
+    # parser; for XHTML served as HTML that is the right parser, so the warning is noise.
+    from bs4 import XMLParsedAsHTMLWarning
+    warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
 
 
 def _href(link: Any, strict: bool = True) -> str | None:
