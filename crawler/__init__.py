@@ -1,10 +1,10 @@
 """crawler: a distributed web-crawler framework. Public API."""
-from .errors import CrawlerError, RefusedError, UsageError
+from .errors import CrawlerError, PageError, RefusedError, UsageError
 from .http.request import Request
 from .http.response import Response
 from .sink import DropItem
 from .spider.base import GenericSpider, Spider
 
-__all__ = ["CrawlerError", "DropItem", "GenericSpider", "RefusedError", "Request", "Response",
+__all__ = ["CrawlerError", "DropItem", "GenericSpider", "PageError", "RefusedError", "Request", "Response",
            "Spider", "UsageError"]
 __version__ = "0.1.0"

@@ -11,3 +11,12 @@ class UsageError(CrawlerError):
 
 class RefusedError(CrawlerError):
     """The master refused this worker (different spider code, bad hello)."""
+
+
+class PageError(CrawlerError):
+    """Raised by a callback to fail its page with a reason of its own (e.g. a sitemap that
+    is not XML): the page ends failed(<reason>), the crawl goes on."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(f"{reason}: {message}" if message else reason)
+        self.reason = reason

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from .. import urls
+from ..errors import PageError
 from ..http.fetcher import Fetcher, FetchError
 from ..http.request import Request
 from ..http.response import Response
@@ -126,6 +127,9 @@ class Handler:
                     new.append(out)
                 else:
                     items.append(_as_item(out))
+        except PageError as exc:
+            log.warning("%s: %s", request.url, exc)
+            return {"outcome": "failed", "reason": exc.reason, "status": response.status}
         except Exception:
             log.exception("spider error on %s", request.url)
             return {"outcome": "failed", "reason": "spider_error", "status": response.status}
