@@ -5,6 +5,6 @@ from .http.response import Response
 from .sink import DropItem
 from .spider.base import GenericSpider, Spider
 
-__all__ = ["CrawlerError", "DropItem", "GenericSpider", "PageError", "RefusedError", "Request", "Response",
-           "Spider", "UsageError"]
+__all__ = ["CrawlerError", "DropItem", "GenericSpider", "PageError", "RefusedError", "Request",
+           "Response", "Spider", "UsageError"]
 __version__ = "0.1.0"
