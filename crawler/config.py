@@ -23,6 +23,8 @@ _FALSE = {"0", "false", "no", "off"}
 # Settings whose default is None but which take a string when set.
 _OPTIONAL_STR = {"JOBDIR", "HTTP_PROXY"}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+# Settings that are lists of HTTP status codes.
+_STATUS_LISTS = ("RETRY_HTTP_CODES", "HTTPERROR_ALLOWED_CODES")
 
 
 def defaults() -> dict[str, Any]:
@@ -92,7 +94,7 @@ def _coerce(value: Any, default: Any, name: str) -> Any:
         return _to_number(value, type(default))
     if isinstance(default, (list, dict)):
         container = _to_container(value, type(default))
-        if isinstance(default, list) and default and all(type(d) is int for d in default):
+        if name in _STATUS_LISTS:
             container = [_to_number(v, int) for v in container]
         return container
     if isinstance(default, str):
@@ -150,9 +152,10 @@ def _check_ranges(s: dict[str, Any]) -> None:
             raise UsageError(f"setting {name}={value}: must not be negative")
     if str(s["LOG_LEVEL"]).upper() not in _LOG_LEVELS:
         raise UsageError(f"setting LOG_LEVEL={s['LOG_LEVEL']!r}: one of {sorted(_LOG_LEVELS)}")
-    for code in s["RETRY_HTTP_CODES"]:
-        if not isinstance(code, int) or not 100 <= code <= 599:
-            raise UsageError(f"setting RETRY_HTTP_CODES: {code!r} is not an HTTP status")
+    for name in _STATUS_LISTS:
+        for code in s[name]:
+            if type(code) is not int or not 100 <= code <= 599:
+                raise UsageError(f"setting {name}: {code!r} is not an HTTP status")
 
 
 def _unknown(name: str, known: set[str]) -> str:

@@ -44,8 +44,17 @@ DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
 RETRY_TIMES = 2
 # HTTP statuses that are retried (then failed(http_<code>)).
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
-# Redirect hops followed from one original request.
+# Redirect hops followed from one original request (HTTP redirects and meta refresh).
 REDIRECT_MAX_TIMES = 10
+# Non-2xx statuses passed to callbacks anyway (else they end failed(http_<code>)); a spider's
+# handle_httpstatus_list and a request's meta handle_httpstatus_list/_all take precedence.
+HTTPERROR_ALLOWED_CODES = []
+# Pass every response to the callbacks, whatever its status.
+HTTPERROR_ALLOW_ALL = False
+# Follow <meta http-equiv="refresh" content="N; url=..."> like a redirect.
+METAREFRESH_ENABLED = True
+# Refreshes of this many seconds or more are not followed (the page is parsed instead).
+METAREFRESH_MAXDELAY = 100.0
 # Deepest link depth followed; 0 means no limit.
 DEPTH_LIMIT = 0
 # Added to a request's priority per depth level: > 0 breadth-first, < 0 depth-first.

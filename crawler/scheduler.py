@@ -140,7 +140,7 @@ class Scheduler:
                                    result.get("status", 0) < 400, result.get("retry_after"))
         if task is None:
             return False
-        if outcome == DONE and robots is None:
+        if outcome != "retry" and robots is None:  # a failed callback may have yielded some
             stats = self.frontier.stats
             for reason, count in result.get("dropped", {}).items():
                 stats[f"dropped/{reason}"] += count

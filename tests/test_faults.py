@@ -397,7 +397,7 @@ def test_torn_journal_wal_resumes_or_is_refused(serve, project, procs, tmp_path)
 
 
 # -- 7. retries and failures ----------------------------------------------------------------------------
-def test_retries_then_failures_and_404_done(serve, project, run_master, tmp_path):
+def test_retries_then_failures_and_404_failed(serve, project, run_master, tmp_path):
     site = serve(Site(pages=20, links=3))
     closed = free_port()
     base = site.url.rstrip("/")
@@ -415,11 +415,10 @@ def test_retries_then_failures_and_404_done(serve, project, run_master, tmp_path
                          "-s", f"RETRY_TIMES={retry_times}"], timeout=40)
     assert master.returncode == 0, master.describe()
 
-    pages = site.site.paths() | {gone}
     stats = read_stats(jobdir)
-    items = assert_crawl_complete(out, site, stats, pages, failed=2)
-    assert stats["failed_by_reason"] == {"http_503": 1, "connection": 1}, stats
-    assert [i["status"] for i in items if i["url"] == base + gone] == [404]
+    items = assert_crawl_complete(out, site, stats, failed=3)
+    assert stats["failed_by_reason"] == {"http_503": 1, "connection": 1, "http_404": 1}, stats
+    assert [i for i in items if i["url"] == base + gone] == []  # not 2xx: no callback
     counts = requested(site)
     assert counts[busy] == retry_times + 1, counts
     assert counts[gone] == 1, counts
@@ -428,7 +427,8 @@ def test_retries_then_failures_and_404_done(serve, project, run_master, tmp_path
     assert all(gap >= 0.2 for gap in gaps), f"retries without backoff: {gaps}"
     failures = sorted(line.split("\t") for line in
                       (jobdir / "failures.tsv").read_text(encoding="utf-8").splitlines())
-    assert failures == sorted([["http_503", base + busy], ["connection", refused]]), failures
+    assert failures == sorted([["http_503", base + busy], ["connection", refused],
+                               ["http_404", base + gone]]), failures
     assert re.search(r"failed\(http_503\): 1", master.stdout), master.describe()
     assert re.search(r"failed\(connection\): 1", master.stdout), master.describe()
 

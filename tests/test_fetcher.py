@@ -266,12 +266,9 @@ def test_fetch_errors_become_outcomes(exc, expected):
     assert handle({URL: exc}) == expected
 
 
-def test_404_is_done_with_item():
+def test_404_fails_without_reaching_the_callback():
     result = handle({URL: (404, {"Content-Type": "text/html"}, b"<title>Nope</title>")})
-    assert result["outcome"] == "done"
-    assert result["status"] == 404
-    assert result["items"] == [{"url": URL, "status": 404, "title": "Nope", "depth": 0}]
-    assert result["requests"] == []
+    assert result == {"outcome": "failed", "reason": "http_404", "status": 404}
 
 
 def test_200_items_and_requests():
@@ -297,14 +294,16 @@ def test_redirect_gives_one_task_for_target():
     assert target["url"] == "http://example.com/moved?x=1"
     assert target["depth"] == 2
     assert target["callback"] == "parse_item"
-    assert target["meta"] == {"k": 1, "redirect_times": 1, "redirect_urls": [URL]}
+    assert target["meta"] == {"k": 1, "redirect_times": 1, "redirect_urls": [URL],
+                              "redirect_reasons": [301]}
 
 
 def test_second_redirect_hop_accumulates():
     t = task(meta={"redirect_times": 1, "redirect_urls": ["http://example.com/first"]})
     result = handle({URL: (302, {"Location": "http://example.com/third"}, b"")}, t)
     assert result["requests"][0]["meta"] == {
-        "redirect_times": 2, "redirect_urls": ["http://example.com/first", URL]}
+        "redirect_times": 2, "redirect_urls": ["http://example.com/first", URL],
+        "redirect_reasons": [302]}
 
 
 def test_303_turns_post_into_get():
@@ -338,9 +337,10 @@ class FailingSpider(Spider):
         yield 42
 
 
-def test_spider_error_never_raises():
+def test_spider_error_never_raises_and_keeps_what_was_yielded():
     result = handle({URL: html()}, spider=FailingSpider())
-    assert result == {"outcome": "failed", "reason": "spider_error", "status": 200}
+    assert result == {"outcome": "failed", "reason": "spider_error", "status": 200,
+                      "items": [{"partial": True}], "requests": [], "dropped": {}}
 
 
 def test_an_unexpected_fetch_error_fails_the_task(caplog):

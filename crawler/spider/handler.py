@@ -36,13 +36,19 @@ class Rules:
     url_length_limit: int
     redirect_max: int
     trap_repeat: int = 0
+    retry_times: int = 2
+    allowed_codes: frozenset[int] = frozenset()  # HTTPERROR_ALLOWED_CODES
+    allow_all: bool = False                      # HTTPERROR_ALLOW_ALL
+    refresh_max_delay: float | None = 100.0      # None: meta refresh is not followed
 
     @classmethod
     def from_settings(cls, s: Mapping[str, Any], allowed_domains: Iterable[str]) -> "Rules":
         return cls(tuple(d.lower() for d in allowed_domains), s["DEPTH_LIMIT"],
                    s["DEPTH_PRIORITY"], frozenset(s["RETRY_HTTP_CODES"]),
                    tuple(s["FINGERPRINT_IGNORE_PARAMS"]), s["URLLENGTH_LIMIT"],
-                   s["REDIRECT_MAX_TIMES"], s["TRAP_SEGMENT_REPEAT"])
+                   s["REDIRECT_MAX_TIMES"], s["TRAP_SEGMENT_REPEAT"], s["RETRY_TIMES"],
+                   frozenset(s["HTTPERROR_ALLOWED_CODES"]), s["HTTPERROR_ALLOW_ALL"],
+                   s["METAREFRESH_MAXDELAY"] if s["METAREFRESH_ENABLED"] else None)
 
 
 class Handler:
@@ -72,17 +78,59 @@ class Handler:
             return {"outcome": "retry" if exc.retryable else "failed", "reason": exc.reason,
                     "latency": time.monotonic() - started}
         latency = time.monotonic() - started
-        if response.status in self.rules.retry_codes:
-            result = {"outcome": "retry", "reason": f"http_{response.status}"}
-        elif response.status in _REDIRECTS and "Location" in response.headers:
-            result = self._redirect(request, response, depth)
-        else:
-            result = self._parse(request, response, depth)
+        result = self._respond(request, response, task.get("attempt", 0), depth)
         result["latency"] = latency
         pause = retry_after(response.headers.get("Retry-After"))
         if pause is not None and response.status in (429, 503):
             result["retry_after"] = pause
         return result
+
+    def _respond(self, request: Request, response: Response, attempt: int,
+                 depth: int) -> dict[str, Any]:
+        """Retry, redirect, fail or parse, by the response's status (Scrapy's rules)."""
+        status = response.status
+        if status in self.rules.retry_codes and attempt < self.rules.retry_times:
+            return {"outcome": "retry", "reason": f"http_{status}"}
+        if status in _REDIRECTS and "Location" in response.headers and \
+                not self._keeps_redirect(request, status):
+            return self._redirect(request, response, depth, response.headers["Location"],
+                                  status)
+        if not 200 <= status < 300 and not self._allowed(request, status):
+            return {"outcome": "failed", "reason": f"http_{status}", "status": status}
+        refresh = self._refresh(request, response)
+        if refresh is not None:
+            return self._redirect(request, response, depth, refresh, "meta refresh")
+        return self._parse(request, response, depth)
+
+    def _allowed(self, request: Request, status: int) -> bool:
+        """May a non-2xx response reach the callback? The request's meta decides first,
+        then the spider's handle_httpstatus_list, then HTTPERROR_ALLOWED_CODES/_ALLOW_ALL."""
+        meta = request.meta
+        if meta.get("handle_httpstatus_all"):
+            return True
+        if "handle_httpstatus_list" in meta:
+            return status in meta["handle_httpstatus_list"]
+        if self.rules.allow_all:
+            return True
+        codes = getattr(self.spider, "handle_httpstatus_list", None)
+        return status in (self.rules.allowed_codes if codes is None else codes)
+
+    def _keeps_redirect(self, request: Request, status: int) -> bool:
+        """A redirect the callback gets as it is instead of it being followed."""
+        meta = request.meta
+        return bool(meta.get("dont_redirect") or meta.get("handle_httpstatus_all")
+                    or status in meta.get("handle_httpstatus_list", ())
+                    or status in getattr(self.spider, "handle_httpstatus_list", ()))
+
+    def _refresh(self, request: Request, response: Response) -> str | None:
+        """The URL a <meta http-equiv="refresh"> sends this page to, when it is followed."""
+        limit = self.rules.refresh_max_delay
+        if limit is None or request.meta.get("dont_redirect") or not response.is_html:
+            return None
+        found = response.meta_refresh()
+        if found is None or found[0] >= limit or found[1] == response.url:
+            return None
+        return found[1]
 
     def _robots(self, url: str) -> dict[str, Any]:
         """Fetch a robots.txt, following up to 5 redirects; the master parses it."""
@@ -99,14 +147,17 @@ class Handler:
             return {"outcome": "retry", "reason": f"http_{response.status}"}
         return {"outcome": "done", "status": response.status, "robots": response.text}
 
-    def _redirect(self, request: Request, response: Response, depth: int) -> dict[str, Any]:
+    def _redirect(self, request: Request, response: Response, depth: int, location: str,
+                  why: int | str) -> dict[str, Any]:
+        """A redirect (`why`: its status, or "meta refresh") as a new request."""
         hops = request.meta.get("redirect_times", 0) + 1
         if hops > self.rules.redirect_max:
             return {"outcome": "failed", "reason": "redirect_max", "status": response.status}
         meta = dict(request.meta, redirect_times=hops,
-                    redirect_urls=request.meta.get("redirect_urls", []) + [request.url])
-        method = "GET" if response.status == 303 else request.method
-        target = Request(urls.join(request.url, response.headers["Location"]),
+                    redirect_urls=request.meta.get("redirect_urls", []) + [request.url],
+                    redirect_reasons=request.meta.get("redirect_reasons", []) + [why])
+        method = "GET" if why in (303, "meta refresh") else request.method
+        target = Request(urls.join(request.url, location),
                          callback=request.callback, method=method, headers=request.headers,
                          body=request.body if method != "GET" else b"", meta=meta,
                          priority=request.priority)
@@ -120,7 +171,9 @@ class Handler:
         if not callable(callback):
             log.error("%s: spider has no callback %r", request.url, request.callback)
             return {"outcome": "failed", "reason": "spider_error", "status": response.status}
-        items, new = [], []
+        items: list[dict] = []
+        new: list[Request] = []
+        outcome, reason = "done", None
         try:
             for out in callback(response) or ():
                 if isinstance(out, Request):
@@ -129,14 +182,18 @@ class Handler:
                     items.append(_as_item(out))
         except PageError as exc:
             log.warning("%s: %s", request.url, exc)
-            return {"outcome": "failed", "reason": exc.reason, "status": response.status}
+            outcome, reason = "failed", exc.reason
         except Exception:
             log.exception("spider error on %s", request.url)
-            return {"outcome": "failed", "reason": "spider_error", "status": response.status}
+            outcome, reason = "failed", "spider_error"
+        # What the callback yielded before it raised is kept, as in Scrapy.
         dropped: Counter = Counter()
         tasks = self._vet(new, depth, dropped)
-        return {"outcome": "done", "status": response.status, "items": items,
-                "requests": tasks, "dropped": dict(dropped)}
+        result = {"outcome": outcome, "status": response.status, "items": items,
+                  "requests": tasks, "dropped": dict(dropped)}
+        if reason is not None:
+            result["reason"] = reason
+        return result
 
     def _vet(self, requests: list[Request], depth: int, dropped: Counter,
              same_depth: bool = False) -> list[dict[str, Any]]:
