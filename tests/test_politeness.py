@@ -59,7 +59,7 @@ def close_starts(log, delay: float) -> list[tuple[str, str, float]]:
 
 def counters(proc) -> tuple[dict[str, int], dict[str, int]]:
     """({failure reason: count}, {drop reason: count}) from the master's summary."""
-    failed = {m[1]: int(m[2]) for m in re.finditer(r"^\s+failed\((\w+)\): (\d+)$",
+    failed = {m[1]: int(m[2]) for m in re.finditer(r"^\s+failed\(([\w:]+)\): (\d+)$",
                                                    proc.stdout, re.M)}
     dropped: dict[str, int] = {}
     line = re.search(r"^\s+links dropped: (.*)$", proc.stdout, re.M)
@@ -243,9 +243,9 @@ def test_robots_server_error_makes_host_disallow_all(serve, project, run_master)
     assert requested(site) == Counter({ROBOTS: 2}), requested(site)
     assert summary_line(master).group(2, 3, 4) == ("0", "3", "0"), master.describe()
     failed, _ = counters(master)
-    assert failed == {"robots_unavailable": 3}, master.describe()
+    assert failed == {"robots_unavailable:http_500": 3}, master.describe()
     rows = failures_file(out)
-    assert sorted(rows) == sorted(("robots_unavailable", u)
+    assert sorted(rows) == sorted(("robots_unavailable:http_500", u)
                                   for u in site_urls(site, seed_paths)), rows
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import random
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from .robots import RobotsRules, robots_url
 from .throttle import Throttle
 from ..urls import fingerprint
 
+log = logging.getLogger(__name__)
 QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
 _PRIORITY_STEP = 1 << 40
 
@@ -40,11 +42,17 @@ class _Host:
     inflight: int = 0
     next_time: float = 0.0
     scheduled: bool = False
-    delay: float = 0.0
-    floor: float = 0.0  # the least delay: DOWNLOAD_DELAY or the robots Crawl-delay
+    delay: float = 0.0  # DOWNLOAD_DELAY, or AutoThrottle's: randomized when configured
+    floor: float = 0.0  # the least delay AutoThrottle may set: DOWNLOAD_DELAY
+    crawl_delay: float = 0.0  # robots.txt's Crawl-delay: a floor, never randomized
     admitted: int = 0
     rules: RobotsRules | None = None
     robots_pending: bool = False  # robots.txt not settled yet: lease nothing else
+
+    @property
+    def spaced(self) -> bool:
+        """Requests to this host are spaced in time: one at a time, then a pause."""
+        return bool(self.delay or self.crawl_delay)
 
     def blocked(self) -> bool:
         """Waiting for robots.txt, and that task is not first in line (leased or delayed)."""
@@ -194,14 +202,13 @@ class Frontier:
 
     def _take(self, name: str, host: _Host, worker: str, room: int, now: float,
               out: list) -> None:
-        take = min(room, self.per_host - host.inflight, 1 if host.delay else room)
+        take = min(room, self.per_host - host.inflight, 1 if host.spaced else room)
         while take > 0 and host.queue and not host.blocked():
             _, url, fp, depth, extra = heapq.heappop(host.queue)
             task = {"url": url.decode(), "fp": fp, "host": name, "depth": depth, **(extra or {})}
             self.queued -= 1
             if host.rules is not None and not host.rules.allowed(task["url"]):
-                self._finish(task, FAILED, "robots_unavailable" if host.rules.disallow_all
-                             else "robots")
+                self._finish(task, FAILED, host.rules.refusal)
                 continue
             lease_id = next(self._lease_ids)
             self._leases[lease_id] = _Lease(task, worker, now + self.lease_timeout)
@@ -210,11 +217,12 @@ class Frontier:
             host.inflight += 1
             out.append((lease_id, task))
             take -= 1
-        if host.delay:
+        if host.spaced:
             host.next_time = now + self._spacing(host)
 
     def _spacing(self, host: _Host) -> float:
-        return self.throttle.spacing(host.delay, self.rng)
+        # Only DOWNLOAD_DELAY/AutoThrottle's delay is randomized; Crawl-delay is a floor.
+        return max(host.crawl_delay, self.throttle.spacing(host.delay, self.rng))
 
     def feedback(self, name: str, latency: float | None, ok: bool,
                  retry_after: float | None = None) -> None:
@@ -253,10 +261,10 @@ class Frontier:
         if outcome == "retry":
             self._retry(lease.task, reason or "error")
         elif lease.task.get("robots"):
-            self._set_robots(host, outcome, robots)
+            self._set_robots(host, lease.task, outcome, robots, reason)
         else:
             self._finish(lease.task, outcome, reason)
-        if host.delay:
+        if host.spaced:
             # Space the next start from this response too (after any Crawl-delay was
             # learnt), so jitter in when a worker really started cannot bring two
             # requests closer than the delay.
@@ -264,22 +272,25 @@ class Frontier:
         self._schedule(lease.task["host"], host)
         return lease.task
 
-    def _set_robots(self, host: _Host, outcome: str, robots: tuple[int, str] | None) -> None:
+    def _set_robots(self, host: _Host, task: dict[str, Any], outcome: str,
+                    robots: tuple[int, str] | None, reason: str | None) -> None:
         host.robots_pending = False
         if outcome == DONE and robots is not None:
             host.rules = RobotsRules.from_status(robots[0], robots[1], self.robots_agent)
-            host.floor = max(host.floor, host.rules.crawl_delay)
-            host.delay = max(host.delay, host.floor)
+            host.crawl_delay = host.rules.crawl_delay
             self.stats["robots_fetched"] += 1
         else:
-            host.rules = RobotsRules(None, self.robots_agent, disallow_all=True)
+            cause = reason or "error"
+            host.rules = RobotsRules(None, self.robots_agent, unavailable=cause)
             self.stats["robots_unavailable"] += 1
+            log.warning("%s: unavailable (%s); the host's URLs fail as %s", task["url"], cause,
+                        host.rules.refusal)
 
     def _retry(self, task: dict[str, Any], reason: str) -> None:
         attempt = task.get("attempt", 0) + 1
         if attempt > self.retry_times:
             if task.get("robots"):
-                self._set_robots(self._hosts[task["host"]], FAILED, None)
+                self._set_robots(self._hosts[task["host"]], task, FAILED, None, reason)
             else:
                 self._finish(task, FAILED, reason)
             return

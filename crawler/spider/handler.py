@@ -142,6 +142,7 @@ class Handler:
                     break
                 url = urls.join(url, location)
         except FetchError as exc:
+            log.warning("%s: %s", url, exc)  # the why, where it is known (the master gets the reason)
             return {"outcome": "retry" if exc.retryable else "failed", "reason": exc.reason}
         if response.status >= 500 or response.status == 429:
             return {"outcome": "retry", "reason": f"http_{response.status}"}
