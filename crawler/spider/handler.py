@@ -43,7 +43,8 @@ class Rules:
 
     @classmethod
     def from_settings(cls, s: Mapping[str, Any], allowed_domains: Iterable[str]) -> "Rules":
-        return cls(tuple(d.lower() for d in allowed_domains), s["DEPTH_LIMIT"],
+        domains = (urls.to_ascii_host(d.strip().lower()) or d for d in allowed_domains)
+        return cls(tuple(domains), s["DEPTH_LIMIT"],
                    s["DEPTH_PRIORITY"], frozenset(s["RETRY_HTTP_CODES"]),
                    tuple(s["FINGERPRINT_IGNORE_PARAMS"]), s["URLLENGTH_LIMIT"],
                    s["REDIRECT_MAX_TIMES"], s["TRAP_SEGMENT_REPEAT"], s["RETRY_TIMES"],
