@@ -146,6 +146,9 @@ def _check_ranges(s: dict[str, Any]) -> None:
     for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "BATCH_SIZE"):
         if s[name] < 1:
             raise UsageError(f"setting {name}={s[name]}: must be at least 1")
+    for name in ("CALL_TIMEOUT", "LEASE_TIMEOUT", "DOWNLOAD_TIMEOUT"):
+        if not s[name] > 0:  # zero would make every call, lease or fetch fail at once
+            raise UsageError(f"setting {name}={s[name]}: must be more than 0")
     for name, value in s.items():
         if name in default_settings.__dict__ and isinstance(value, (int, float)) \
                 and not isinstance(value, bool) and value < 0 and name != "DEPTH_PRIORITY":

@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     children = [_spawn_copy(argv) for _ in range(args.processes - 1)]
-    status = _run_one(address, args)
+    status = _run_one(address, args, children)
     for child in children:
         status = max(status, child.wait())
     return status
@@ -317,9 +317,16 @@ def _spawn_copy(argv: list[str] | None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "crawler.worker", *args])
 
 
-def _run_one(address: tuple[str, int], args: argparse.Namespace) -> int:
+def _run_one(address: tuple[str, int], args: argparse.Namespace,
+             children: list[subprocess.Popen]) -> int:
     worker = Worker(address, args.authkey_file, args.threads, args.max_wait, args.parent)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+
+    def stop(*_: Any) -> None:
+        worker.stop()
+        for child in children:  # -p N: the copies stop with this one
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         return worker.run()
     except CrawlerError as exc:

@@ -460,6 +460,20 @@ def test_sigterm_to_worker_returns_its_leases(serve, project, procs, tmp_path):
     assert stats["retries"] == 0, stats
 
 
+def test_sigterm_to_a_worker_with_copies_stops_them_all(serve, project, procs, tmp_path):
+    site = serve(Site(pages=60, links=3), delay=5.0)  # the crawl lasts far beyond the bounds
+    cluster = Cluster(procs, project, tmp_path, site)
+    cluster.master()
+    parent = procs.worker(cluster.address, cluster.key, ["-c", 2, "-p", 2], cwd=project)
+    monitor = Monitor(cluster.address, cluster.key)
+    wait_for(lambda: monitor.status().get("workers") == 2, 15, "both copies to join")
+    children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
+    assert len(children) == 1, children
+    parent.send(signal.SIGTERM)  # to the parent alone, not its group
+    assert exit_status(parent, 15) == 0, parent.describe()
+    assert not Path(f"/proc/{children[0]}").exists(), "the copy outlived its parent"
+
+
 def test_sigint_to_master_then_resume(serve, project, procs, tmp_path):
     site = serve(Site(pages=100, links=3), delay=0.05)
     total = len(site.site.paths())
