@@ -48,7 +48,7 @@ class Scheduler:
         with self.lock:
             self.workers[worker] = time.monotonic()
             self.frontier.renew(worker, renew)
-            if self.over():
+            if self._over():
                 self.told_done.add(worker)
                 return {"tasks": [], "wait": 0.0, "done": True}
             if self.closing or want <= 0:
@@ -69,7 +69,7 @@ class Scheduler:
                 # Under the lock, so the sink sees items in journal order: it records
                 # "written up to seq N", which must never skip an earlier batch.
                 self.emit_items(numbered)
-            if self.over():
+            if self._over():
                 self.ended.set()
         return accepted
 
@@ -120,7 +120,13 @@ class Scheduler:
             self.closing = reason
 
     def over(self) -> bool:
-        """True when nothing more will happen: all settled, or closing and none leased."""
+        """True when nothing more will happen: all settled, or closing and none leased.
+        Under the lock: a put between settling its last lease and admitting that page's
+        links must not look like the end."""
+        with self.lock:
+            return self._over()
+
+    def _over(self) -> bool:
         return self.frontier.finished() or (self.closing is not None and
                                             self.frontier.leased == 0)
 
