@@ -141,6 +141,7 @@ class Master:
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
                                    s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal)
         self.children: list[subprocess.Popen] = []
+        self.exited: set[int] = set()  # pids of local workers seen to have exited
         self.started = time.monotonic()
 
     def _hello_reply(self) -> dict[str, Any]:
@@ -180,15 +181,31 @@ class Master:
         return os.path.join(folder, "authkey")
 
     def run_until_over(self) -> None:
-        """Tick the scheduler until the crawl is over (or closed and settled)."""
+        """Tick the scheduler until the crawl is over (or closed and settled); CrawlerError
+        when every local worker has died."""
         s = self.plan.settings
         while not self.scheduler.over():
+            self.check_workers()
             self.scheduler.tick()
             if s["CLOSESPIDER_ITEMCOUNT"] and self.sink.count >= s["CLOSESPIDER_ITEMCOUNT"]:
                 self.scheduler.close("closespider_itemcount")
             if s["CLOSESPIDER_TIMEOUT"] and self.elapsed() >= s["CLOSESPIDER_TIMEOUT"]:
                 self.scheduler.close("closespider_timeout")
             self.scheduler.ended.wait(0.05)
+
+    def check_workers(self) -> None:
+        """Log each local worker that exits; CrawlerError when all have died (not one
+        exited 0, as workers do when told the crawl is over): no one would crawl on."""
+        for child in self.children:
+            if child.pid not in self.exited and child.poll() is not None:
+                self.exited.add(child.pid)
+                log.warning("local worker pid %d exited with status %d", child.pid,
+                            child.returncode)
+        if self.children and len(self.exited) == len(self.children) and \
+                all(child.returncode != 0 for child in self.children):
+            statuses = ", ".join(str(child.returncode) for child in self.children)
+            raise CrawlerError(f"all {len(self.children)} local workers died (exit statuses "
+                               f"{statuses}); their errors are above")
 
     def drain(self, grace: float) -> None:
         """Wait (bounded) for workers to hear the crawl is over, then for local ones to exit.
@@ -319,6 +336,10 @@ def _run(plan: Plan) -> int:
     except KeyboardInterrupt:
         status = 130
         _stop_gracefully(master)
+    except CrawlerError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        master.scheduler.close("aborted")
+        status = 1
     _print_summary(master.finish(finished=status == 0))
     return status
 

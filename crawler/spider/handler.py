@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from .. import urls
+from .. import urls, wire
 from ..errors import PageError
 from ..http.fetcher import Fetcher, FetchError
 from ..http.request import Request
@@ -179,9 +179,14 @@ class Handler:
         try:
             for out in callback(response) or ():
                 if isinstance(out, Request):
+                    if out.meta:
+                        out.meta = wire.plain(out.meta, "Request.meta")
                     new.append(out)
                 else:
-                    items.append(_as_item(out))
+                    items.append(wire.plain(_as_item(out)))
+        except wire.NotPlainData as exc:
+            log.error("spider error on %s: %s", request.url, exc)
+            outcome, reason = "failed", "spider_error"
         except PageError as exc:
             log.warning("%s: %s", request.url, exc)
             outcome, reason = "failed", exc.reason
