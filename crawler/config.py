@@ -15,13 +15,14 @@ from typing import Any, Iterable, Mapping
 
 from . import default_settings
 from .errors import UsageError
+from .http import tls
 
 log = logging.getLogger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # Settings whose default is None but which take a string when set.
-_OPTIONAL_STR = {"JOBDIR", "HTTP_PROXY"}
+_OPTIONAL_STR = {"JOBDIR", "HTTP_PROXY", "TLS_CA_BUNDLE"}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 
@@ -153,6 +154,9 @@ def _check_ranges(s: dict[str, Any]) -> None:
     for code in s["RETRY_HTTP_CODES"]:
         if not isinstance(code, int) or not 100 <= code <= 599:
             raise UsageError(f"setting RETRY_HTTP_CODES: {code!r} is not an HTTP status")
+    # A TLS_CA_BUNDLE this host cannot use is refused before anything starts; the
+    # environment's bundle is for each worker to read on its own host.
+    tls.verify_value(s["TLS_VERIFY"], s["TLS_CA_BUNDLE"], env={})
 
 
 def _unknown(name: str, known: set[str]) -> str:
