@@ -73,6 +73,9 @@ def merge(*layers: Mapping[str, Any], strict: Iterable[Mapping[str, Any]] = ()) 
                 continue
             result[name] = coerce(name, value, getattr(default_settings, name))
     _check_ranges(result)
+    # A TLS_CA_BUNDLE this host cannot use is refused before anything starts; the
+    # environment's bundle is for each worker to read on its own host.
+    tls.verify_value(result["TLS_VERIFY"], result["TLS_CA_BUNDLE"], env={})
     return result
 
 
@@ -154,9 +157,6 @@ def _check_ranges(s: dict[str, Any]) -> None:
     for code in s["RETRY_HTTP_CODES"]:
         if not isinstance(code, int) or not 100 <= code <= 599:
             raise UsageError(f"setting RETRY_HTTP_CODES: {code!r} is not an HTTP status")
-    # A TLS_CA_BUNDLE this host cannot use is refused before anything starts; the
-    # environment's bundle is for each worker to read on its own host.
-    tls.verify_value(s["TLS_VERIFY"], s["TLS_CA_BUNDLE"], env={})
 
 
 def _unknown(name: str, known: set[str]) -> str:
