@@ -15,13 +15,14 @@ from typing import Any, Iterable, Mapping
 
 from . import default_settings
 from .errors import UsageError
+from .http import tls
 
 log = logging.getLogger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # Settings whose default is None but which take a string when set.
-_OPTIONAL_STR = {"JOBDIR", "HTTP_PROXY"}
+_OPTIONAL_STR = {"JOBDIR", "HTTP_PROXY", "TLS_CA_BUNDLE"}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # Settings that are lists of HTTP status codes.
 _STATUS_LISTS = ("RETRY_HTTP_CODES", "HTTPERROR_ALLOWED_CODES")
@@ -74,6 +75,9 @@ def merge(*layers: Mapping[str, Any], strict: Iterable[Mapping[str, Any]] = ()) 
                 continue
             result[name] = coerce(name, value, getattr(default_settings, name))
     _check_ranges(result)
+    # A TLS_CA_BUNDLE this host cannot use is refused before anything starts; the
+    # environment's bundle is for each worker to read on its own host.
+    tls.verify_value(result["TLS_VERIFY"], result["TLS_CA_BUNDLE"], env={})
     return result
 
 

@@ -79,6 +79,11 @@ JOBDIR = None
 # Refuse URLs found while crawling that resolve to loopback, private, link-local or other
 # non-global addresses (failed(blocked_address)); the seeds' own hosts are always allowed.
 ADDRESS_GUARD = True
+# Check server certificates; False accepts any certificate (one warning per worker process).
+TLS_VERIFY = True
+# CA certificates to trust instead of certifi's: a PEM file or a folder (as requests takes);
+# None: $REQUESTS_CA_BUNDLE, then $SSL_CERT_FILE, read on each worker host, else certifi.
+TLS_CA_BUNDLE = None
 # Proxy for every request, e.g. "http://proxy:3128"; a request's meta["proxy"] wins.
 HTTP_PROXY = None
 # Keep cookies per host within each worker thread's session.

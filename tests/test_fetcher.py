@@ -140,7 +140,9 @@ def test_transport_errors_are_classified(mocked, exc, reason, retryable):
 
 def test_session_ignores_the_environment(mocked, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://env-proxy.invalid:3128")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):  # these count: tests/test_tls.py
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/nonexistent/ca.pem")  # requests' own fallback
     mocked.get(URL, body=b"ok")
     make_fetcher().fetch(Request(URL))
     sent = mocked.calls[0].request.req_kwargs

@@ -22,6 +22,10 @@ What fetch() guarantees:
   the proxy resolves the name again: there the check is best effort (rebinding remains
   possible).
 
+* Certificates. Checked on both paths unless TLS_VERIFY is off: against TLS_CA_BUNDLE, else
+  the environment's bundle on this host, else certifi's (FetchConfig.verify, crawler.http.tls).
+  Nothing else comes from the environment (trust_env is off: no proxies, no .netrc).
+
 Plain GETs take a faster path (crawler.fastpath, crawler.http1) with the same headers,
 cookies, address guard, deadline, caps and failure reasons; everything else goes through
 requests.
@@ -33,15 +37,17 @@ from __future__ import annotations
 
 import http.cookiejar
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
-from . import addresses, watchdog
+from . import addresses, tls, watchdog
 from .bodies import ACCEPT_ENCODING, BodyDecoder
 from .connections import Adapter
 from .failures import TRANSPORT_ERRORS, FetchError, classify, refuse_private, timed_out
@@ -68,12 +74,17 @@ class FetchConfig:
     trusted_hosts: frozenset[str] = frozenset()  # seed hosts: exempt from the address guard
     proxy: str | None = None
     cookies: bool = True
+    verify: bool | str = True  # requests' verify: False, True (certifi) or a CA bundle path
 
     @classmethod
-    def from_settings(cls, s: dict[str, Any], trusted_hosts=()) -> "FetchConfig":
+    def from_settings(cls, s: dict[str, Any], trusted_hosts=(),
+                      env: Mapping[str, str] = os.environ) -> "FetchConfig":
+        """The config for these settings; `env` supplies the CA bundle when TLS_CA_BUNDLE is
+        unset (crawler.http.tls). UsageError when the bundle cannot be used here."""
         return cls(s["USER_AGENT"], dict(s["DEFAULT_REQUEST_HEADERS"]), s["DOWNLOAD_TIMEOUT"],
                    s["DOWNLOAD_MAXSIZE"], s["DOWNLOAD_WARNSIZE"], s["ADDRESS_GUARD"],
-                   frozenset(trusted_hosts), s["HTTP_PROXY"], s["COOKIES_ENABLED"])
+                   frozenset(trusted_hosts), s["HTTP_PROXY"], s["COOKIES_ENABLED"],
+                   tls.verify_value(s["TLS_VERIFY"], s["TLS_CA_BUNDLE"], env))
 
 
 class Fetcher:
@@ -87,6 +98,10 @@ class Fetcher:
         self.fast_path = True
         self._trusted = frozenset(addresses.normalize_host(h) for h in config.trusted_hosts)
         self._local = threading.local()
+        if config.verify is False:
+            # instead of urllib3's warning for every host reached unverified
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            log.warning("TLS_VERIFY is off: server certificates are not checked")
 
     @property
     def session(self) -> requests.Session:
@@ -99,13 +114,14 @@ class Fetcher:
 
     def _new_session(self) -> requests.Session:
         session = _Session()
-        session.trust_env = False  # no proxies, .netrc or CA bundle from the environment
+        session.trust_env = False  # no proxies or .netrc from the environment
+        session.verify = self.config.verify
         session.headers.clear()
         session.headers["Accept-Encoding"] = ACCEPT_ENCODING
         session.headers.update(self.config.default_headers)
         session.headers["User-Agent"] = self.config.user_agent
-        session.mount("http://", Adapter())
-        session.mount("https://", Adapter())
+        session.mount("http://", Adapter(verify=self.config.verify))
+        session.mount("https://", Adapter(verify=self.config.verify))
         if not self.config.cookies:
             session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         return session
