@@ -327,8 +327,7 @@ def test_https_crawl_without_the_ca_fails_on_robots(https_site, project, run_mas
     assert summary_line(master).group(1, 2, 3) == ("finished", "0", "1"), master.describe()
     reason, url = (project / "out.failures.tsv").read_text().rstrip("\n").split("\t")
     assert url == https_site.url
-    # loosely: the reason is to name its cause (robots_unavailable:tls)
-    assert reason.startswith("robots_unavailable"), reason
+    assert reason == "robots_unavailable:tls", reason
     assert https_site.log == []  # no request got past the handshake
 
 
