@@ -12,6 +12,9 @@ DEFAULT_REQUEST_HEADERS = {
 }
 # Fetch robots.txt once per host (on the master's behalf) and obey it.
 ROBOTSTXT_OBEY = True
+# Longest Crawl-delay obeyed: a host asking for more is crawled at one request per this
+# many seconds (and a warning says so), so a hostile robots.txt cannot park a host for ever.
+ROBOTSTXT_MAX_CRAWL_DELAY = 30.0
 # Fetcher threads in each worker process.
 CONCURRENT_REQUESTS = 16
 # Requests in flight to one host across the whole cluster.

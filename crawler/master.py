@@ -129,7 +129,8 @@ class Master:
                                  host_page_limit=s["HOST_PAGE_LIMIT"],
                                  lease_timeout=s["LEASE_TIMEOUT"], retry_times=s["RETRY_TIMES"],
                                  epoch=os.urandom(4).hex(),
-                                 robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None)
+                                 robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None,
+                                 robots_max_delay=s["ROBOTSTXT_MAX_CRAWL_DELAY"])
         pipelines = load_pipelines(s["ITEM_PIPELINES"], self.spider)
         journal = plan.journal
         if journal is not None:

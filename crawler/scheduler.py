@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from .frontier import DONE, Frontier
 from .frontier.journal import Journal
+from .frontier.robots import RobotsRules
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,11 @@ class Scheduler:
         """Settle a batch of results; late or repeated ones are ignored. Returns the
         lease ids of the results taken."""
         items: list[dict] = []
+        rules = [self._robots_rules(r) for r in results]  # slow for a big file: unlocked
         with self.lock:
             self.workers[worker] = time.monotonic()
-            accepted = [r["lease"] for r in results if self._settle(r, items)]
+            accepted = [r["lease"] for r, robots in zip(results, rules)
+                        if self._settle(r, robots, items)]
             numbered = self._commit(items)
             if numbered:
                 # Under the lock, so the sink sees items in journal order: it records
@@ -137,9 +140,14 @@ class Scheduler:
             return [w for w, seen in self.workers.items()
                     if now - seen < within and w not in self.told_done]
 
-    def _settle(self, result: dict[str, Any], items: list[dict]) -> bool:
+    def _robots_rules(self, result: dict[str, Any]) -> RobotsRules | None:
+        if "robots" not in result:
+            return None
+        return self.frontier.parse_robots(result.get("status", 0), result["robots"])
+
+    def _settle(self, result: dict[str, Any], robots: RobotsRules | None,
+                items: list[dict]) -> bool:
         outcome = result["outcome"]
-        robots = (result["status"], result["robots"]) if "robots" in result else None
         task = self.frontier.complete(result["lease"], outcome, result.get("reason"), robots)
         if task is not None and "latency" in result:
             self.frontier.feedback(task["host"], result["latency"], outcome == DONE and

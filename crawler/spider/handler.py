@@ -22,6 +22,9 @@ from .base import Spider
 
 log = logging.getLogger(__name__)
 _REDIRECTS = {301, 302, 303, 307, 308}
+# What of a robots.txt is read (RFC 9309: at least 500 KiB must be): a bigger file would
+# cost the master time to ship and parse, for rules no site needs.
+ROBOTS_MAX_BYTES = 500 * 1024
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,11 @@ class Handler:
             return {"outcome": "retry" if exc.retryable else "failed", "reason": exc.reason}
         if response.status >= 500 or response.status == 429:
             return {"outcome": "retry", "reason": f"http_{response.status}"}
-        return {"outcome": "done", "status": response.status, "robots": response.text}
+        body = response.body
+        if len(body) > ROBOTS_MAX_BYTES:
+            body = body[:body.rfind(b"\n", 0, ROBOTS_MAX_BYTES) + 1]  # whole lines only
+        return {"outcome": "done", "status": response.status,
+                "robots": Response(url, response.status, response.headers, body).text}
 
     def _redirect(self, request: Request, response: Response, depth: int, location: str,
                   why: int | str) -> dict[str, Any]:
