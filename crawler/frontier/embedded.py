@@ -134,10 +134,12 @@ class Frontier:
         host = self._hosts[name] = _Host(delay=self.throttle.initial(), floor=self.throttle.delay)
         if self.robots_agent is not None:
             # A new host's robots.txt goes first; nothing else leaves its queue before.
+            # Its own fingerprint: a page request for the same URL (a SitemapSpider's)
+            # must not count as a duplicate of it.
             robots = robots_url(url)
             host.robots_pending = True
-            self._enqueue(host, {"url": robots, "host": name, "fp": fingerprint(robots),
-                                 "depth": 0, "robots": True})
+            self._enqueue(host, {"url": robots, "host": name, "depth": 0, "robots": True,
+                                 "fp": fingerprint(robots, method="ROBOTS")})
         return host
 
     def _enqueue(self, host: _Host, task: dict[str, Any]) -> None:
