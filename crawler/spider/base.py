@@ -36,6 +36,11 @@ class Spider:
         for url in self.start_urls:
             yield Request(url)
 
+    def seed_requests(self, urls: list[str]) -> Iterable[Request]:
+        """Requests to start from for the URLs of a seeds file (default: one each)."""
+        for url in urls:
+            yield Request(url)
+
     def parse(self, response: Response) -> Iterable[Any]:
         """The default callback."""
         raise NotImplementedError(f"{type(self).__name__}.parse is not defined")
