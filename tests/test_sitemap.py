@@ -217,6 +217,13 @@ def test_the_generic_spider_asks_the_seed_hosts_robots_for_sitemaps_when_set(on)
                        ("https://f.com:8443/", None)]
     assert got[3:] == ([("http://e.com/robots.txt", "_parse_sitemap"),
                         ("https://f.com:8443/robots.txt", "_parse_sitemap")] if on else [])
+    assert all(r.meta["download_maxsize"] == 50 * MiB and 404 in r.meta["handle_httpstatus_list"]
+               for r in out[3:])
+
+
+def test_a_robots_txt_that_is_not_there_lists_no_sitemaps():
+    out = parse(SitemapSpider(), "http://e.com/robots.txt", b"Sitemap: /s.xml\n", status=404)
+    assert out == []
 
 
 class Starts(SitemapSpider):
@@ -301,19 +308,19 @@ def test_a_robots_txt_seed_is_fetched_as_a_page_after_the_robots_task():
 
 # -- a loopback web site -----------------------------------------------------------------------
 class Web(ThreadingHTTPServer):
-    """Serves {path: (status, headers, body)} on 127.0.0.1 and counts the paths asked for."""
+    """Serves {path: (status, headers, body)} on loopback and counts the paths asked for."""
 
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, tuple[int, dict, bytes]] = {}
         self.asked: Counter = Counter()
-        super().__init__(("127.0.0.1", 0), _Serve)
+        super().__init__((host, 0), _Serve)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return "http://%s:%d" % self.server_address[:2]
 
     def page(self, path: str) -> None:
         self.routes[path] = (200, {"Content-Type": "text/html"},
@@ -462,8 +469,19 @@ def test_sitemap_spider_crawls_what_the_sitemaps_list(web, project, run_master):
 FRONT = b'<html><title>front</title><body><a href="/a.html">a</a></body></html>'
 
 
+@pytest.fixture
+def bare():
+    """A second host, 127.0.0.2, with a front page and no robots.txt."""
+    server = Web("127.0.0.2")
+    server.routes["/"] = (200, {"Content-Type": "text/html"}, b"<title>bare</title>")
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.mark.parametrize("from_robots", [True, False])
-def test_generic_spider_seeds_itself_from_robots_sitemaps(from_robots, web, project, run_master):
+def test_generic_spider_seeds_itself_from_robots_sitemaps(from_robots, web, bare, project,
+                                                          run_master):
     u = web.url
     web.routes["/"] = (200, {"Content-Type": "text/html"}, FRONT)
     for path in ("/a.html", "/orphan-1.html", "/orphan-2.html"):
@@ -472,16 +490,20 @@ def test_generic_spider_seeds_itself_from_robots_sitemaps(from_robots, web, proj
                                  b"User-agent: *\nSitemap: /sitemap.xml\n")
     web.routes["/sitemap.xml"] = (200, XML, urlset(
         entry(u + "/orphan-1.html"), entry(u + "/orphan-2.html"), entry(u + "/a.html"),
-        entry("http://127.0.0.2:9/elsewhere.html")))
-    seeds = write_seeds(project, u + "/")
-    out = project / "out.jsonl"
-    master = run_master([seeds, "--workers", 2, "-o", out, "-s",
+        entry("http://127.0.0.3:9/elsewhere.html")))
+    seeds = write_seeds(project, u + "/", bare.url + "/")
+    out, jobdir = project / "out.jsonl", project / "job"
+    master = run_master([seeds, "--workers", 2, "-o", out, "--jobdir", jobdir, "-s",
                          f"SITEMAP_FROM_ROBOTS={from_robots}", *QUIET])
 
     assert master.returncode == 0, master.describe()
     crawled = {"/", "/a.html"} | ({"/orphan-1.html", "/orphan-2.html"} if from_robots else set())
-    assert sorted(i["url"] for i in read_jsonl(out)) == sorted(u + p for p in crawled)
+    assert sorted(i["url"] for i in read_jsonl(out)) == sorted([bare.url + "/"] +
+                                                               [u + p for p in crawled])
     expected = Counter(dict.fromkeys(crawled, 1), **{"/robots.txt": 1})
     if from_robots:
         expected.update({"/robots.txt": 1, "/sitemap.xml": 1})
     assert web.asked == expected
+    assert bare.asked == Counter({"/": 1, "/robots.txt": 2 if from_robots else 1})
+    # the host without robots.txt lists no sitemaps, and that is no failure
+    assert json.loads((jobdir / "stats.json").read_text())["failed_by_reason"] == {}

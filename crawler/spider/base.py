@@ -20,6 +20,8 @@ from ..http.response import Response
 from ..urls import join
 from .sitemap import SitemapMixin
 
+_CLIENT_ERRORS = list(range(400, 500))
+
 
 class Spider:
     """Subclass this: set `name`, then write `parse(response)` yielding dicts and Requests."""
@@ -76,7 +78,8 @@ class GenericSpider(SitemapMixin, Spider):
         yield from super().seed_requests(urls)
         if self.settings.get("SITEMAP_FROM_ROBOTS"):
             for robots in dict.fromkeys(join(u, "/robots.txt") for u in urls):
-                yield self.sitemap_request(robots)
+                # A host without robots.txt simply lists no sitemaps: not a failure.
+                yield self.sitemap_request(robots, {"handle_httpstatus_list": _CLIENT_ERRORS})
 
     def parse(self, response: Response) -> Iterator[Any]:
         root = response.selector.root if response.is_html else None

@@ -159,14 +159,21 @@ class SitemapMixin:
         return Request(url, callback=self._parse_sitemap,
                        meta=dict(meta or {}, download_maxsize=self._sitemap_maxsize))
 
-    def _parse_sitemap(self, response: Response) -> Iterator[Request]:
+    def _parse_sitemap(self, response: Response) -> Iterable[Request]:
         if is_robots(response.url):
-            found = robots_sitemaps(response.text, response.url)
-            yield from (self.sitemap_request(u) for u in found[:self._sitemap_max_urls])
-            return
+            return self._robots_requests(response)
         body = uncompressed(response.body, self._sitemap_maxsize)
         kind, entries = read_sitemap(body, self._sitemap_max_urls, response.url)
-        for loc, lastmod in _locations(self.sitemap_filter(entries), self.sitemap_alternate_links):
+        return self._entry_requests(kind, self.sitemap_filter(entries))
+
+    def _robots_requests(self, response: Response) -> list[Request]:
+        # Only a robots.txt that is there lists sitemaps (a 404 may be let through).
+        found = robots_sitemaps(response.text, response.url) \
+            if 200 <= response.status < 300 else []
+        return [self.sitemap_request(url) for url in found[:self._sitemap_max_urls]]
+
+    def _entry_requests(self, kind: str, entries: Iterable[dict[str, Any]]) -> Iterator[Request]:
+        for loc, lastmod in _locations(entries, self.sitemap_alternate_links):
             meta = {LASTMOD: lastmod} if lastmod else None
             if kind == "sitemapindex":
                 if any(r.search(loc) for r in self._sitemap_follow):
