@@ -7,6 +7,8 @@ import functools
 import gzip
 import json
 import logging
+import subprocess
+import sys
 import threading
 import zlib
 from collections import Counter
@@ -22,7 +24,7 @@ from crawler.master import _start_tasks
 from crawler.scheduler import Scheduler
 from crawler.spider.handler import Handler, Rules
 from crawler.spider.sitemap import LASTMOD, read_sitemap, uncompressed
-from procs import QUIET, read_jsonl, write_seeds
+from procs import QUIET, base_env, read_jsonl, write_seeds
 
 MiB = 1 << 20
 NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" xmlns:xhtml="http://www.w3.org/1999/xhtml"'
@@ -155,6 +157,37 @@ def test_gzip_bomb_fails_as_too_large():
     with pytest.raises(PageError) as info:
         parse(SitemapSpider(), "http://e.com/s.xml.gz", bomb(51), GZ)
     assert info.value.reason == "too_large"
+
+
+_BOMB_CHILD = """
+import json, zlib
+from crawler import PageError
+from crawler.spider.sitemap import uncompressed
+
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+packer, zeros = zlib.compressobj(9, zlib.DEFLATED, 31), bytes(1 << 20)
+bomb = b"".join(packer.compress(zeros) for _ in range(200)) + packer.flush()
+del zeros
+start = peak()
+try:
+    uncompressed(bomb, 50 << 20)
+except PageError as exc:
+    print(json.dumps({"reason": exc.reason, "start": start, "peak": peak()}))
+"""
+
+
+def test_a_gzip_bomb_costs_about_the_cap_of_memory():
+    if "VmHWM" not in open("/proc/self/status").read():
+        pytest.skip("no VmHWM in /proc/self/status here")
+    proc = subprocess.run([sys.executable, "-c", _BOMB_CHILD], capture_output=True, text=True,
+                          timeout=60, env=base_env())
+    out = json.loads(proc.stdout or "{}") if proc.returncode == 0 else proc.stderr
+    assert out["reason"] == "too_large", out
+    assert out["peak"] - out["start"] < 50 + 16, out  # 200 MiB of zeros, the cap 50 MiB
 
 
 def test_uncompressed_size_cap_is_exact():

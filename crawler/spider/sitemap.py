@@ -32,6 +32,7 @@ LASTMOD = "lastmod"  # the Request.meta key holding a sitemap entry's <lastmod>
 INVALID = "sitemap_invalid"  # the failure reason of a sitemap that cannot be read
 KINDS = ("urlset", "sitemapindex")
 _GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_PIECE = 4096  # compressed bytes fed at a time: at most ~4 MiB once inflated
 
 
 def uncompressed(body: bytes, cap: int) -> bytes:
@@ -40,7 +41,9 @@ def uncompressed(body: bytes, cap: int) -> bytes:
         return body
     decoder = BodyDecoder("gzip", cap)
     try:
-        decoder.feed(body)
+        # In small pieces, so one piece of a bomb never inflates to much past the cap.
+        for start in range(0, len(body), _GZIP_PIECE):
+            decoder.feed(body[start:start + _GZIP_PIECE])
     except FetchError as exc:
         if exc.reason == "too_large":
             raise PageError("too_large", f"over {cap} bytes uncompressed "
