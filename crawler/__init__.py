@@ -3,8 +3,8 @@ from .errors import CrawlerError, PageError, RefusedError, UsageError
 from .http.request import Request
 from .http.response import Response
 from .sink import DropItem
-from .spider.base import GenericSpider, Spider
+from .spider.base import GenericSpider, SitemapSpider, Spider
 
 __all__ = ["CrawlerError", "DropItem", "GenericSpider", "PageError", "RefusedError", "Request",
-           "Response", "Spider", "UsageError"]
+           "Response", "SitemapSpider", "Spider", "UsageError"]
 __version__ = "0.1.0"

@@ -43,6 +43,12 @@ DOWNLOAD_TIMEOUT = 30.0
 DOWNLOAD_MAXSIZE = 10 * 1024 * 1024
 # Log a warning for bodies larger than this many bytes.
 DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+# Largest sitemap in bytes, as downloaded and uncompressed (the protocol's 50 MB): too_large.
+SITEMAP_MAXSIZE = 50 * 1024 * 1024
+# Most URLs read from one sitemap (the protocol's 50,000); the rest are ignored, with a warning.
+SITEMAP_MAX_URLS = 50_000
+# The generic spider also reads the sitemaps listed in each seed host's robots.txt.
+SITEMAP_FROM_ROBOTS = False
 # Retries after the first attempt for connection errors, timeouts, RETRY_HTTP_CODES.
 RETRY_TIMES = 2
 # HTTP statuses that are retried (then failed(http_<code>)).

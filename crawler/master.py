@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import config, keyfile, manager, urls
+from . import config, keyfile, manager
 from .errors import CrawlerError, UsageError
 from .frontier import DONE, FAILED, Frontier
 from .frontier.journal import Journal
@@ -40,7 +40,7 @@ class Plan:
 
     spider_cls: type[Spider]
     settings: dict[str, Any]
-    seeds: list[str]
+    seeds: list[dict[str, Any]]  # the start requests, as tasks
     output: str
     overwrite: bool
     bind: tuple[str, int]
@@ -78,7 +78,7 @@ def prepare(args: argparse.Namespace) -> Plan:
     modules = config.merge(project, strict=[overrides])["SPIDER_MODULES"]
     spider_cls = load_spider_class(args.spider, modules)
     settings = config.merge(project, spider_cls.custom_settings, strict=[overrides])
-    seeds = read_seeds(args.seeds) if args.seeds else _start_urls(spider_cls, settings)
+    seeds = _start_tasks(spider_cls, settings, read_seeds(args.seeds) if args.seeds else None)
     if not seeds:
         raise UsageError("no start URLs: give a seeds file or set start_urls on the spider")
     output = args.output or f"{spider_cls.name}.jsonl"
@@ -101,14 +101,29 @@ def prepare(args: argparse.Namespace) -> Plan:
                 key_path, jobdir, journal)
 
 
-def _start_urls(spider_cls: type[Spider], settings: dict[str, Any]) -> list[str]:
-    found = []
-    for request in spider_cls(settings).start_requests():
-        url = urls.normalize(request.url)
-        if url is None:
-            raise UsageError(f"{spider_cls.name}.start_urls: not an http(s) URL: {request.url!r}")
-        found.append(url)
-    return found
+def _start_tasks(spider_cls: type[Spider], settings: dict[str, Any],
+                 seed_urls: list[str] | None) -> list[dict[str, Any]]:
+    """The start requests as tasks, callback, meta, priority and all: the spider's
+    seed_requests() for a seeds file's URLs, else its start_requests()."""
+    where = f"{spider_cls.name}.{'start' if seed_urls is None else 'seed'}_requests()"
+    try:
+        spider = spider_cls(settings)
+        requests = list(spider.start_requests() if seed_urls is None
+                        else spider.seed_requests(seed_urls))
+    except UsageError:
+        raise
+    except Exception as exc:  # the spider's own code: a clear error, before anything starts
+        raise UsageError(f"{where} failed: {exc!r}") from exc
+    tasks = []
+    for request in requests:
+        task = request.to_task(0, settings["FINGERPRINT_IGNORE_PARAMS"]) \
+            if isinstance(request, Request) else None
+        if task is None:
+            raise UsageError(f"{where}: not a Request for an http(s) URL: {request!r}")
+        if not callable(getattr(spider, task.get("callback", "parse"), None)):
+            raise UsageError(f"{where}: the spider has no callback {task['callback']!r}")
+        tasks.append(task)
+    return tasks
 
 
 def _is_loopback(host: str) -> bool:
@@ -148,10 +163,10 @@ class Master:
     def _hello_reply(self) -> dict[str, Any]:
         domains = list(self.spider.allowed_domains or [])
         if not domains and self.plan.spider_cls is GenericSpider:
-            domains = sorted({urls.host_of(u) for u in self.plan.seeds})
+            domains = sorted({t["host"] for t in self.plan.seeds})
         return {"spider": self.plan.spider_cls.name, "settings": self.plan.settings,
                 "spider_hash": source_hash(self.plan.spider_cls), "allowed_domains": domains,
-                "seed_hosts": sorted({urls.host_of(u) for u in self.plan.seeds})}
+                "seed_hosts": sorted({t["host"] for t in self.plan.seeds})}
 
     def seed(self) -> int:
         """Queue the seeds not seen before; hand over items a killed run had not written."""
@@ -160,8 +175,7 @@ class Master:
             if journal.output_progress()[0] < 0:
                 journal.mark_written(0, self.sink.writer.flush(), 0)
             self.sink.put_many(journal.unwritten_items())
-        ignore = self.plan.settings["FINGERPRINT_IGNORE_PARAMS"]
-        return self.scheduler.admit([Request(u).to_task(0, ignore) for u in self.plan.seeds])
+        return self.scheduler.admit(self.plan.seeds)
 
     def start(self) -> tuple[str, int]:
         """Serve the queues and start local workers; return the bound address."""

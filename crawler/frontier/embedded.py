@@ -162,8 +162,10 @@ class Frontier:
         host.robots[origin] = None
         host.robots_pending += 1
         robots = origin + "/robots.txt"
-        self._enqueue(host, {"url": robots, "host": name, "fp": fingerprint(robots),
-                             "depth": 0, "robots": True})
+        # Its own fingerprint: a page request for the same URL (a SitemapSpider's) must not
+        # count as a duplicate of it.
+        self._enqueue(host, {"url": robots, "host": name, "depth": 0, "robots": True,
+                             "fp": fingerprint(robots, method="ROBOTS")})
 
     def _enqueue(self, host: _Host, task: dict[str, Any]) -> None:
         # One key orders by priority, then first come first served (seq < 2**40).

@@ -1,4 +1,4 @@
-"""Spider base class, the built-in generic spider, and finding spiders by name."""
+"""Spider base class, SitemapSpider, the built-in generic spider, and finding spiders by name."""
 from __future__ import annotations
 
 import hashlib
@@ -17,6 +17,10 @@ from lxml import etree
 from ..errors import UsageError
 from ..http.request import Request
 from ..http.response import Response
+from ..urls import join
+from .sitemap import SitemapMixin
+
+_CLIENT_ERRORS = list(range(400, 500))
 
 
 class Spider:
@@ -36,16 +40,46 @@ class Spider:
         for url in self.start_urls:
             yield Request(url)
 
+    def seed_requests(self, urls: list[str]) -> Iterable[Request]:
+        """Requests to start from for the URLs of a seeds file (default: one each)."""
+        for url in urls:
+            yield Request(url)
+
     def parse(self, response: Response) -> Iterable[Any]:
         """The default callback."""
         raise NotImplementedError(f"{type(self).__name__}.parse is not defined")
 
 
-class GenericSpider(Spider):
-    """Follows every in-scope link; one item per page with url, status, title and depth."""
+class SitemapSpider(SitemapMixin, Spider):
+    """Scrapy's SitemapSpider: crawls the URLs that sitemaps list (crawler.spider.sitemap).
+
+    Starts from `sitemap_urls`, or from the seeds file's URLs when one is given: sitemaps,
+    sitemap indexes, or robots.txt files whose Sitemap: lines are followed."""
+
+    sitemap_urls: list[str] = []
+
+    def start_requests(self) -> Iterable[Request]:
+        for url in self.sitemap_urls:
+            yield self.sitemap_request(url)
+
+    def seed_requests(self, urls: list[str]) -> Iterable[Request]:
+        for url in urls:
+            yield self.sitemap_request(url)
+
+
+class GenericSpider(SitemapMixin, Spider):
+    """Follows every in-scope link; one item per page with url, status, title and depth.
+    With SITEMAP_FROM_ROBOTS it also crawls the sitemaps each seed host's robots.txt lists."""
 
     name = "generic"
     link_xpath = "//a/@href | //area/@href | //link[@rel='next']/@href"
+
+    def seed_requests(self, urls: list[str]) -> Iterable[Request]:
+        yield from super().seed_requests(urls)
+        if self.settings.get("SITEMAP_FROM_ROBOTS"):
+            for robots in dict.fromkeys(join(u, "/robots.txt") for u in urls):
+                # A host without robots.txt simply lists no sitemaps: not a failure.
+                yield self.sitemap_request(robots, {"handle_httpstatus_list": _CLIENT_ERRORS})
 
     def parse(self, response: Response) -> Iterator[Any]:
         root = response.selector.root if response.is_html else None
