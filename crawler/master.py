@@ -24,14 +24,16 @@ from . import config, keyfile, manager
 from .errors import CrawlerError, UsageError
 from .frontier import DONE, FAILED, Frontier
 from .frontier.journal import Journal
-from .http.request import Request
+from .frontier.throttle import Throttle
 from .scheduler import Scheduler, registered_objects
 from .seeds import read_seeds
 from .sink import FeedWriter, Sink, check_output, load_pipelines
-from .spider.base import GenericSpider, Spider, load_spider_class, source_hash
-from .frontier.throttle import Throttle
+from .spider.base import GenericSpider, Spider, load_spider_class, make_spider, source_hash
+from .starts import StartRequests
 
 log = logging.getLogger("crawler.master")
+# Start requests stream in while fewer than this many URLs are queued, a batch at a time.
+_FEED_BELOW, _FEED_BATCH = 10_000, 1_000
 
 
 @dataclass
@@ -40,7 +42,7 @@ class Plan:
 
     spider_cls: type[Spider]
     settings: dict[str, Any]
-    seeds: list[dict[str, Any]]  # the start requests, as tasks
+    starts: StartRequests  # the start requests, as tasks: the first batch, then a stream
     output: str
     overwrite: bool
     bind: tuple[str, int]
@@ -48,6 +50,7 @@ class Plan:
     key_path: str | None
     jobdir: str | None
     journal: Journal | None = None
+    spider_args: dict[str, str] = field(default_factory=dict)
     temp_dirs: list[str] = field(default_factory=list)
 
 
@@ -57,6 +60,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("seeds", nargs="?", help="file of start URLs, one a line (default: the "
                    "spider's start_urls)")
     p.add_argument("--spider", help="spider name (default: the generic spider)")
+    p.add_argument("-a", dest="spider_args", action="append", default=[],
+                   metavar="NAME=VALUE", help="spider argument (given to its __init__)")
     p.add_argument("--workers", type=int, help="local worker processes (default: CPU count, "
                    "or 0 when --bind is not a loopback address)")
     p.add_argument("-o", "--output", help="items file: .jsonl/.jl, .csv or .json "
@@ -78,15 +83,17 @@ def prepare(args: argparse.Namespace) -> Plan:
     modules = config.merge(project, strict=[overrides])["SPIDER_MODULES"]
     spider_cls = load_spider_class(args.spider, modules)
     settings = config.merge(project, spider_cls.custom_settings, strict=[overrides])
-    seeds = _start_tasks(spider_cls, settings, read_seeds(args.seeds) if args.seeds else None)
-    if not seeds:
+    spider_args = _spider_args(args.spider_args)
+    starts = _start_requests(spider_cls, settings, spider_args,
+                             read_seeds(args.seeds) if args.seeds else None)
+    if not starts.first:
         raise UsageError("no start URLs: give a seeds file or set start_urls on the spider")
     output = args.output or f"{spider_cls.name}.jsonl"
     jobdir = args.jobdir or settings["JOBDIR"]
     settings["JOBDIR"] = jobdir
     journal = Journal(jobdir) if jobdir else None
     if journal is not None:
-        journal.check_same_crawl(spider_cls.name, output)
+        journal.check_same_crawl(spider_cls.name, output, spider_args)
     if journal is None or journal.is_new():
         check_output(output, args.overwrite)
     host, port = manager.parse_address(args.bind, port_zero=True)
@@ -97,33 +104,28 @@ def prepare(args: argparse.Namespace) -> Plan:
     key_path = args.authkey_file or (os.path.join(jobdir, "authkey") if jobdir else None)
     if key_path and os.path.exists(key_path):
         keyfile.read(key_path)
-    return Plan(spider_cls, settings, seeds, output, args.overwrite, (host, port), workers,
-                key_path, jobdir, journal)
+    return Plan(spider_cls, settings, starts, output, args.overwrite, (host, port), workers,
+                key_path, jobdir, journal, spider_args)
 
 
-def _start_tasks(spider_cls: type[Spider], settings: dict[str, Any],
-                 seed_urls: list[str] | None) -> list[dict[str, Any]]:
-    """The start requests as tasks, callback, meta, priority and all: the spider's
-    seed_requests() for a seeds file's URLs, else its start_requests()."""
-    where = f"{spider_cls.name}.{'start' if seed_urls is None else 'seed'}_requests()"
+def _spider_args(pairs: list[str]) -> dict[str, str]:
+    args = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise UsageError(f"-a {pair!r}: expected NAME=VALUE, NAME a Python identifier")
+        args[name.strip()] = value
+    return args
+
+
+def _start_requests(spider_cls: type[Spider], settings: dict[str, Any], args: dict[str, str],
+                    seed_urls: list[str] | None) -> StartRequests:
     try:
-        spider = spider_cls(settings)
-        requests = list(spider.start_requests() if seed_urls is None
-                        else spider.seed_requests(seed_urls))
-    except UsageError:
-        raise
+        spider = make_spider(spider_cls, settings, args)
     except Exception as exc:  # the spider's own code: a clear error, before anything starts
-        raise UsageError(f"{where} failed: {exc!r}") from exc
-    tasks = []
-    for request in requests:
-        task = request.to_task(0, settings["FINGERPRINT_IGNORE_PARAMS"]) \
-            if isinstance(request, Request) else None
-        if task is None:
-            raise UsageError(f"{where}: not a Request for an http(s) URL: {request!r}")
-        if not callable(getattr(spider, task.get("callback", "parse"), None)):
-            raise UsageError(f"{where}: the spider has no callback {task['callback']!r}")
-        tasks.append(task)
-    return tasks
+        raise UsageError(f"spider {spider_cls.name!r} fails to start with arguments "
+                         f"{args}: {exc!r}") from exc
+    return StartRequests(spider, settings["FINGERPRINT_IGNORE_PARAMS"], seed_urls)
 
 
 def _is_loopback(host: str) -> bool:
@@ -138,7 +140,7 @@ class Master:
 
     def __init__(self, plan: Plan) -> None:
         self.plan, s = plan, plan.settings
-        self.spider = plan.spider_cls(s)
+        self.spider = plan.starts.spider
         self.frontier = Frontier(per_host=s["CONCURRENT_REQUESTS_PER_DOMAIN"],
                                  throttle=Throttle.from_settings(s),
                                  host_page_limit=s["HOST_PAGE_LIMIT"],
@@ -163,10 +165,11 @@ class Master:
     def _hello_reply(self) -> dict[str, Any]:
         domains = list(self.spider.allowed_domains or [])
         if not domains and self.plan.spider_cls is GenericSpider:
-            domains = sorted({t["host"] for t in self.plan.seeds})
+            domains = sorted({t["host"] for t in self.plan.starts.first})
         return {"spider": self.plan.spider_cls.name, "settings": self.plan.settings,
+                "spider_args": self.plan.spider_args,
                 "spider_hash": source_hash(self.plan.spider_cls), "allowed_domains": domains,
-                "seed_hosts": sorted({t["host"] for t in self.plan.seeds})}
+                "seed_hosts": sorted({t["host"] for t in self.plan.starts.first})}
 
     def seed(self) -> int:
         """Queue the seeds not seen before; hand over items a killed run had not written."""
@@ -175,7 +178,14 @@ class Master:
             if journal.output_progress()[0] < 0:
                 journal.mark_written(0, self.sink.writer.flush(), 0)
             self.sink.put_many(journal.unwritten_items())
-        return self.scheduler.admit(self.plan.seeds)
+        starts = self.plan.starts
+        return self.scheduler.admit(starts.first, more=not starts.exhausted)
+
+    def feed(self) -> None:
+        """Admit more start requests while the frontier has room for them."""
+        starts = self.plan.starts
+        if not starts.exhausted and self.frontier.queued < _FEED_BELOW:
+            self.scheduler.admit(starts.take(_FEED_BATCH), more=not starts.exhausted)
 
     def start(self) -> tuple[str, int]:
         """Serve the queues and start local workers; return the bound address."""
@@ -201,6 +211,7 @@ class Master:
         s = self.plan.settings
         while not self.scheduler.over():
             self.check_workers()
+            self.feed()
             self.scheduler.tick()
             if s["CLOSESPIDER_ITEMCOUNT"] and self.sink.count >= s["CLOSESPIDER_ITEMCOUNT"]:
                 self.scheduler.close("closespider_itemcount")
@@ -302,7 +313,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 def _announce(address: tuple[str, int], plan: Plan) -> None:
     where = f"{address[0]}:{address[1]}"
-    print(f"master listening on {where}; {len(plan.seeds)} seeds; spider "
+    starts = f"{len(plan.starts.first)}{'' if plan.starts.exhausted else '+'}"
+    print(f"master listening on {where}; {starts} start requests; spider "
           f"{plan.spider_cls.name}; {plan.workers} local workers", flush=True)
     if not _is_loopback(address[0]):
         print("warning: workers talk to this master unencrypted and the key file lets anyone "

@@ -34,6 +34,7 @@ class Scheduler:
         self.workers: dict[str, float] = {}
         self.told_done: set[str] = set()
         self.closing: str | None = None
+        self.more_to_come = False  # start requests still to be admitted
 
     # -- called by workers ----------------------------------------------------
     def hello(self, info: dict[str, Any]) -> dict[str, Any]:
@@ -76,10 +77,12 @@ class Scheduler:
                 self.ended.set()
         return accepted
 
-    def admit(self, tasks: list[dict[str, Any]]) -> int:
-        """Queue new tasks (seeds) and journal them."""
+    def admit(self, tasks: list[dict[str, Any]], more: bool = False) -> int:
+        """Queue new tasks (start requests) and journal them; `more`: others will follow,
+        so the crawl is not over before they came."""
         with self.lock:
             new = self.frontier.admit(tasks)
+            self.more_to_come = more
             self._commit([])
         return new
 
@@ -130,8 +133,9 @@ class Scheduler:
             return self._over()
 
     def _over(self) -> bool:
-        return self.frontier.finished() or (self.closing is not None and
-                                            self.frontier.leased == 0)
+        if self.closing is not None:
+            return self.frontier.leased == 0
+        return self.frontier.finished() and not self.more_to_come
 
     def workers_pending(self, within: float) -> list[str]:
         """Workers seen in the last `within` seconds that were not yet told the end."""

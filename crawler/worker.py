@@ -25,7 +25,7 @@ from . import keyfile, manager
 from .errors import CrawlerError, RefusedError, UsageError
 from .http.fetcher import FetchConfig, Fetcher
 from .spider.handler import Handler, Rules
-from .spider.base import load_spider_class, source_hash
+from .spider.base import load_spider_class, make_spider, source_hash
 
 log = logging.getLogger(__name__)
 _LOST = (OSError, EOFError, RemoteError)
@@ -89,7 +89,7 @@ class Worker:
             raise RefusedError(f"spider {reply['spider']!r} differs from the master's "
                                f"(code hash {self.spider_hash} vs {reply['spider_hash']}); "
                                "run the same project code on every host")
-        spider = cls(settings)
+        spider = make_spider(cls, settings, reply.get("spider_args"))
         spider.allowed_domains = reply["allowed_domains"]
         self.threads = self.threads or settings["CONCURRENT_REQUESTS"]
         self.batch, self.flush_interval = settings["BATCH_SIZE"], settings["FLUSH_INTERVAL"]

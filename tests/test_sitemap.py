@@ -20,7 +20,8 @@ from crawler import GenericSpider, PageError, Request, Response, SitemapSpider, 
 from crawler.frontier import DONE, Frontier
 from crawler.frontier.journal import Journal
 from crawler.http.fetcher import FetchConfig, Fetcher
-from crawler.master import _start_tasks
+from crawler.spider.base import make_spider
+from crawler.starts import StartRequests
 from crawler.scheduler import Scheduler
 from crawler.spider.handler import Handler, Rules
 from crawler.spider.sitemap import LASTMOD, read_sitemap, uncompressed
@@ -231,6 +232,11 @@ def test_bad_sitemap_rules_are_a_usage_error(rules):
     spider = type("Bad", (SitemapSpider,), {"sitemap_rules": rules})
     with pytest.raises(UsageError):
         spider()
+
+
+def _start_tasks(spider_cls, settings, seed_urls):
+    spider = make_spider(spider_cls, settings)
+    return StartRequests(spider, settings["FINGERPRINT_IGNORE_PARAMS"], seed_urls).first
 
 
 # -- seeds and start requests ------------------------------------------------------------------

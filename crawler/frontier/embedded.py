@@ -227,7 +227,8 @@ class Frontier:
             task = {"url": url.decode(), "fp": fp, "host": name, "depth": depth, **(extra or {})}
             self.queued -= 1
             rules = host.robots.get(url[:url.find(b"/", 8)].decode()) if host.robots else None
-            if rules is not None and not rules.allowed(task["url"]):
+            if rules is not None and not rules.allowed(task["url"]) and \
+                    not (extra and (extra.get("meta") or {}).get("dont_obey_robotstxt")):
                 self._finish(task, FAILED, rules.refusal)
                 continue
             lease_id = next(self._lease_ids)
@@ -318,7 +319,7 @@ class Frontier:
 
     def _retry(self, task: dict[str, Any], reason: str) -> None:
         attempt = task.get("attempt", 0) + 1
-        if attempt > self.retry_times:
+        if attempt > (task.get("meta") or {}).get("max_retry_times", self.retry_times):
             if task.get("robots"):
                 self._set_robots(self._hosts[task["host"]], task, FAILED, None, reason)
             else:

@@ -127,10 +127,14 @@ class Fetcher:
         return session
 
     def fetch(self, request: Request, depth: int = 0) -> Response:
-        """Download one request or raise FetchError; never follows redirects."""
-        ctx = watchdog.FetchContext(time.monotonic() + self.config.timeout,
-                                    self.config.address_guard, self._trusted)
-        watchdog.start(ctx, self.config.timeout)
+        """Download one request or raise FetchError; never follows redirects. The request's
+        meta["download_timeout"] (seconds, as in Scrapy) replaces DOWNLOAD_TIMEOUT."""
+        timeout = request.meta.get("download_timeout")
+        if type(timeout) not in (int, float) or not timeout > 0:
+            timeout = self.config.timeout
+        ctx = watchdog.FetchContext(time.monotonic() + timeout, self.config.address_guard,
+                                    self._trusted)
+        watchdog.start(ctx, timeout)
         try:
             return self._fetch(request, depth, ctx)
         finally:

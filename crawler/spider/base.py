@@ -31,8 +31,10 @@ class Spider:
     start_urls: list[str] = []
     custom_settings: dict[str, Any] = {}
 
-    def __init__(self, settings: dict[str, Any] | None = None) -> None:
-        self.settings = settings or {}
+    def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if settings is not None or not hasattr(self, "settings"):  # make_spider set them
+            self.settings = settings or {}
+        self.__dict__.update(kwargs)  # spider arguments (-a NAME=VALUE) become attributes
         self.logger = logging.getLogger(f"spider.{self.name or type(self).__name__}")
 
     def start_requests(self) -> Iterable[Request]:
@@ -103,6 +105,18 @@ class GenericSpider(SitemapMixin, Spider):
     @cached_property
     def _per_thread(self) -> threading.local:
         return threading.local()
+
+
+def make_spider(cls: type[Spider], settings: dict[str, Any],
+                args: dict[str, str] | None = None) -> Spider:
+    """An instance of the spider with the crawl's settings and spider arguments, made as
+    Scrapy makes one: the arguments go to __init__ as keyword arguments (so a Scrapy-style
+    `__init__(self, category=None, *args, **kwargs)` works) and `self.settings` is there
+    before __init__ runs."""
+    spider = cls.__new__(cls)
+    spider.settings = settings
+    spider.__init__(**(args or {}))
+    return spider
 
 
 def load_spider_class(name: str | None, modules: Iterable[str]) -> type[Spider]:

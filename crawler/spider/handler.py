@@ -2,16 +2,15 @@
 
 Runs on workers. The result is plain data: items, new request tasks (normalized
 and fingerprinted here, so the master only dedups), and counts of what was dropped.
+A request that fails for good (after its retries) goes to its errback, if it has one.
 """
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from .. import urls, wire
 from ..errors import PageError
@@ -19,40 +18,15 @@ from ..http.fetcher import Fetcher, FetchError
 from ..http.request import Request
 from ..http.response import Response
 from .base import Spider
+from .failure import Failure, HttpError
+from .rules import REDIRECTS, Rules, retry_after
+
+__all__ = ["Handler", "Rules", "retry_after"]
 
 log = logging.getLogger(__name__)
-_REDIRECTS = {301, 302, 303, 307, 308}
 # What of a robots.txt is read (RFC 9309: at least 500 KiB must be): a bigger file would
 # cost the master time to ship and parse, for rules no site needs.
 ROBOTS_MAX_BYTES = 500 * 1024
-
-
-@dataclass(frozen=True)
-class Rules:
-    """What the handler enforces, as plain values from the merged settings."""
-
-    allowed_domains: tuple[str, ...]
-    depth_limit: int
-    depth_priority: int
-    retry_codes: frozenset[int]
-    ignore_params: tuple[str, ...]
-    url_length_limit: int
-    redirect_max: int
-    trap_repeat: int = 0
-    retry_times: int = 2
-    allowed_codes: frozenset[int] = frozenset()  # HTTPERROR_ALLOWED_CODES
-    allow_all: bool = False                      # HTTPERROR_ALLOW_ALL
-    refresh_max_delay: float | None = 100.0      # None: meta refresh is not followed
-
-    @classmethod
-    def from_settings(cls, s: Mapping[str, Any], allowed_domains: Iterable[str]) -> "Rules":
-        domains = (urls.to_ascii_host(d.strip().lower()) or d for d in allowed_domains)
-        return cls(tuple(domains), s["DEPTH_LIMIT"],
-                   s["DEPTH_PRIORITY"], frozenset(s["RETRY_HTTP_CODES"]),
-                   tuple(s["FINGERPRINT_IGNORE_PARAMS"]), s["URLLENGTH_LIMIT"],
-                   s["REDIRECT_MAX_TIMES"], s["TRAP_SEGMENT_REPEAT"], s["RETRY_TIMES"],
-                   frozenset(s["HTTPERROR_ALLOWED_CODES"]), s["HTTPERROR_ALLOW_ALL"],
-                   s["METAREFRESH_MAXDELAY"] if s["METAREFRESH_ENABLED"] else None)
 
 
 class Handler:
@@ -74,15 +48,19 @@ class Handler:
         if task.get("robots"):
             return self._robots(task["url"])
         request = Request.from_task(task)
-        depth = task.get("depth", 0)
+        depth, attempt = task.get("depth", 0), task.get("attempt", 0)
         started = time.monotonic()
         try:
             response = self.fetcher.fetch(request, depth)
         except FetchError as exc:
-            return {"outcome": "retry" if exc.retryable else "failed", "reason": exc.reason,
-                    "latency": time.monotonic() - started}
+            if exc.retryable and self.rules.retries_left(request, attempt):
+                result = {"outcome": "retry", "reason": exc.reason}
+            else:
+                result = self._fail(Failure(request, exc.reason, exc), depth)
+            result["latency"] = time.monotonic() - started
+            return result
         latency = time.monotonic() - started
-        result = self._respond(request, response, task.get("attempt", 0), depth)
+        result = self._respond(request, response, attempt, depth)
         result["latency"] = latency
         pause = retry_after(response.headers.get("Retry-After"))
         if pause is not None and response.status in (429, 503):
@@ -92,49 +70,42 @@ class Handler:
     def _respond(self, request: Request, response: Response, attempt: int,
                  depth: int) -> dict[str, Any]:
         """Retry, redirect, fail or parse, by the response's status (Scrapy's rules)."""
-        status = response.status
-        if status in self.rules.retry_codes and attempt < self.rules.retry_times:
+        status, rules = response.status, self.rules
+        if status in rules.retry_codes and rules.retries_left(request, attempt):
             return {"outcome": "retry", "reason": f"http_{status}"}
-        if status in _REDIRECTS and "Location" in response.headers and \
-                not self._keeps_redirect(request, status):
+        if rules.follows_redirect(request, response, self.spider):
             return self._redirect(request, response, depth, response.headers["Location"],
                                   status)
-        if not 200 <= status < 300 and not self._allowed(request, status):
-            return {"outcome": "failed", "reason": f"http_{status}", "status": status}
-        refresh = self._refresh(request, response)
+        if not 200 <= status < 300 and not rules.allowed(request, status, self.spider):
+            return self._fail(Failure(request, f"http_{status}", HttpError(response),
+                                      response), depth)
+        refresh = rules.refresh(request, response)
         if refresh is not None:
             return self._redirect(request, response, depth, refresh, "meta refresh")
-        return self._parse(request, response, depth)
+        callback = self._method(request.callback or "parse")
+        if callback is None:
+            log.error("%s: spider has no callback %r", request.url, request.callback)
+            return {"outcome": "failed", "reason": "spider_error", "status": status}
+        return self._run(request, lambda: callback(response, **request.cb_kwargs), depth,
+                         {"outcome": "done", "status": status})
 
-    def _allowed(self, request: Request, status: int) -> bool:
-        """May a non-2xx response reach the callback? The request's meta decides first,
-        then the spider's handle_httpstatus_list, then HTTPERROR_ALLOWED_CODES/_ALLOW_ALL."""
-        meta = request.meta
-        if meta.get("handle_httpstatus_all"):
-            return True
-        if "handle_httpstatus_list" in meta:
-            return status in meta["handle_httpstatus_list"]
-        if self.rules.allow_all:
-            return True
-        codes = getattr(self.spider, "handle_httpstatus_list", None)
-        return status in (self.rules.allowed_codes if codes is None else codes)
+    def _fail(self, failure: Failure, depth: int) -> dict[str, Any]:
+        """A request failed for good: its errback (if any) may still yield items and requests."""
+        result: dict[str, Any] = {"outcome": "failed", "reason": failure.reason}
+        if failure.response is not None:
+            result["status"] = failure.response.status
+        if failure.request.errback is None:
+            return result
+        errback = self._method(failure.request.errback)
+        if errback is None:
+            log.error("%s: spider has no errback %r", failure.request.url,
+                      failure.request.errback)
+            return result
+        return self._run(failure.request, lambda: errback(failure), depth, result)
 
-    def _keeps_redirect(self, request: Request, status: int) -> bool:
-        """A redirect the callback gets as it is instead of it being followed."""
-        meta = request.meta
-        return bool(meta.get("dont_redirect") or meta.get("handle_httpstatus_all")
-                    or status in meta.get("handle_httpstatus_list", ())
-                    or status in getattr(self.spider, "handle_httpstatus_list", ()))
-
-    def _refresh(self, request: Request, response: Response) -> str | None:
-        """The URL a <meta http-equiv="refresh"> sends this page to, when it is followed."""
-        limit = self.rules.refresh_max_delay
-        if limit is None or request.meta.get("dont_redirect") or not response.is_html:
-            return None
-        found = response.meta_refresh()
-        if found is None or found[0] >= limit or found[1] == response.url:
-            return None
-        return found[1]
+    def _method(self, name: str) -> Callable | None:
+        method = getattr(self.spider, name, None)
+        return method if callable(method) else None
 
     def _robots(self, url: str) -> dict[str, Any]:
         """Fetch a robots.txt, following up to 5 redirects; the master parses it."""
@@ -142,11 +113,11 @@ class Handler:
             for _ in range(6):
                 response = self.fetcher.fetch(Request(url))
                 location = response.headers.get("Location")
-                if response.status not in _REDIRECTS or not location:
+                if response.status not in REDIRECTS or not location:
                     break
                 url = urls.join(url, location)
         except FetchError as exc:
-            log.warning("%s: %s", url, exc)  # the why, where it is known (the master gets the reason)
+            log.warning("%s: %s", url, exc)  # the details; the master gets the reason
             return {"outcome": "retry" if exc.retryable else "failed", "reason": exc.reason}
         if response.status >= 500 or response.status == 429:
             return {"outcome": "retry", "reason": f"http_{response.status}"}
@@ -161,52 +132,48 @@ class Handler:
         """A redirect (`why`: its status, or "meta refresh") as a new request."""
         hops = request.meta.get("redirect_times", 0) + 1
         if hops > self.rules.redirect_max:
-            return {"outcome": "failed", "reason": "redirect_max", "status": response.status}
+            return self._fail(Failure(request, "redirect_max", HttpError(response), response),
+                              depth)
         meta = dict(request.meta, redirect_times=hops,
                     redirect_urls=request.meta.get("redirect_urls", []) + [request.url],
                     redirect_reasons=request.meta.get("redirect_reasons", []) + [why])
         method = "GET" if why in (303, "meta refresh") else request.method
-        target = Request(urls.join(request.url, location),
-                         callback=request.callback, method=method, headers=request.headers,
-                         body=request.body if method != "GET" else b"", meta=meta,
-                         priority=request.priority)
+        target = request.replace(url=urls.join(request.url, location), method=method,
+                                 body=request.body if method != "GET" else b"", meta=meta,
+                                 dont_filter=False)
         dropped: Counter = Counter()
         tasks = self._vet([target], depth, dropped, same_depth=True)
         return {"outcome": "done", "status": response.status, "items": [], "requests": tasks,
                 "dropped": dict(dropped)}
 
-    def _parse(self, request: Request, response: Response, depth: int) -> dict[str, Any]:
-        callback = getattr(self.spider, request.callback or "parse", None)
-        if not callable(callback):
-            log.error("%s: spider has no callback %r", request.url, request.callback)
-            return {"outcome": "failed", "reason": "spider_error", "status": response.status}
+    def _run(self, request: Request, call: Callable[[], Any], depth: int,
+             result: dict[str, Any]) -> dict[str, Any]:
+        """Run a callback or errback and add what it yields to the result. One that raises
+        fails the page but keeps what it yielded before, as in Scrapy."""
         items: list[dict] = []
         new: list[Request] = []
-        outcome, reason = "done", None
         try:
-            for out in callback(response) or ():
+            for out in call() or ():
                 if isinstance(out, Request):
                     if out.meta:
                         out.meta = wire.plain(out.meta, "Request.meta")
+                    if out.cb_kwargs:
+                        out.cb_kwargs = wire.plain(out.cb_kwargs, "Request.cb_kwargs")
                     new.append(out)
                 else:
                     items.append(wire.plain(_as_item(out)))
         except wire.NotPlainData as exc:
             log.error("spider error on %s: %s", request.url, exc)
-            outcome, reason = "failed", "spider_error"
+            result.update(outcome="failed", reason="spider_error")
         except PageError as exc:
             log.warning("%s: %s", request.url, exc)
-            outcome, reason = "failed", exc.reason
+            result.update(outcome="failed", reason=exc.reason)
         except Exception:
             log.exception("spider error on %s", request.url)
-            outcome, reason = "failed", "spider_error"
-        # What the callback yielded before it raised is kept, as in Scrapy.
+            result.update(outcome="failed", reason="spider_error")
         dropped: Counter = Counter()
-        tasks = self._vet(new, depth, dropped)
-        result = {"outcome": outcome, "status": response.status, "items": items,
-                  "requests": tasks, "dropped": dict(dropped)}
-        if reason is not None:
-            result["reason"] = reason
+        result.update(items=items, requests=self._vet(new, depth, dropped),
+                      dropped=dict(dropped))
         return result
 
     def _vet(self, requests: list[Request], depth: int, dropped: Counter,
@@ -232,22 +199,6 @@ class Handler:
             else:
                 tasks.append(task)
         return tasks
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number, or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _as_item(out: Any) -> dict[str, Any]:
