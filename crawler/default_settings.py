@@ -21,6 +21,9 @@ CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 # Seconds between two request starts to one host, cluster-wide.
 DOWNLOAD_DELAY = 0.0
+# Per-host overrides, as in Scrapy: {"host": {"concurrency": 1, "delay": 2.0,
+# "randomize_delay": False}}, enforced by the master for the whole cluster.
+DOWNLOAD_SLOTS = {}
 # Multiply DOWNLOAD_DELAY by a random factor in [0.5, 1.5], as Scrapy does.
 RANDOMIZE_DOWNLOAD_DELAY = True
 # Adapt each host's delay to its latency (computed on the master from workers' reports).

@@ -147,7 +147,8 @@ class Master:
                                  lease_timeout=s["LEASE_TIMEOUT"], retry_times=s["RETRY_TIMES"],
                                  epoch=os.urandom(4).hex(),
                                  robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None,
-                                 robots_max_delay=s["ROBOTSTXT_MAX_CRAWL_DELAY"])
+                                 robots_max_delay=s["ROBOTSTXT_MAX_CRAWL_DELAY"],
+                                 slots=s["DOWNLOAD_SLOTS"])
         pipelines = load_pipelines(s["ITEM_PIPELINES"], self.spider)
         journal = plan.journal
         if journal is not None:

@@ -13,7 +13,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from ..http.request import CORE_FIELDS, extra_fields
 from .robots import RobotsRules
@@ -42,7 +42,9 @@ class _Host:
     inflight: int = 0
     next_time: float = 0.0
     scheduled: bool = False
-    delay: float = 0.0  # DOWNLOAD_DELAY, or AutoThrottle's: randomized when configured
+    limit: int = 8  # requests in flight at most: CONCURRENT_REQUESTS_PER_DOMAIN or its slot's
+    delay: float = 0.0  # DOWNLOAD_DELAY (or its slot's), or AutoThrottle's
+    randomize: bool = False  # spacing randomized x0.5..1.5 (RANDOMIZE_DOWNLOAD_DELAY)
     floor: float = 0.0  # the least delay AutoThrottle may set: DOWNLOAD_DELAY
     crawl_delay: float = 0.0  # robots.txt's Crawl-delay: a floor, never randomized
     admitted: int = 0
@@ -76,12 +78,14 @@ class Frontier:
                  lease_timeout: float = 60.0, retry_times: int = 2, epoch: str = "0",
                  robots_agent: str | None = None, throttle: Throttle | None = None,
                  host_page_limit: int = 0, robots_max_delay: float = float("inf"),
+                 slots: Mapping[str, Mapping[str, Any]] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  rng: Callable[[], float] = random.random) -> None:
         self.per_host, self.host_page_limit = per_host, host_page_limit
         self.throttle = throttle or Throttle(delay, randomize_delay)
         self.robots_agent = robots_agent  # None: robots.txt is not obeyed
         self.robots_max_delay = robots_max_delay
+        self.slots = dict(slots or {})  # DOWNLOAD_SLOTS: per-host concurrency and delay
         self.lease_timeout, self.retry_times = lease_timeout, retry_times
         self.clock, self.rng = clock, rng
         self.seen = SeenDict()
@@ -153,7 +157,12 @@ class Frontier:
         self._schedule(task["host"], host)
 
     def _new_host(self, name: str) -> _Host:
-        host = self._hosts[name] = _Host(delay=self.throttle.initial(), floor=self.throttle.delay)
+        slot, throttle = self.slots.get(name, {}), self.throttle
+        floor = slot.get("delay", throttle.delay)
+        host = self._hosts[name] = _Host(
+            limit=slot.get("concurrency", self.per_host), floor=floor,
+            delay=max(floor, throttle.initial()) if throttle.auto else floor,
+            randomize=slot.get("randomize_delay", throttle.randomize))
         return host
 
     def _ask_robots(self, host: _Host, name: str, origin: str) -> None:
@@ -177,7 +186,7 @@ class Frontier:
         self.queued += 1
 
     def _schedule(self, name: str, host: _Host) -> None:
-        if host.queue and not host.scheduled and host.inflight < self.per_host \
+        if host.queue and not host.scheduled and host.inflight < host.limit \
                 and not host.blocked():
             host.scheduled = True
             heapq.heappush(self._ready, (host.next_time, next(self._seq), name))
@@ -221,7 +230,7 @@ class Frontier:
 
     def _take(self, name: str, host: _Host, worker: str, room: int, now: float,
               out: list) -> None:
-        take = min(room, self.per_host - host.inflight, 1 if host.spaced else room)
+        take = min(room, host.limit - host.inflight, 1 if host.spaced else room)
         while take > 0 and host.queue and not host.blocked():
             _, url, fp, depth, extra = heapq.heappop(host.queue)
             task = {"url": url.decode(), "fp": fp, "host": name, "depth": depth, **(extra or {})}
@@ -243,7 +252,8 @@ class Frontier:
 
     def _spacing(self, host: _Host) -> float:
         # Only DOWNLOAD_DELAY/AutoThrottle's delay is randomized; Crawl-delay is a floor.
-        return max(host.crawl_delay, self.throttle.spacing(host.delay, self.rng))
+        spacing = host.delay * (0.5 + self.rng()) if host.randomize else host.delay
+        return max(host.crawl_delay, spacing)
 
     def feedback(self, name: str, latency: float | None, ok: bool,
                  retry_after: float | None = None) -> None:
