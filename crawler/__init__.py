@@ -1,5 +1,6 @@
 """crawler: a distributed web-crawler framework. Public API."""
-from .errors import CrawlerError, PageError, RefusedError, UsageError
+from . import signals
+from .errors import CrawlerError, IgnoreRequest, PageError, RefusedError, UsageError
 from .http.form import FormRequest
 from .http.request import Request
 from .http.response import Response
@@ -8,6 +9,6 @@ from .spider.base import GenericSpider, SitemapSpider, Spider
 from .spider.failure import Failure, HttpError
 
 __all__ = ["CrawlerError", "DropItem", "Failure", "FormRequest", "GenericSpider", "HttpError",
-           "PageError", "RefusedError", "Request", "Response", "SitemapSpider", "Spider",
-           "UsageError"]
+           "IgnoreRequest", "PageError", "RefusedError", "Request", "Response", "SitemapSpider",
+           "Spider", "UsageError", "signals"]
 __version__ = "0.1.0"

@@ -86,6 +86,10 @@ CLOSESPIDER_ITEMCOUNT = 0
 CLOSESPIDER_TIMEOUT = 0.0
 # Item pipelines: {"module.Class": order}; lower order runs first, on the master.
 ITEM_PIPELINES = {}
+# Downloader middlewares: {"module.Class": order} (None disables), run on the workers.
+DOWNLOADER_MIDDLEWARES = {}
+# Spider middlewares (process_spider_output): {"module.Class": order}, run on the workers.
+SPIDER_MIDDLEWARES = {}
 # Folder for the journal and stats; None keeps no state between runs.
 JOBDIR = None
 # Refuse URLs found while crawling that resolve to loopback, private, link-local or other

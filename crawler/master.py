@@ -20,11 +20,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import config, keyfile, manager
+from . import components, config, keyfile, manager, signals
 from .errors import CrawlerError, UsageError
 from .frontier import DONE, FAILED, Frontier
 from .frontier.journal import Journal
 from .frontier.throttle import Throttle
+from .http.request import Request
 from .scheduler import Scheduler, registered_objects
 from .seeds import read_seeds
 from .sink import FeedWriter, Sink, check_output, load_pipelines
@@ -83,6 +84,9 @@ def prepare(args: argparse.Namespace) -> Plan:
     modules = config.merge(project, strict=[overrides])["SPIDER_MODULES"]
     spider_cls = load_spider_class(args.spider, modules)
     settings = config.merge(project, spider_cls.custom_settings, strict=[overrides])
+    for setting in ("DOWNLOADER_MIDDLEWARES", "SPIDER_MIDDLEWARES"):  # they run on workers
+        for path in settings[setting]:
+            components.load_class(setting, path)
     spider_args = _spider_args(args.spider_args)
     starts = _start_requests(spider_cls, settings, spider_args,
                              read_seeds(args.seeds) if args.seeds else None)
@@ -141,6 +145,7 @@ class Master:
     def __init__(self, plan: Plan) -> None:
         self.plan, s = plan, plan.settings
         self.spider = plan.starts.spider
+        self.signals = self.spider.crawler.signals
         self.frontier = Frontier(per_host=s["CONCURRENT_REQUESTS_PER_DOMAIN"],
                                  throttle=Throttle.from_settings(s),
                                  host_page_limit=s["HOST_PAGE_LIMIT"],
@@ -180,13 +185,36 @@ class Master:
                 journal.mark_written(0, self.sink.writer.flush(), 0)
             self.sink.put_many(journal.unwritten_items())
         starts = self.plan.starts
-        return self.scheduler.admit(starts.first, more=not starts.exhausted)
+        return self.scheduler.admit(starts.first, more=self._more())
 
     def feed(self) -> None:
-        """Admit more start requests while the frontier has room for them."""
+        """Admit more start requests while the frontier has room for them; once they are all
+        in and the crawl is idle, what spider_idle receivers return (Requests)."""
         starts = self.plan.starts
-        if not starts.exhausted and self.frontier.queued < _FEED_BELOW:
-            self.scheduler.admit(starts.take(_FEED_BATCH), more=not starts.exhausted)
+        if not starts.exhausted:
+            if self.frontier.queued < _FEED_BELOW:
+                self.scheduler.admit(starts.take(_FEED_BATCH), more=self._more())
+        elif self._idle_hooked() and self.scheduler.idle():
+            tasks = self._idle_tasks()
+            self.scheduler.admit(tasks, more=bool(tasks))
+
+    def _idle_hooked(self) -> bool:
+        return self.signals.has_receivers(signals.spider_idle)
+
+    def _more(self) -> bool:
+        return not self.plan.starts.exhausted or self._idle_hooked()
+
+    def _idle_tasks(self) -> list[dict[str, Any]]:
+        ignore = self.plan.settings["FINGERPRINT_IGNORE_PARAMS"]
+        tasks = []
+        for returned in self.signals.send(signals.spider_idle, spider=self.spider):
+            for request in returned or ():
+                task = request.to_task(0, ignore) if isinstance(request, Request) else None
+                if task is None:
+                    log.error("spider_idle: not a Request for an http(s) URL: %r", request)
+                else:
+                    tasks.append(task)
+        return tasks
 
     def start(self) -> tuple[str, int]:
         """Serve the queues and start local workers; return the bound address."""
@@ -194,6 +222,7 @@ class Master:
         key = keyfile.read_or_create(key_path)
         address = manager.serve(registered_objects(self.scheduler), self.plan.bind, key)
         self.sink.start()
+        self.signals.send(signals.spider_opened, spider=self.spider)
         target = f"{address[0]}:{address[1]}"
         for _ in range(self.plan.workers):
             self.children.append(subprocess.Popen(
@@ -254,6 +283,8 @@ class Master:
     def finish(self, finished: bool) -> dict[str, Any]:
         """Close the sink, write stats and failures, remove temporary keys; the summary."""
         self.sink.close()
+        self.signals.send(signals.spider_closed, spider=self.spider,
+                          reason=self.scheduler.closing or "finished")
         for folder in self.plan.temp_dirs:
             shutil.rmtree(folder, ignore_errors=True)
         summary = self.summary()

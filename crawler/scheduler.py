@@ -132,6 +132,11 @@ class Scheduler:
         with self.lock:
             return self._over()
 
+    def idle(self) -> bool:
+        """Nothing queued or leased, and not closing: the moment for spider_idle."""
+        with self.lock:
+            return self.closing is None and self.frontier.finished()
+
     def _over(self) -> bool:
         if self.closing is not None:
             return self.frontier.leased == 0

@@ -21,10 +21,9 @@ from multiprocessing import AuthenticationError
 from multiprocessing.managers import RemoteError
 from typing import Any
 
-from . import keyfile, manager
+from . import keyfile, manager, signals
 from .errors import CrawlerError, RefusedError, UsageError
-from .http.fetcher import FetchConfig, Fetcher
-from .spider.handler import Handler, Rules
+from .spider.handler import Handler, build_handler
 from .spider.base import load_spider_class, make_spider, source_hash
 
 log = logging.getLogger(__name__)
@@ -79,6 +78,8 @@ class Worker:
         finally:
             for _ in pool:
                 self.inbox.put(None)
+        self.handler.signals.send(signals.spider_closed, spider=self.handler.spider,
+                                  reason="finished" if status == 0 else "shutdown")
         return status
 
     def _configure(self, reply: dict[str, Any]) -> None:
@@ -96,9 +97,9 @@ class Worker:
         self.reconnect_cap = settings["RECONNECT_MAX_DELAY"]
         self.renew_every = settings["LEASE_TIMEOUT"] / 3
         manager.set_call_timeout(settings["CALL_TIMEOUT"])
-        rules = Rules.from_settings(settings, reply["allowed_domains"])
-        fetch_config = FetchConfig.from_settings(settings, reply["seed_hosts"])
-        self.handler = Handler(spider, Fetcher(fetch_config), rules)
+        self.handler = build_handler(spider, settings, reply["allowed_domains"],
+                                     reply["seed_hosts"])
+        self.handler.signals.send(signals.spider_opened, spider=spider)
         log.info("worker %s: spider %s, %d threads", self.id, reply["spider"], self.threads)
 
     def _connect(self, cap: float = FIRST_CONNECT_CAP) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ class Request:
     url: str
     callback: str | Callable | None = None
     method: str = "GET"
-    headers: dict[str, str] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     meta: dict[str, Any] = field(default_factory=dict)
     priority: int = 0
@@ -46,6 +46,8 @@ class Request:
             self.callback = self.callback.__name__
         if callable(self.errback):
             self.errback = self.errback.__name__
+        if self.headers is None:
+            self.headers = {}
         if isinstance(self.body, str):
             self.body = self.body.encode("utf-8")
         self.method = self.method.upper()
@@ -72,7 +74,7 @@ class Request:
             task["callback"] = self.callback
         if self.method != "GET":
             task["method"] = self.method
-        if self.headers is not None:
+        if self.headers:
             task["headers"] = self.headers
         if self.body:
             task["body"] = self.body
@@ -94,7 +96,7 @@ class Request:
     def from_task(cls, task: dict[str, Any]) -> "Request":
         """Rebuild a Request from its wire form."""
         return cls(url=task["url"], callback=task.get("callback"), method=task.get("method", "GET"),
-                   headers=task.get("headers"), body=task.get("body", b""),
+                   headers=dict(task.get("headers") or {}), body=task.get("body", b""),
                    meta=dict(task.get("meta") or {}), priority=task.get("priority", 0),
                    dont_filter=task.get("dont_filter", False), errback=task.get("errback"),
                    cb_kwargs=dict(task.get("cb_kwargs") or {}))

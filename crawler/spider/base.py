@@ -14,7 +14,9 @@ from typing import Any, Iterable, Iterator
 
 from lxml import etree
 
+from ..components import Crawler
 from ..errors import UsageError
+from ..signals import SignalManager
 from ..http.request import Request
 from ..http.response import Response
 from ..urls import join
@@ -30,6 +32,17 @@ class Spider:
     allowed_domains: list[str] = []
     start_urls: list[str] = []
     custom_settings: dict[str, Any] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> "Spider":
+        """Make the spider: `crawler.settings` and `crawler.signals` are this process's; the
+        spider arguments go to __init__ (so a Scrapy-style `__init__(self, category=None,
+        *args, **kwargs)` works), and self.settings and self.crawler are there before it
+        runs. Override it, as in Scrapy, to connect signals."""
+        spider = cls.__new__(cls)
+        spider.settings, spider.crawler = crawler.settings, crawler
+        spider.__init__(*args, **kwargs)
+        return spider
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if settings is not None or not hasattr(self, "settings"):  # make_spider set them
@@ -109,14 +122,11 @@ class GenericSpider(SitemapMixin, Spider):
 
 def make_spider(cls: type[Spider], settings: dict[str, Any],
                 args: dict[str, str] | None = None) -> Spider:
-    """An instance of the spider with the crawl's settings and spider arguments, made as
-    Scrapy makes one: the arguments go to __init__ as keyword arguments (so a Scrapy-style
-    `__init__(self, category=None, *args, **kwargs)` works) and `self.settings` is there
-    before __init__ runs."""
-    spider = cls.__new__(cls)
-    spider.settings = settings
-    spider.__init__(**(args or {}))
-    return spider
+    """The spider of this process, made as Scrapy makes one: through its from_crawler(),
+    with the spider arguments as keyword arguments."""
+    crawler = Crawler(settings, SignalManager())
+    crawler.spider = cls.from_crawler(crawler, **(args or {}))
+    return crawler.spider
 
 
 def load_spider_class(name: str | None, modules: Iterable[str]) -> type[Spider]:

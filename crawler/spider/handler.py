@@ -12,16 +12,17 @@ import time
 from collections import Counter
 from typing import Any, Callable, Mapping
 
-from .. import urls, wire
-from ..errors import PageError
-from ..http.fetcher import Fetcher, FetchError
+from .. import components, signals, urls, wire
+from ..errors import IgnoreRequest, PageError
+from ..http.fetcher import FetchConfig, Fetcher, FetchError
 from ..http.request import Request
 from ..http.response import Response
 from .base import Spider
 from .failure import Failure, HttpError
+from .middleware import Middlewares
 from .rules import REDIRECTS, Rules, retry_after
 
-__all__ = ["Handler", "Rules", "retry_after"]
+__all__ = ["Handler", "Rules", "build_handler", "retry_after"]
 
 log = logging.getLogger(__name__)
 # What of a robots.txt is read (RFC 9309: at least 500 KiB must be): a bigger file would
@@ -29,11 +30,29 @@ log = logging.getLogger(__name__)
 ROBOTS_MAX_BYTES = 500 * 1024
 
 
+def build_handler(spider: Spider, settings: dict[str, Any], allowed_domains: list[str],
+                  seed_hosts: list[str]) -> Handler:
+    """A worker's handler for the crawl: its fetcher, rules, middlewares, and the signals of
+    the spider's crawler."""
+    crawler = spider.crawler  # made with the spider (make_spider)
+    middlewares = Middlewares(
+        spider, components.load("DOWNLOADER_MIDDLEWARES", settings["DOWNLOADER_MIDDLEWARES"],
+                                crawler),
+        components.load("SPIDER_MIDDLEWARES", settings["SPIDER_MIDDLEWARES"], crawler))
+    fetcher = Fetcher(FetchConfig.from_settings(settings, seed_hosts))
+    return Handler(spider, fetcher, Rules.from_settings(settings, allowed_domains), middlewares,
+                   crawler.signals)
+
+
 class Handler:
     """Turns a leased task into a result dict for the master."""
 
-    def __init__(self, spider: Spider, fetcher: Fetcher, rules: Rules) -> None:
+    def __init__(self, spider: Spider, fetcher: Fetcher, rules: Rules,
+                 middlewares: Middlewares | None = None,
+                 signal_manager: signals.SignalManager | None = None) -> None:
         self.spider, self.fetcher, self.rules = spider, fetcher, rules
+        self.middlewares = middlewares or Middlewares(spider)
+        self.signals = signal_manager or signals.SignalManager()
 
     def handle(self, task: dict[str, Any]) -> dict[str, Any]:
         """Fetch and parse one task; never raises. An unexpected error (a bug) is logged and
@@ -51,7 +70,7 @@ class Handler:
         depth, attempt = task.get("depth", 0), task.get("attempt", 0)
         started = time.monotonic()
         try:
-            response = self.fetcher.fetch(request, depth)
+            got = self.middlewares.download(request, lambda r: self.fetcher.fetch(r, depth))
         except FetchError as exc:
             if exc.retryable and self.rules.retries_left(request, attempt):
                 result = {"outcome": "retry", "reason": exc.reason}
@@ -59,7 +78,15 @@ class Handler:
                 result = self._fail(Failure(request, exc.reason, exc), depth)
             result["latency"] = time.monotonic() - started
             return result
+        except IgnoreRequest as exc:
+            return self._fail(Failure(request, "ignored", exc), depth)
         latency = time.monotonic() - started
+        if isinstance(got, Request):  # a middleware asks for another request instead
+            return self._follow(got, depth, {"outcome": "done", "latency": latency})
+        response = got
+        if self.signals.has_receivers(signals.response_received):
+            self.signals.send(signals.response_received, response=response, request=request,
+                              spider=self.spider)
         result = self._respond(request, response, attempt, depth)
         result["latency"] = latency
         pause = retry_after(response.headers.get("Retry-After"))
@@ -87,7 +114,7 @@ class Handler:
             log.error("%s: spider has no callback %r", request.url, request.callback)
             return {"outcome": "failed", "reason": "spider_error", "status": status}
         return self._run(request, lambda: callback(response, **request.cb_kwargs), depth,
-                         {"outcome": "done", "status": status})
+                         {"outcome": "done", "status": status}, response)
 
     def _fail(self, failure: Failure, depth: int) -> dict[str, Any]:
         """A request failed for good: its errback (if any) may still yield items and requests."""
@@ -101,7 +128,8 @@ class Handler:
             log.error("%s: spider has no errback %r", failure.request.url,
                       failure.request.errback)
             return result
-        return self._run(failure.request, lambda: errback(failure), depth, result)
+        return self._run(failure.request, lambda: errback(failure), depth, result,
+                         failure.response)
 
     def _method(self, name: str) -> Callable | None:
         method = getattr(self.spider, name, None)
@@ -141,19 +169,27 @@ class Handler:
         target = request.replace(url=urls.join(request.url, location), method=method,
                                  body=request.body if method != "GET" else b"", meta=meta,
                                  dont_filter=False)
+        return self._follow(target, depth, {"outcome": "done", "status": response.status})
+
+    def _follow(self, target: Request, depth: int, result: dict[str, Any]) -> dict[str, Any]:
+        """The page is replaced by another request at the same depth (a redirect, or a
+        middleware's): the result carries only that."""
         dropped: Counter = Counter()
-        tasks = self._vet([target], depth, dropped, same_depth=True)
-        return {"outcome": "done", "status": response.status, "items": [], "requests": tasks,
-                "dropped": dict(dropped)}
+        result.update(items=[], requests=self._vet([target], depth, dropped, same_depth=True),
+                      dropped=dict(dropped))
+        return result
 
     def _run(self, request: Request, call: Callable[[], Any], depth: int,
-             result: dict[str, Any]) -> dict[str, Any]:
+             result: dict[str, Any], response: Response | None = None) -> dict[str, Any]:
         """Run a callback or errback and add what it yields to the result. One that raises
         fails the page but keeps what it yielded before, as in Scrapy."""
         items: list[dict] = []
         new: list[Request] = []
         try:
-            for out in call() or ():
+            output = call() or ()
+            if response is not None:
+                output = self.middlewares.spider_output(response, output)
+            for out in output:
                 if isinstance(out, Request):
                     if out.meta:
                         out.meta = wire.plain(out.meta, "Request.meta")
@@ -182,23 +218,29 @@ class Handler:
         tasks = []
         for request in requests:
             if rules.depth_limit and child > rules.depth_limit:
-                dropped["depth"] += 1
+                self._drop(dropped, "depth", request)
                 continue
             if len(request.url) > rules.url_length_limit:
-                dropped["url_too_long"] += 1
+                self._drop(dropped, "url_too_long", request)
                 continue
             request.priority -= 0 if same_depth else child * rules.depth_priority
             task = request.to_task(child, rules.ignore_params)
             if task is None:
-                dropped["invalid_url"] += 1
+                self._drop(dropped, "invalid_url", request)
             elif rules.trap_repeat and urls.repeats_segment(task["url"], rules.trap_repeat):
-                dropped["trap"] += 1
+                self._drop(dropped, "trap", request)
             elif rules.allowed_domains and not request.dont_filter and \
                     not urls.in_domains(task["host"], rules.allowed_domains):
-                dropped["offsite"] += 1
+                self._drop(dropped, "offsite", request)
             else:
                 tasks.append(task)
         return tasks
+
+    def _drop(self, dropped: Counter, reason: str, request: Request) -> None:
+        dropped[reason] += 1
+        if self.signals.has_receivers(signals.request_dropped):
+            self.signals.send(signals.request_dropped, request=request, reason=reason,
+                              spider=self.spider)
 
 
 def _as_item(out: Any) -> dict[str, Any]:
