@@ -21,6 +21,7 @@ import glob
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Iterable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -69,7 +71,7 @@ APT_INSTALL = ["apt-get", "-o", "DPkg::Lock::Timeout=900", "install", "-y",
 ROBOTS = "User-agent: *\nDisallow:\n"
 # nginx logs one JSON object per request (escape=json: nginx >= 1.11.8): what was asked, what
 # came back, who asked.
-LOG_FIELDS = {"m": "$request_method", "uri": "$request_uri", "status": "$status",
+LOG_FIELDS = {"t": "$msec", "m": "$request_method", "uri": "$request_uri", "status": "$status",
               "type": "$sent_http_content_type", "bytes": "$body_bytes_sent",
               "ref": "$http_referer", "ua": "$http_user_agent"}
 
@@ -107,7 +109,8 @@ def ensure_installed(trees: list[Tree]) -> None:
 
 def tree_root(tree: Tree, workdir: str) -> str:
     """The folder nginx serves for tree (for books: a folder of links to them)."""
-    found = sorted(glob.glob(tree.root))
+    found = sorted(glob.glob(tree.root), key=lambda path: [  # python3.9 < python3.11
+        int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)])
     if not found:
         raise SystemExit(f"error: {tree.package} is installed but {tree.root} is missing")
     root = found[-1]
@@ -134,7 +137,7 @@ def warm(root: str) -> int:
     return total
 
 
-def xml_declared(root: str, paths) -> int:
+def xml_declared(root: str, paths: Iterable[str]) -> int:
     """How many of the files begin with an XML declaration."""
     count = 0
     for path in paths:
@@ -157,7 +160,9 @@ def loopback_port(addresses: list[str], tries: int = 20) -> int:
     raise RuntimeError(f"no port free on all of {addresses}")
 
 
-def mime_types(binary: str) -> str:
+def mime_types() -> str:
+    """nginx's own list of types: Debian's, or a source build's (prefix/conf)."""
+    binary = find_nginx() or "/usr/local/nginx/sbin/nginx"
     for path in ("/etc/nginx/mime.types",
                  os.path.join(os.path.dirname(os.path.dirname(binary)), "conf", "mime.types")):
         if os.path.exists(path):
@@ -191,7 +196,7 @@ def serve(sites: list[dict], workdir: str) -> Nginx:
     blocks = "".join(server_block(s["name"], s["address"], port, s["root"],
                                   bool(TREES[s["name"]].books), folder) for s in sites)
     http = f"""
-    include {mime_types(find_nginx() or "nginx")};
+    include {mime_types()};
     default_type application/octet-stream;
     sendfile on;
     tcp_nopush on;
@@ -248,7 +253,13 @@ class RealSitesSpider(scrapy.Spider):
 '''
 
 
-def crawl(who: str, site: dict, workdir: str, args) -> dict:
+def scrapy_version(python: str) -> str:
+    out = subprocess.run([python, "-c", "import scrapy; print(scrapy.__version__)"],
+                         capture_output=True, text=True, env=child_env())
+    return out.stdout.strip()
+
+
+def crawl(who: str, site: dict, workdir: str, args: argparse.Namespace) -> dict:
     """One measured crawl of one site; what the server logged while it ran."""
     folder = os.path.join(workdir, f"{site['name']}-{who}")
     os.makedirs(folder)
@@ -282,7 +293,7 @@ def crawl(who: str, site: dict, workdir: str, args) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sites", help="comma-separated, of: " + ", ".join(TREES) +
                    " (default all; --smoke: " + ",".join(SMOKE_TREES) + ")")
@@ -302,56 +313,66 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.smoke:
         args.scrapy, args.timeout = False, min(args.timeout, 60.0)
-    names = args.sites.split(",") if args.sites else (SMOKE_TREES if args.smoke else
-                                                      list(TREES))
-    unknown = [n for n in names if n not in TREES]
+    args.names = args.sites.split(",") if args.sites else (
+        SMOKE_TREES if args.smoke else list(TREES))
+    unknown = [n for n in args.names if n not in TREES]
     if unknown:
         p.error(f"unknown site(s) {', '.join(unknown)}; known: {', '.join(TREES)}")
     if args.scrapy:
         args.scrapy_python = find_scrapy_python(args.scrapy_python)
         if args.scrapy_python is None:
             p.error("Scrapy not found (pip install -e '.[bench]'), or give --no-scrapy")
+    return args
 
-    trees = [TREES[n] for n in names]
+
+def prepare(trees: list[Tree], workdir: str) -> list[dict]:
+    """A site per tree: its address, the folder to serve (read once), what made it."""
+    sites = []
+    for i, tree in enumerate(trees):
+        root = tree_root(tree, workdir)
+        sites.append({"name": tree.name, "address": f"127.0.0.{i + 2}", "root": root,
+                      "generator": tree.generator,
+                      "package": f"{tree.package} {package_version(tree.package)}",
+                      "warm_mb": round(warm(root) / 2**20, 1)})
+    return sites
+
+
+def crawl_site(site: dict, workdir: str, args: argparse.Namespace) -> dict:
+    """Both crawls of one site, compared and printed; the site's part of the results."""
+    on_disk = sitecompare.html_on_disk(site["root"], site["base"])
+    site["html_files"] = len(on_disk)
+    site["xml_declared"] = xml_declared(site["root"], on_disk.values())
+    print(f"\n== {site['name']}: {site['generator']} ({site['package']}), "
+          f"{len(on_disk)} HTML files ({site['xml_declared']} begin with <?xml), "
+          f"at {site['base']}", flush=True)
+    runs = {who: crawl(who, site, workdir, args)
+            for who in ("crawler", "scrapy") if who == "crawler" or args.scrapy}
+    report = sitecompare.compare(site, runs, on_disk)
+    sitecompare.print_site(report)
+    return {**{k: v for k, v in site.items() if k != "server_pids"}, "report": report,
+            "runs": {who: sitecompare.raw(r) for who, r in runs.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    trees = [TREES[n] for n in args.names]
     ensure_installed(trees)
-    workdir = tempfile.mkdtemp(prefix="crawler-realsites-")
-    results = {"config": {"sites": names, "workers": args.workers,
+    results = {"config": {"sites": args.names, "workers": args.workers,
                           "per_domain": args.per_domain, "smoke": args.smoke},
                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "platform": platform.platform()},
-               "code": code_state(), "sites": {}}
+               "code": code_state(), "scrapy": scrapy_version(args.scrapy_python)
+               if args.scrapy else None, "sites": {}}
+    workdir = tempfile.mkdtemp(prefix="crawler-realsites-")
     server = None
     try:
-        sites = []
-        for i, tree in enumerate(trees):
-            root = tree_root(tree, workdir)
-            sites.append({"name": tree.name, "address": f"127.0.0.{i + 2}", "root": root,
-                          "generator": tree.generator,
-                          "package": f"{tree.package} {package_version(tree.package)}",
-                          "warm_mb": round(warm(root) / 2**20, 1)})
+        sites = prepare(trees, workdir)
         server = serve(sites, workdir)
         results["server"] = server.description
         print(f"server: {server.description}, one host per site", flush=True)
-        if args.scrapy:
-            version = subprocess.run([args.scrapy_python, "-c",
-                                      "import scrapy; print(scrapy.__version__)"],
-                                     capture_output=True, text=True, env=child_env())
-            results["scrapy"] = version.stdout.strip()
         for site in sites:
             site["server_pids"] = server.pids
-            on_disk = sitecompare.html_on_disk(site["root"], site["base"])
-            site["html_files"] = len(on_disk)
-            site["xml_declared"] = xml_declared(site["root"], on_disk.values())
-            print(f"\n== {site['name']}: {site['generator']} ({site['package']}), "
-                  f"{len(on_disk)} HTML files ({site['xml_declared']} begin with <?xml), "
-                  f"at {site['base']}", flush=True)
-            runs = {who: crawl(who, site, workdir, args)
-                    for who in ("crawler", "scrapy") if who == "crawler" or args.scrapy}
-            report = sitecompare.compare(site, runs, on_disk)
-            sitecompare.print_site(report)
-            results["sites"][site["name"]] = {
-                **{k: v for k, v in site.items() if k != "server_pids"},
-                "report": report, "runs": {who: sitecompare.raw(r) for who, r in runs.items()}}
+            results["sites"][site["name"]] = crawl_site(site, workdir, args)
     finally:
         if server is not None:
             server.close()
@@ -359,11 +380,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"working folder kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-
     reports = {name: s["report"] for name, s in results["sites"].items()}
     sitecompare.print_summary(reports)
-    failed = sitecompare.verdicts(reports, {t.name for t in trees if t.linked})
-    results["failed_checks"] = failed
+    results["failed_checks"] = failed = sitecompare.verdicts(
+        reports, {t.name for t in trees if t.linked})
     path = args.json or os.path.join(HERE, "results",
                                      time.strftime("realsites-%Y%m%d-%H%M%S.json"))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

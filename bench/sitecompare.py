@@ -24,7 +24,7 @@ def read_log(path: str, offset: int, base: str) -> list[dict]:
     requests = []
     for line in lines:
         entry = json.loads(line)
-        entry["status"] = int(entry["status"])
+        entry["status"], entry["t"] = int(entry["status"]), float(entry["t"])
         entry["url"] = normalize(base.rstrip("/") + entry["uri"])
         requests.append(entry)
     return requests
@@ -72,6 +72,8 @@ def crawl_stats(run: dict) -> dict:
     twice = sorted((n, f"{m} {uri}") for (m, uri), n in fetched.items() if n > 1)[::-1]
     html_served = {u for u, e in served.items() if is_html(e)}
     wall, cpu = run["wall_s"], run["cpu_s"]
+    times = [e["t"] for e in run["requests"]]
+    span = round(max(times) - min(times), 3) if times else 0.0   # first to last request
     return {
         "pages": pages,
         "html_pages": len(pages), "items": len(run["items"]), "items_200": len(items),
@@ -84,6 +86,8 @@ def crawl_stats(run: dict) -> dict:
         "exit_status": run["exit_status"], "wall_s": wall, "cpu_s": cpu,
         "pages_per_s": round(len(items) / wall, 1) if wall else 0.0,
         "cpu_ms_per_page": round(1000 * cpu / len(items), 2) if items else None,
+        "fetch_span_s": span,
+        "pages_per_s_in_span": round(len(items) / span, 1) if span else None,
         "server_cpu_s": run["server_cpu_s"],
         "peak_rss_mb": "+".join(f"{x:.0f}" for x in [run["top_hwm_mb"],
                                                          *run["children_hwm_mb"]]),
@@ -112,6 +116,8 @@ def compare(site: dict, runs: dict[str, dict], on_disk: dict[str, str]) -> dict:
         report["titles_differ"] = _some(differ)
         a, b = stats["crawler"]["pages_per_s"], stats["scrapy"]["pages_per_s"]
         report["speedup"] = round(a / b, 2) if b else None
+        a, b = (stats[w]["pages_per_s_in_span"] for w in ("crawler", "scrapy"))
+        report["speedup_in_span"] = round(a / b, 2) if a and b else None
     return report
 
 
@@ -134,10 +140,11 @@ def raw(run: dict) -> dict:
 
 ROWS = [("HTML pages found", "html_pages"), ("items (status 200)", "items_200"),
         ("requests (nginx log)", "requests"), ("URLs fetched twice", "fetched_twice"),
-        ("wall s", "wall_s"), ("pages/s", "pages_per_s"), ("CPU s", "cpu_s"),
+        ("wall s", "wall_s"), ("pages/s", "pages_per_s"),
+        ("first to last request s", "fetch_span_s"),
+        ("  pages/s in between", "pages_per_s_in_span"), ("CPU s", "cpu_s"),
         ("CPU ms/page", "cpu_ms_per_page"), ("peak RSS MB", "peak_rss_mb"),
-        ("nginx CPU s", "server_cpu_s"),
-        ("exit status", "exit_status")]
+        ("nginx CPU s", "server_cpu_s"), ("exit status", "exit_status")]
 
 
 def print_site(report: dict) -> None:
@@ -162,31 +169,35 @@ def print_site(report: dict) -> None:
 
 
 def print_summary(reports: dict[str, dict]) -> None:
-    """One line per site, and all sites together (pages and wall times summed)."""
+    """One line per site, and all sites together (pages and times summed)."""
     rows = {name: r["crawlers"] for name, r in reports.items()}
     if len(rows) > 1:
         rows["all sites"] = {who: _total([c[who] for c in rows.values() if who in c])
                              for who in next(iter(rows.values()))}
-    print(f"\n{'site':18} {'HTML pages':>11} {'only in one':>11} {'titles≠':>8} "
-          f"{'twice':>6} {'pages/s':>15} {'x':>6} {'CPU ms/page':>12}   (ours/scrapy)")
+    print(f"\n{'(ours/scrapy)':18} {'HTML pages':>11} {'only in one':>11} {'titles≠':>7} "
+          f"{'twice':>5} {'pages/s':>13} {'x':>5} {'between 1st/last':>16} {'x':>5} "
+          f"{'CPU ms/page':>12}")
     for name, crawls in rows.items():
         c, s = crawls["crawler"], crawls.get("scrapy")
         pair = (lambda key: f"{c[key]}/{s[key]}" if s else f"{c[key]}")
+        ratio = (lambda key: round(c[key] / s[key], 1) if s and s[key] and c[key] else "")
         r = reports.get(name, {})
         only = f"{r['only_crawler']['count']}/{r['only_scrapy']['count']}" if "only_crawler" \
             in r else ""
         titles = r["titles_differ"]["count"] if "titles_differ" in r else ""
-        x = round(c["pages_per_s"] / s["pages_per_s"], 2) if s and s["pages_per_s"] else ""
-        print(f"{name:18} {pair('html_pages'):>11} {only:>11} {titles:>8} "
-              f"{pair('fetched_twice'):>6} {pair('pages_per_s'):>15} {x:>6} "
-              f"{pair('cpu_ms_per_page'):>12}")
+        print(f"{name:18} {pair('html_pages'):>11} {only:>11} {titles:>7} "
+              f"{pair('fetched_twice'):>5} {pair('pages_per_s'):>13} "
+              f"{ratio('pages_per_s'):>5} {pair('pages_per_s_in_span'):>16} "
+              f"{ratio('pages_per_s_in_span'):>5} {pair('cpu_ms_per_page'):>12}")
 
 
 def _total(stats: list[dict]) -> dict:
-    pages, wall, cpu = (sum(s[k] for s in stats) for k in ("items_200", "wall_s", "cpu_s"))
+    pages, wall, span, cpu = (sum(s[k] for s in stats)
+                              for k in ("items_200", "wall_s", "fetch_span_s", "cpu_s"))
     return {"html_pages": sum(s["html_pages"] for s in stats),
             "fetched_twice": sum(s["fetched_twice"] for s in stats),
             "pages_per_s": round(pages / wall, 1) if wall else 0.0,
+            "pages_per_s_in_span": round(pages / span, 1) if span else None,
             "cpu_ms_per_page": round(1000 * cpu / pages, 2) if pages else None}
 
 

@@ -14,7 +14,7 @@ def crawl(tmp_path, who, requests, items):
     """A finished crawl as bench/realsites.py records it: nginx's log lines (uri, status,
     type) read back with read_log, and the items the crawler wrote."""
     log = tmp_path / f"{who}.log"
-    log.write_text("".join(json.dumps({"m": "GET", "uri": uri, "status": str(status),
+    log.write_text("".join(json.dumps({"t": "1.5", "m": "GET", "uri": uri, "status": str(status),
                                        "type": ctype, "bytes": "1", "ref": "", "ua": who})
                            + "\n" for uri, status, ctype in requests))
     return {"requests": sitecompare.read_log(str(log), 0, BASE), "items": items,
