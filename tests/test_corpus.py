@@ -33,14 +33,6 @@ _ASCII_WS = re.compile(r"[\t\n\f\r ]+")  # what document.title strips and collap
 _LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (master|worker\[\d+\]) "
                        r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 
-# Pages on which the crawler reads otherwise than the browser: path -> reason. The crawler is
-# not changed here; the lead fixes these (strict: a fix makes the test pass and fail the mark).
-_TITLE_NEWLINE = ("GenericSpider's title is string(//title).strip(), so the line break inside "
-                  "this page's <title> stays; document.title strips and collapses ASCII "
-                  "whitespace (WHATWG), so the browser's title is one line")
-TITLE_DISAGREES = {p: _TITLE_NEWLINE for p in (
-    "apache/manual/de/index.html", "apache/manual/en/index.html", "apache/manual/es/index.html",
-    "apache/manual/fr/index.html", "apache/manual/ja/index.html")}
 
 SPIDER = '''
 from crawler import GenericSpider
@@ -73,11 +65,6 @@ def expected_links(path: str, server: CorpusServer) -> set[str]:
     absolute = (server.url[:-1] + link if link.startswith("/") else link
                 for link in PAGES[path]["links"])
     return {url for url in map(normalize, absolute) if url is not None}
-
-
-def cases(paths, disagrees: dict[str, str]) -> list:
-    return [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=disagrees[p]))
-            if p in disagrees else p for p in paths]
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +103,7 @@ def test_corpus_is_what_sources_lists():
     assert len(PAGES) - in_trees >= 30 and 20 <= max(len(t["pages"]) for t in TREES) <= 60
 
 
-@pytest.mark.parametrize("path", cases(PAGES, TITLE_DISAGREES))
+@pytest.mark.parametrize("path", sorted(PAGES))
 def test_generic_spider_title_is_the_browsers(path, read):
     _, item, _ = read(path)
     assert item["title"] == (PAGES[path]["title"] or None)
@@ -141,11 +128,6 @@ def test_selectors_and_soup_give_the_title(path, read):
     assert browser_title(soup.get_text() if soup is not None else None) == title
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Response.soup silences bs4's XMLParsedAsHTMLWarning with a process-wide filter added "
-    "once (_quiet_xml_as_html is lru_cached); a warnings.catch_warnings() block active at "
-    "that first call (pytest wraps every test in one; so may a spider) takes the filter "
-    "away when it ends, and every later XHTML page with <?xml ...?> warns again"))
 def test_soup_of_xhtml_pages_warns_nothing(server, fetcher):
     xhtml = [p for p in PAGES if (CORPUS / p).read_bytes().startswith(b"<?xml")]
     assert len(xhtml) >= 10
