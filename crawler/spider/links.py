@@ -105,16 +105,20 @@ class LinkExtractor:
         HTML nor XML have none; an href too malformed to use is skipped, never raised."""
         if not (response.is_html or response.is_xml):
             return []
-        found = (self._link(el, href, response)
-                 for doc in self._docs(response.selector.root)
-                 for el in doc.iter(*self.tags)
-                 for href in self._hrefs(el))
+        links: list[Link] = []
+        for doc in self._docs(response.selector.root):
+            for el in doc.iter(*self.tags):
+                for attr in self.attrs:
+                    href = el.get(attr)
+                    if href is not None:
+                        link = self._link(el, href, response)
+                        if link is not None:
+                            links.append(link)
         if not self.unique:
-            return [link for link in found if link is not None]
+            return links
         first: dict[str, Link] = {}
-        for link in found:
-            if link is not None:
-                first.setdefault(link.url, link)
+        for link in links:
+            first.setdefault(link.url, link)
         return list(first.values())
 
     def matches(self, url: str) -> bool:
@@ -143,12 +147,6 @@ class LinkExtractor:
         if compiled is None:
             compiled = self._per_thread.xpaths = [_compiled(q) for q in self.restrict_xpaths]
         return compiled
-
-    def _hrefs(self, el: Any) -> Iterator[str]:
-        for attr in self.attrs:
-            value = el.get(attr)
-            if value is not None:
-                yield value
 
     def _link(self, el: Any, href: str, response: Response) -> Link | None:
         url = response.urljoin(href)
