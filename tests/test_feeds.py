@@ -83,6 +83,20 @@ def test_uri_parameters():
         FeedSpec("%(site)s.jsonl", "jsonlines").render({"name": "books"})
 
 
+def test_uri_params_hold_spider_attributes():
+    from crawler.feeds import uri_params
+
+    class Spider:
+        name = "books"
+
+        def __init__(self):
+            self.category = "poetry"
+
+    params = uri_params(Spider())
+    assert (params["name"], params["category"]) == ("books", "poetry")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d", params["time"])
+
+
 def test_identity_ignores_order_and_names_format(tmp_path):
     a, b = FeedSpec("a.csv", "csv"), FeedSpec("b.json", "xml")
     assert identity([a, b]) == identity([b, a]) != identity([a, FeedSpec("b.json", "json")])
@@ -219,14 +233,14 @@ from crawler.sitegen import Site  # noqa: E402
 FAST = ["-s", "LEASE_TIMEOUT=2", "-s", "CALL_TIMEOUT=1.5", "-s", "RECONNECT_MAX_DELAY=1", *QUIET]
 
 
-def read_feeds(project):
+def read_feeds(project, xml="out.xml"):
     """Every feed of a finished crawl, parsed (json and xml as whole documents)."""
     with open(project / "out.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     return {"jsonl": read_jsonl(project / "out.jsonl"),
             "json": json.loads((project / "out.json").read_text(encoding="utf-8")),
             "csv": rows,
-            "xml": [{"url": i.findtext("url")} for i in ET.parse(project / "out.xml").getroot()]}
+            "xml": [{"url": i.findtext("url")} for i in ET.parse(project / xml).getroot()]}
 
 
 def test_feeds_setting_writes_every_format(site, project, run_master):
@@ -292,7 +306,7 @@ def test_bad_feeds_entry_stops_the_master(site, project, run_master, feeds, mess
 def test_every_feed_exactly_once_after_master_sigkill(serve, project, procs, tmp_path):
     site = serve(Site(pages=100, links=3), delay=0.02)
     args = [write_seeds(project, site.url), "--workers", 2, "--jobdir", tmp_path / "job",
-            *FAST, "-o", "out.jsonl", "-O", "out.json", "-o", "out.csv", "-o", "out.xml"]
+            *FAST, "-o", "out.jsonl", "-O", "out.json", "-o", "out.csv", "-o", "out-%(time)s.xml"]
     first = procs.master(args, project)
     wait_for(lambda: count_lines(project / "out.jsonl") >= 20, 20, "20 items written",
              describe=first.describe)
@@ -304,10 +318,12 @@ def test_every_feed_exactly_once_after_master_sigkill(serve, project, procs, tmp
     with pytest.raises(json.JSONDecodeError):
         json.loads((project / "out.json").read_text())
 
+    [xml] = project.glob("out-*.xml")
     again = procs.master(args, project, name="again")
     assert again.wait(60) == 0, again.describe()
     assert_no_process_left(again)
-    feeds = read_feeds(project)
+    assert list(project.glob("out-*.xml")) == [xml], "the resumed feed's path changed"
+    feeds = read_feeds(project, xml.name)
     for name, items in feeds.items():
         assert_one_item_per_page(items, site)
     stats = json.loads((tmp_path / "job" / "stats.json").read_text())

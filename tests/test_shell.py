@@ -2,6 +2,7 @@
 import os
 import socket
 
+from badserver import BadServer
 from procs import free_port
 from test_e2e import title_of
 
@@ -62,3 +63,21 @@ def test_failed_fetch_prints_the_reason(project, procs):
     assert shell.returncode == 0, shell.describe()
     assert "fetch failed: connection" in shell.stderr, shell.describe()
     assert "response: None" in shell.stdout
+
+
+def test_follows_redirects_up_to_the_limit(project, procs):
+    server = BadServer().start()
+    server.routes["/moved"] = lambda ex: ex.respond("302 Found", b"",
+                                                    headers={"Location": "/cp1251-meta"})
+    try:
+        shell = run_shell(procs, project, server.url("/moved"), "--nolog", "-s",
+                          "REDIRECT_MAX_TIMES=3", "-c",
+                          "print('title:', response.css('title::text').get(), response.url)\n"
+                          "fetch(response.urljoin('/loop'))\n"
+                          "print('loop:', response.status)")
+    finally:
+        server.close()
+    assert shell.returncode == 0, shell.describe()
+    assert f"title: Привет {server.url('/cp1251-meta')}" in shell.stdout, shell.describe()
+    assert "loop: 302" in shell.stdout, shell.describe()
+    assert [r.path for r in server.received].count("/loop") == 4  # the first, 3 redirects
