@@ -109,7 +109,7 @@ TLS_VERIFY = True
 TLS_CA_BUNDLE = None
 # Proxy for every request, e.g. "http://proxy:3128"; a request's meta["proxy"] wins.
 HTTP_PROXY = None
-# Keep cookies per host within each worker thread's session.
+# Carry cookies: those a response sets go with the requests that follow from it.
 COOKIES_ENABLED = True
 # Logging threshold for master and workers.
 LOG_LEVEL = "INFO"

@@ -109,8 +109,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        # The end is taken before the body goes out: once the client has it, it may start
+        # its next request, which must not look as if it overlapped this one.
+        end = time.monotonic()
         self.wfile.write(body)
-        self.server.log.append((self.path, start, time.monotonic()))
+        self.server.log.append((self.path, start, end))
         self.server.agents.append((self.path, self.headers.get("User-Agent", "")))
 
     def log_message(self, *args) -> None:

@@ -22,6 +22,7 @@ class Feed:
         self.spec, self.path, self.key = spec, path, spec.key
         self.format = CLASSES[spec.format](spec.fields, spec.encoding)
         self.count = 0
+        self.held_before = 0  # items an appended file held before this crawl's
         if path == STDOUT:
             self.file = storage.open_stdout(spec.format, spec.encoding)
             self.file.write(self.format.start())
@@ -31,6 +32,7 @@ class Feed:
             self.count = resume[1]
         else:
             append = self.format.appendable and not spec.overwrite
+            self.held_before = storage.count_lines(path) if append else 0
             self.file = storage.open_file(path, spec.format, spec.encoding,
                                           "a" if append else "w")
             self.file.write(self.format.start())

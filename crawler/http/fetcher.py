@@ -126,9 +126,13 @@ class Fetcher:
             session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         return session
 
-    def fetch(self, request: Request, depth: int = 0) -> Response:
+    def fetch(self, request: Request, depth: int = 0,
+              cookies: http.cookiejar.CookieJar | None = None) -> Response:
         """Download one request or raise FetchError; never follows redirects. The request's
-        meta["download_timeout"] (seconds, as in Scrapy) replaces DOWNLOAD_TIMEOUT."""
+        meta["download_timeout"] (seconds, as in Scrapy) replaces DOWNLOAD_TIMEOUT.
+        `cookies`: the jar this request sends from and stores into (default: the thread's)."""
+        if cookies is not None:
+            self.session.cookies = cookies
         timeout = request.meta.get("download_timeout")
         if type(timeout) not in (int, float) or not timeout > 0:
             timeout = self.config.timeout

@@ -38,6 +38,7 @@ class Request:
     dont_filter: bool = False
     errback: str | Callable | None = None
     cb_kwargs: dict[str, Any] = field(default_factory=dict)
+    cookies: dict[str, str] | list[dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.url, str):
@@ -86,6 +87,8 @@ class Request:
             task["errback"] = self.errback
         if self.cb_kwargs:
             task["cb_kwargs"] = self.cb_kwargs
+        if self.cookies:
+            task["own_cookies"] = self.cookies
         return task
 
     def replace(self, **changes: Any) -> "Request":
@@ -99,4 +102,5 @@ class Request:
                    headers=dict(task.get("headers") or {}), body=task.get("body", b""),
                    meta=dict(task.get("meta") or {}), priority=task.get("priority", 0),
                    dont_filter=task.get("dont_filter", False), errback=task.get("errback"),
-                   cb_kwargs=dict(task.get("cb_kwargs") or {}))
+                   cb_kwargs=dict(task.get("cb_kwargs") or {}),
+                   cookies=task.get("own_cookies") or {})

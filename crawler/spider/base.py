@@ -7,6 +7,7 @@ import inspect
 import logging
 import os
 import pkgutil
+import re
 import sys
 import threading
 from functools import cached_property
@@ -23,6 +24,7 @@ from ..urls import join
 from .sitemap import SitemapMixin
 
 _CLIENT_ERRORS = list(range(400, 500))
+_ASCII_SPACE = re.compile(r"[\t\n\f\r ]+")
 
 
 class Spider:
@@ -99,7 +101,7 @@ class GenericSpider(SitemapMixin, Spider):
     def parse(self, response: Response) -> Iterator[Any]:
         root = response.selector.root if response.is_html else None
         title_of, links_of = self._xpaths()
-        title = title_of(root).strip() if root is not None else ""
+        title = _browser_title(title_of(root)) if root is not None else ""
         yield {"url": response.url, "status": response.status, "title": title or None,
                "depth": response.depth}
         if root is not None:
@@ -118,6 +120,12 @@ class GenericSpider(SitemapMixin, Spider):
     @cached_property
     def _per_thread(self) -> threading.local:
         return threading.local()
+
+
+def _browser_title(text: str) -> str:
+    """A title as browsers show it: ASCII whitespace collapsed and stripped (a no-break
+    space is kept)."""
+    return _ASCII_SPACE.sub(" ", text).strip(" ")
 
 
 def make_spider(cls: type[Spider], settings: dict[str, Any],

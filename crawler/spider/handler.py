@@ -17,6 +17,7 @@ from ..errors import IgnoreRequest, PageError
 from ..http.fetcher import FetchConfig, Fetcher, FetchError
 from ..http.request import Request
 from ..http.response import Response
+from . import cookies
 from .base import Spider
 from .failure import Failure, HttpError
 from .middleware import Middlewares
@@ -67,10 +68,17 @@ class Handler:
         if task.get("robots"):
             return self._robots(task["url"])
         request = Request.from_task(task)
+        jar = cookies.jar_for(task, request) if self.rules.cookies else None
+        result = self._download(request, task, jar)
+        cookies.attach(result.get("requests", ()), cookies.carried(jar, request), request)
+        return result
+
+    def _download(self, request: Request, task: dict[str, Any], jar: Any) -> dict[str, Any]:
         depth, attempt = task.get("depth", 0), task.get("attempt", 0)
         started = time.monotonic()
         try:
-            got = self.middlewares.download(request, lambda r: self.fetcher.fetch(r, depth))
+            got = self.middlewares.download(request,
+                                            lambda r: self.fetcher.fetch(r, depth, cookies=jar))
         except FetchError as exc:
             if exc.retryable and self.rules.retries_left(request, attempt):
                 result = {"outcome": "retry", "reason": exc.reason}
@@ -139,7 +147,8 @@ class Handler:
         """Fetch a robots.txt, following up to 5 redirects; the master parses it."""
         try:
             for _ in range(6):
-                response = self.fetcher.fetch(Request(url))
+                robots = Request(url)
+                response = self.fetcher.fetch(robots, cookies=cookies.jar_for({}, robots))
                 location = response.headers.get("Location")
                 if response.status not in REDIRECTS or not location:
                     break
@@ -165,10 +174,18 @@ class Handler:
         meta = dict(request.meta, redirect_times=hops,
                     redirect_urls=request.meta.get("redirect_urls", []) + [request.url],
                     redirect_reasons=request.meta.get("redirect_reasons", []) + [why])
-        method = "GET" if why in (303, "meta refresh") else request.method
+        # As browsers (and Scrapy) do: 301/302/303 turn a POST into a GET, 307/308 keep it.
+        method = request.method
+        if why == "meta refresh" or why == 303 and method != "HEAD" or \
+                why in (301, 302) and method == "POST":
+            method = "GET"
+        headers = request.headers
+        if method != request.method:
+            headers = {k: v for k, v in headers.items()
+                       if k.lower() not in ("content-type", "content-length")}
         target = request.replace(url=urls.join(request.url, location), method=method,
-                                 body=request.body if method != "GET" else b"", meta=meta,
-                                 dont_filter=False)
+                                 headers=headers, body=request.body if method != "GET" else b"",
+                                 meta=meta, dont_filter=False)
         return self._follow(target, depth, {"outcome": "done", "status": response.status})
 
     def _follow(self, target: Request, depth: int, result: dict[str, Any]) -> dict[str, Any]:

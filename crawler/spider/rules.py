@@ -31,6 +31,7 @@ class Rules:
     allowed_codes: frozenset[int] = frozenset()  # HTTPERROR_ALLOWED_CODES
     allow_all: bool = False                      # HTTPERROR_ALLOW_ALL
     refresh_max_delay: float | None = 100.0      # None: meta refresh is not followed
+    cookies: bool = True                         # COOKIES_ENABLED
 
     @classmethod
     def from_settings(cls, s: Mapping[str, Any], allowed_domains: Iterable[str]) -> "Rules":
@@ -40,7 +41,8 @@ class Rules:
                    tuple(s["FINGERPRINT_IGNORE_PARAMS"]), s["URLLENGTH_LIMIT"],
                    s["REDIRECT_MAX_TIMES"], s["TRAP_SEGMENT_REPEAT"], s["RETRY_TIMES"],
                    frozenset(s["HTTPERROR_ALLOWED_CODES"]), s["HTTPERROR_ALLOW_ALL"],
-                   s["METAREFRESH_MAXDELAY"] if s["METAREFRESH_ENABLED"] else None)
+                   s["METAREFRESH_MAXDELAY"] if s["METAREFRESH_ENABLED"] else None,
+                   s["COOKIES_ENABLED"])
 
     def retries_left(self, request: Request, attempt: int) -> bool:
         """May a retryable failure of this attempt be retried (meta dont_retry and
