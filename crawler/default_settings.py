@@ -90,6 +90,13 @@ ITEM_PIPELINES = {}
 DOWNLOADER_MIDDLEWARES = {}
 # Spider middlewares (process_spider_output): {"module.Class": order}, run on the workers.
 SPIDER_MIDDLEWARES = {}
+# Feeds: {"uri": {"format": "jsonlines"|"json"|"csv"|"xml", "fields", "encoding", "overwrite"}};
+# -o/-O on the command line replace it; neither: <spider>.jsonl.
+FEEDS = {}
+# Fields every feed writes, in this order (a list, or {"field": "column name"}); None: all.
+FEED_EXPORT_FIELDS = None
+# Encoding of feed files (JSON feeds escape non-ASCII characters under a non-UTF encoding).
+FEED_EXPORT_ENCODING = "utf-8"
 # Folder for the journal and stats; None keeps no state between runs.
 JOBDIR = None
 # Refuse URLs found while crawling that resolve to loopback, private, link-local or other

@@ -18,10 +18,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import components, config, keyfile, manager, signals
+from . import components, config, feeds, keyfile, manager, signals
 from .errors import CrawlerError, UsageError
 from .frontier import DONE, FAILED, Frontier
 from .frontier.journal import Journal
@@ -29,7 +29,7 @@ from .frontier.throttle import Throttle
 from .http.request import Request
 from .scheduler import Scheduler, registered_objects
 from .seeds import read_seeds
-from .sink import FeedWriter, Sink, check_output, load_pipelines
+from .sink import Sink, load_pipelines
 from .spider.base import GenericSpider, Spider, load_spider_class, make_spider, source_hash
 from .starts import StartRequests
 
@@ -45,8 +45,7 @@ class Plan:
     spider_cls: type[Spider]
     settings: dict[str, Any]
     starts: StartRequests  # the start requests, as tasks: the first batch, then a stream
-    output: str
-    overwrite: bool
+    feeds: list[tuple[feeds.FeedSpec, str]]  # each feed, with its path (URI parameters filled)
     bind: tuple[str, int]
     workers: int
     key_path: str | None
@@ -67,9 +66,16 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                    metavar="NAME=VALUE", help="spider argument (given to its __init__)")
     p.add_argument("--workers", type=int, help="local worker processes (default: CPU count, "
                    "or 0 when --bind is not a loopback address)")
-    p.add_argument("-o", "--output", help="items file: .jsonl/.jl, .csv or .json "
-                   "(default: <spider>.jsonl)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("-o", "--output", dest="outputs", action="append", default=[],
+                   type=lambda v: (v, False), metavar="FILE[:FORMAT]",
+                   help="append items to FILE, format by extension (.jsonl/.jl, .json, .csv, "
+                   ".xml) or :FORMAT; - or stdout: for standard output; may be repeated "
+                   "(default: the FEEDS setting, else <spider>.jsonl)")
+    p.add_argument("-O", "--overwrite-output", dest="outputs", action="append",
+                   type=lambda v: (v, True), metavar="FILE[:FORMAT]",
+                   help="like -o, but replace an existing file")
+    p.add_argument("--overwrite", action="store_true", help="every feed replaces an existing "
+                   "file (as -O)")
     p.add_argument("--bind", default="127.0.0.1:0", help="HOST:PORT workers connect to")
     p.add_argument("--authkey-file", default=os.environ.get(keyfile.ENV_VAR),
                    help="key file shared with remote workers (created 0600 if missing)")
@@ -94,14 +100,13 @@ def prepare(args: argparse.Namespace) -> Plan:
                              read_seeds(args.seeds) if args.seeds else None)
     if not starts.first:
         raise UsageError("no start URLs: give a seeds file or set start_urls on the spider")
-    output = args.output or f"{spider_cls.name}.jsonl"
+    specs = _feed_specs(args, settings, spider_cls.name)
     jobdir = args.jobdir or settings["JOBDIR"]
     settings["JOBDIR"] = jobdir
     journal = Journal(jobdir) if jobdir else None
     if journal is not None:
-        journal.check_same_crawl(spider_cls.name, output, spider_args)
-    if journal is None or journal.is_new():
-        check_output(output, args.overwrite)
+        journal.check_same_crawl(spider_cls.name, feeds.identity(specs), spider_args)
+    outputs = _feed_paths(specs, journal, feeds.uri_params(starts.spider))
     host, port = manager.parse_address(args.bind, port_zero=True)
     manager.check_listen((host, port))
     loopback = _is_loopback(host)
@@ -117,8 +122,32 @@ def prepare(args: argparse.Namespace) -> Plan:
                          "is DIR/authkey)")
     if key_path and os.path.exists(key_path):
         keyfile.read(key_path)
-    return Plan(spider_cls, settings, starts, output, args.overwrite, (host, port), workers,
-                key_path, jobdir, journal, spider_args)
+    return Plan(spider_cls, settings, starts, outputs, (host, port), workers, key_path, jobdir,
+                journal, spider_args)
+
+
+def _feed_specs(args: argparse.Namespace, settings: dict[str, Any],
+                name: str) -> list[feeds.FeedSpec]:
+    """-o/-O if given, else FEEDS, else <spider>.jsonl; --overwrite makes each overwrite."""
+    specs = feeds.from_cli(args.outputs, settings) or feeds.from_settings(settings) or \
+        feeds.from_cli([(f"{name}.jsonl", False)], settings)
+    return [replace(s, overwrite=True) for s in specs] if args.overwrite else specs
+
+
+def _feed_paths(specs: list[feeds.FeedSpec], journal: Journal | None,
+                params: dict[str, Any]) -> list[tuple[feeds.FeedSpec, str]]:
+    """Each feed's path: a resumed one's from the journal, a new one's rendered and checked."""
+    outputs = []
+    for spec in specs:
+        progress = journal.feed_progress(spec.key) if journal is not None else None
+        path = progress[0] if progress else spec.render(params)
+        if progress is None:
+            feeds.check_new(spec, path)
+        outputs.append((spec, path))
+    paths = [path for _, path in outputs]
+    if len(set(paths)) < len(paths):
+        raise UsageError(f"two feeds write to the same place: {', '.join(paths)}")
+    return outputs
 
 
 def _spider_args(pairs: list[str]) -> dict[str, str]:
@@ -168,14 +197,17 @@ class Master:
         if journal is not None:
             self.frontier.restore(journal.urls())
         self.done_before = self.frontier.stats[DONE]  # by earlier runs of this JOBDIR
-        self.sink = Sink(FeedWriter(plan.output, plan.overwrite,
-                                    journal.output_progress() if journal else None),
-                         pipelines, self.spider, journal.mark_written if journal else None)
+        self.sink = Sink([self._feed(spec, path) for spec, path in plan.feeds], pipelines,
+                         self.spider, journal.mark_written if journal else None)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
                                    s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal)
         self.children: list[subprocess.Popen] = []
         self.exited: set[int] = set()  # pids of local workers seen to have exited
         self.started = time.monotonic()
+
+    def _feed(self, spec: feeds.FeedSpec, path: str) -> feeds.Feed:
+        progress = self.plan.journal.feed_progress(spec.key) if self.plan.journal else None
+        return feeds.Feed(spec, path, progress[1:] if progress else None)
 
     def _hello_reply(self) -> dict[str, Any]:
         domains = list(self.spider.allowed_domains or [])
@@ -190,8 +222,9 @@ class Master:
         """Queue the seeds not seen before; hand over items a killed run had not written."""
         journal = self.plan.journal
         if journal is not None:
-            if journal.output_progress()[0] < 0:
-                journal.mark_written(0, self.sink.writer.flush(), 0)
+            if any(journal.feed_progress(feed.key) is None for feed in self.sink.feeds
+                   if feed.resumable):  # a new crawl: where each feed starts
+                journal.mark_written(journal.written_seq(), self.sink.progress())
             self.sink.put_many(journal.unwritten_items())
         starts = self.plan.starts
         return self.scheduler.admit(starts.first, more=self._more())
@@ -309,8 +342,9 @@ class Master:
 
     def _write_failures(self) -> str:
         jobdir = self.plan.jobdir
-        path = os.path.join(jobdir, "failures.tsv") if jobdir else \
-            self.plan.output + ".failures.tsv"
+        files = [feed.path for feed in self.sink.feeds if feed.resumable]
+        stem = files[0] if files else self.plan.spider_cls.name
+        path = os.path.join(jobdir, "failures.tsv") if jobdir else stem + ".failures.tsv"
         with open(path, "w", encoding="utf-8") as f:
             f.writelines(f"{reason}\t{url}\n" for url, reason in self.frontier.failures)
         return path
@@ -335,16 +369,17 @@ class Master:
             "seconds": round(seconds, 3),
             "pages_done_this_run": this_run,
             "pages_per_second": round(this_run / seconds, 1) if seconds else 0.0,
-            "output": self.plan.output,
-            "items_before": self.sink.writer.held_before,
+            "output": ", ".join(feed.path for feed in self.sink.feeds),
+            "feeds": [feed.path for feed in self.sink.feeds],
+            "appended": {feed.path: feed.held_before for feed in self.sink.feeds
+                         if feed.held_before},  # items each appended file held before
         }
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    where = f"-> {summary['output']}"
-    if summary["items_before"]:
-        where = (f"appended to {summary['output']} (which held {summary['items_before']} "
-                 "before)")
+    where = ", ".join(f"appended to {path} (which held {summary['appended'][path]} before)"
+                      if path in summary["appended"] else f"-> {path}"
+                      for path in summary["feeds"])
     print(f"crawl {summary['closed_by']}: {summary['pages_done']} pages done, "
           f"{summary['pages_failed']} failed, {summary['items']} items {where}")
     for reason, count in sorted(summary["failed_by_reason"].items()):
@@ -369,10 +404,10 @@ def _tell_start(master: Master, resuming: bool) -> None:
     if resuming:
         print(f"resuming {master.plan.jobdir}: {master.done_before} done, "
               f"{master.frontier.queued} queued", flush=True)
-    held = master.sink.writer.held_before
-    if held:
-        print(f"warning: {master.plan.output} already holds {held} items; this crawl's are "
-              "appended (--overwrite replaces the file)", file=sys.stderr, flush=True)
+    for feed in master.sink.feeds:
+        if feed.held_before:
+            print(f"warning: {feed.path} already holds {feed.held_before} items; this crawl's "
+                  "are appended (-O replaces the file)", file=sys.stderr, flush=True)
 
 
 def _announce(address: tuple[str, int], plan: Plan) -> None:

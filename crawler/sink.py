@@ -1,45 +1,26 @@
-"""Where items go: item pipelines, then a feed file, on a thread of the master's own.
+"""Where items go: item pipelines, then every feed, on a thread of the master's own.
 
 Server threads hand items over with put_many() and return at once; the writer
 thread runs the pipelines and writes, so slow output never slows a lease call.
 """
 from __future__ import annotations
 
-import csv
 import importlib
-import json
 import logging
-import os
 import queue
 import threading
 from typing import Any, Callable, Iterable
 
 from .errors import CrawlerError, UsageError
+from .feeds import Feed
 
 log = logging.getLogger(__name__)
-# One encoder for every item: json.dumps with options builds a new encoder per call.
-_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
-FORMATS = {".jsonl": "jsonl", ".jl": "jsonl", ".csv": "csv", ".json": "json"}
+# Progress of each resumable feed after a flush: {feed key: (path, size in bytes, items)}.
+Progress = dict[str, tuple[str, int, int]]
 
 
 class DropItem(CrawlerError):
     """Raise in a pipeline's process_item to drop the item."""
-
-
-def feed_format(path: str) -> str:
-    """The feed format for an output path, by extension; UsageError when unknown."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in FORMATS:
-        raise UsageError(f"-o {path}: unknown format {ext or '(none)'}; "
-                         f"use one of {', '.join(FORMATS)}")
-    return FORMATS[ext]
-
-
-def check_output(path: str, overwrite: bool) -> None:
-    """Refuse an unknown format, and an existing output file unless it is JSON lines
-    (appended) or overwriting."""
-    if feed_format(path) != "jsonl" and os.path.exists(path) and not overwrite:
-        raise UsageError(f"{path} exists; give --overwrite to replace it")
 
 
 def load_pipelines(spec: dict[str, int], spider: Any) -> list[Any]:
@@ -55,100 +36,21 @@ def load_pipelines(spec: dict[str, int], spider: Any) -> list[Any]:
     return pipelines
 
 
-class FeedWriter:
-    """Writes items to one file as JSON lines, CSV or a JSON array.
-
-    `resume=(size, count)` continues a file known good up to `size` bytes holding
-    `count` items: anything after is cut off first (a write torn by a crash).
-    """
-
-    def __init__(self, path: str, overwrite: bool = False,
-                 resume: tuple[int, int] | None = None) -> None:
-        self.format, self.path = feed_format(path), path
-        self.count = 0
-        self.held_before = 0  # items an appended file held before this crawl's
-        self._csv: csv.DictWriter | None = None
-        if resume is not None and resume[0] >= 0:
-            self._reopen(*resume)
-            return
-        mode = "a" if self.format == "jsonl" and not overwrite else "w"
-        if mode == "a":
-            self.held_before = _count_lines(path)
-        self.file = open(path, mode, encoding="utf-8", newline="")
-        if self.format == "json":
-            self.file.write("[")
-
-    def _reopen(self, size: int, count: int) -> None:
-        actual = os.path.getsize(self.path) if os.path.exists(self.path) else -1
-        if actual < size:
-            raise CrawlerError(f"{self.path} is shorter than the journal says ({actual} < "
-                               f"{size} bytes): it was changed; cannot resume")
-        os.truncate(self.path, size)
-        header = None
-        if self.format == "csv" and count:
-            with open(self.path, encoding="utf-8", newline="") as f:
-                header = next(csv.reader(f))
-        self.file = open(self.path, "a", encoding="utf-8", newline="")
-        if header:
-            self._csv = csv.DictWriter(self.file, fieldnames=header, extrasaction="ignore")
-        self.count = count
-
-    def write(self, item: dict[str, Any]) -> None:
-        if self.format == "csv":
-            self._write_csv(item)
-        else:
-            text = _encode(item)
-            if self.format == "json":
-                text = ("\n" if self.count == 0 else ",\n") + text
-            else:
-                text += "\n"
-            self.file.write(text)
-        self.count += 1
-
-    def _write_csv(self, item: dict[str, Any]) -> None:
-        if self._csv is None:
-            self._csv = csv.DictWriter(self.file, fieldnames=list(item), extrasaction="ignore")
-            self._csv.writeheader()
-        extra = set(item) - set(self._csv.fieldnames)
-        if extra:
-            log.warning("CSV columns are fixed by the first item; dropping %s", sorted(extra))
-        self._csv.writerow(item)
-
-    def flush(self) -> int:
-        """Push written items to the OS; return the file's size in bytes."""
-        self.file.flush()
-        return os.fstat(self.file.fileno()).st_size
-
-    def close(self) -> None:
-        if self.format == "json":
-            self.file.write("\n]\n")
-        self.file.close()
-
-
-def _count_lines(path: str) -> int:
-    """Lines in a file (0 when there is none), read in blocks: a big file costs no memory."""
-    try:
-        with open(path, "rb") as f:
-            return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
-    except FileNotFoundError:
-        return 0
-
-
 class Sink:
-    """Item pipelines plus a feed writer, fed from any thread, written by one."""
+    """Item pipelines plus feeds, fed from any thread, written by one."""
 
-    def __init__(self, writer: FeedWriter, pipelines: Iterable[Any] = (), spider: Any = None,
-                 on_written: Callable[[int, int, int], None] | None = None) -> None:
-        self.writer, self.pipelines, self.spider = writer, list(pipelines), spider
-        self.on_written = on_written  # (last seq, good file size, item count) after a flush
+    def __init__(self, feeds: list[Feed], pipelines: Iterable[Any] = (), spider: Any = None,
+                 on_written: Callable[[int, Progress], None] | None = None) -> None:
+        self.feeds, self.pipelines, self.spider = feeds, list(pipelines), spider
+        self.on_written = on_written  # (last seq, progress) after a flush
         self.dropped = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="sink", daemon=True)
 
     @property
     def count(self) -> int:
-        """Items written so far."""
-        return self.writer.count
+        """Items written so far (to each feed)."""
+        return self.feeds[0].count
 
     def start(self) -> None:
         for pipeline in self.pipelines:
@@ -167,7 +69,17 @@ class Sink:
         for pipeline in self.pipelines:
             if hasattr(pipeline, "close_spider"):
                 pipeline.close_spider(self.spider)
-        self.writer.close()
+        for feed in self.feeds:
+            feed.close()
+
+    def progress(self) -> Progress:
+        """Flush every feed; how far each resumable one is known good."""
+        progress = {}
+        for feed in self.feeds:
+            size, count = feed.flush()
+            if feed.resumable:
+                progress[feed.key] = (feed.path, size, count)
+        return progress
 
     def _run(self) -> None:
         last, unflushed = 0, 0
@@ -181,9 +93,9 @@ class Sink:
             # Flush when caught up, and at least every 1,000 items under a steady stream,
             # so the journal can forget written items.
             if self._queue.empty() or unflushed >= 1000:
-                size = self.writer.flush()
+                progress = self.progress()
                 if self.on_written is not None:
-                    self.on_written(last, size, self.writer.count)
+                    self.on_written(last, progress)
                 unflushed = 0
 
     def _write(self, item: dict[str, Any]) -> None:
@@ -198,4 +110,8 @@ class Sink:
             log.exception("item pipeline failed; item dropped")
             self.dropped += 1
             return
-        self.writer.write(item)
+        for feed in self.feeds:
+            try:
+                feed.write(item)
+            except Exception:  # e.g. a value no format can encode: that feed goes without
+                log.exception("item left out of feed %s", feed.path)

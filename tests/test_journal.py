@@ -48,11 +48,15 @@ def test_items_until_written(tmp_path):
     journal = Journal(str(tmp_path))
     seqs = journal.record([], [{"n": 1}, {"n": 2}, {"n": 3}])
     assert seqs == [1, 2, 3]
-    journal.mark_written(2, 100, 2)
+    assert journal.feed_progress("/out.jsonl") is None
+    journal.mark_written(2, {"/out.jsonl": ("/out.jsonl", 100, 2),
+                             "/o-%(time)s.csv": ("/o-T1.csv", 80, 2)})
     journal.close()
     reopened = Journal(str(tmp_path))
     assert reopened.unwritten_items() == [(3, {"n": 3})]
-    assert reopened.output_progress() == (100, 2)
+    assert reopened.written_seq() == 2
+    assert reopened.feed_progress("/out.jsonl") == ("/out.jsonl", 100, 2)
+    assert reopened.feed_progress("/o-%(time)s.csv") == ("/o-T1.csv", 80, 2)
     assert reopened.record([], [{"n": 4}]) == [4]
 
 

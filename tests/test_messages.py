@@ -131,8 +131,9 @@ def test_unknown_output_format_exits_2(site, project, run_master):
     out = project / "out.txt"
     master = run_master([write_seeds(project, site.url), "--workers", 1, "-o", out, *QUIET])
     assert master.returncode == 2, master.describe()
-    assert error_lines(master) == [f"error: -o {out}: unknown format .txt; use one of .jsonl, "
-                                   ".jl, .csv, .json"], master.describe()
+    assert error_lines(master) == [f"error: -o {out}: unknown format .txt; name one (jsonlines, "
+                                   "json, csv, xml) or use one of .jsonl, .jl, .jsonlines, "
+                                   ".json, .csv, .xml"], master.describe()
     assert not out.exists()
 
 

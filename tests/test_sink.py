@@ -1,119 +1,15 @@
-"""crawler.sink: feed formats, output checks, pipelines and the Sink thread."""
-import csv
+"""crawler.sink: pipelines and the Sink thread writing every feed."""
 import json
+import time
 import sys
 import types
 
 import pytest
 
 from crawler import DropItem, UsageError
-from crawler.sink import FeedWriter, Sink, check_output, feed_format, load_pipelines
-
-
-def write_items(path, items, **kwargs):
-    writer = FeedWriter(str(path), **kwargs)
-    for item in items:
-        writer.write(item)
-    writer.close()
-    return writer
-
-
-# -- formats ---------------------------------------------------------------------
-
-@pytest.mark.parametrize("path, fmt", [("out.jsonl", "jsonl"), ("out.jl", "jsonl"),
-                                       ("OUT.JSONL", "jsonl"), ("dir.d/out.csv", "csv"),
-                                       ("out.json", "json")])
-def test_feed_format_by_extension(path, fmt):
-    assert feed_format(path) == fmt
-
-
-@pytest.mark.parametrize("path, shown", [("out.xml", ".xml"), ("out", "(none)"),
-                                         ("out.json.gz", ".gz")])
-def test_feed_format_unknown_extension(path, shown):
-    with pytest.raises(UsageError) as info:
-        feed_format(path)
-    assert path in str(info.value) and shown in str(info.value)
-
-
-def test_jsonl_appends_to_existing_file(tmp_path):
-    path = tmp_path / "items.jsonl"
-    path.write_text('{"n": 0}\n', encoding="utf-8")
-    writer = write_items(path, [{"n": 1, "title": "café"}, {"n": 2}])
-    assert writer.count == 2
-    assert path.read_text(encoding="utf-8") == '{"n": 0}\n{"n": 1, "title": "café"}\n{"n": 2}\n'
-
-
-def test_jsonl_overwrite_truncates(tmp_path):
-    path = tmp_path / "items.jsonl"
-    path.write_text('{"old": true}\n')
-    write_items(path, [{"n": 1}], overwrite=True)
-    assert path.read_text() == '{"n": 1}\n'
-
-
-def test_jsonl_non_json_values_written_as_strings(tmp_path):
-    path = tmp_path / "items.jsonl"
-    write_items(path, [{"b": b"x", "s": {1}}])
-    assert json.loads(path.read_text()) == {"b": "b'x'", "s": "{1}"}
-
-
-def test_csv_header_from_first_item(tmp_path):
-    path = tmp_path / "items.csv"
-    write_items(path, [{"title": "A, with comma", "price": 3}, {"price": 4, "extra": "dropped"},
-                       {"title": "C"}])
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    assert rows == [["title", "price"], ["A, with comma", "3"], ["", "4"], ["C", ""]]
-
-
-def test_json_is_valid_array(tmp_path):
-    path = tmp_path / "items.json"
-    items = [{"n": 1, "title": "ü"}, {"n": 2, "tags": ["a", "b"]}]
-    writer = write_items(path, items)
-    assert writer.count == 2
-    assert json.loads(path.read_text(encoding="utf-8")) == items
-
-
-def test_json_empty_is_valid_array(tmp_path):
-    path = tmp_path / "items.json"
-    write_items(path, [])
-    assert json.loads(path.read_text()) == []
-
-
-def test_csv_empty_file(tmp_path):
-    path = tmp_path / "items.csv"
-    write_items(path, [])
-    assert path.read_text() == ""
-
-
-# -- check_output --------------------------------------------------------------------
-
-@pytest.mark.parametrize("name", ["items.csv", "items.json"])
-def test_check_output_refuses_existing_csv_json(tmp_path, name):
-    path = tmp_path / name
-    path.write_text("old")
-    with pytest.raises(UsageError, match="--overwrite"):
-        check_output(str(path), overwrite=False)
-    check_output(str(path), overwrite=True)
-
-
-@pytest.mark.parametrize("name", ["items.jsonl", "items.jl"])
-def test_check_output_accepts_existing_jsonl(tmp_path, name):
-    path = tmp_path / name
-    path.write_text("{}\n")
-    check_output(str(path), overwrite=False)
-
-
-def test_check_output_accepts_new_file(tmp_path):
-    check_output(str(tmp_path / "new.csv"), overwrite=False)
-    check_output(str(tmp_path / "new.json"), overwrite=False)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_check_output_existing_file_with_unknown_extension(tmp_path):
-    path = tmp_path / "items.txt"
-    path.write_text("old")
-    with pytest.raises(UsageError, match="unknown format"):
-        check_output(str(path), overwrite=False)
+from crawler.feeds import Feed, from_cli
+from crawler.config import defaults
+from crawler.sink import Sink, load_pipelines
 
 
 # -- pipelines ---------------------------------------------------------------------------
@@ -150,8 +46,12 @@ class Broken:
         return item
 
 
-def run_sink(path, pipelines, items, spider="spider-object"):
-    sink = Sink(FeedWriter(str(path)), pipelines, spider)
+def feed(path):
+    return Feed(from_cli([(str(path), False)], defaults())[0], str(path))
+
+
+def run_sink(path, pipelines, items, spider="spider-object", more=()):
+    sink = Sink([feed(path), *map(feed, more)], pipelines, spider)
     sink.start()
     sink.put_many(list(enumerate(items[:3], 1)))
     sink.put_many(list(enumerate(items[3:], 4)))
@@ -192,6 +92,32 @@ def test_sink_without_pipelines_writes_everything(tmp_path):
     sink = run_sink(path, [], items)
     assert json.loads(path.read_text()) == items
     assert sink.count == 5 and sink.dropped == 0
+
+
+def test_sink_writes_every_item_to_every_feed(tmp_path):
+    paths = [tmp_path / "a.jsonl", tmp_path / "b.json", tmp_path / "c.csv", tmp_path / "d.xml"]
+    sink = run_sink(paths[0], [DropOdd()], [{"n": i} for i in range(6)], more=paths[1:])
+    assert [json.loads(x)["n"] for x in paths[0].read_text().splitlines()] == [0, 2, 4]
+    assert json.loads(paths[1].read_text()) == [{"n": 0}, {"n": 2}, {"n": 4}]
+    assert paths[2].read_bytes() == b"n\r\n0\r\n2\r\n4\r\n"
+    assert paths[3].read_text().count("<item>") == 3
+    assert sink.count == 3
+
+
+def test_sink_reports_progress_of_every_file_feed(tmp_path):
+    reports = []
+    paths = [tmp_path / "a.jsonl", tmp_path / "b.json"]
+    sink = Sink([feed(p) for p in paths], [], None, lambda seq, progress: reports.append(
+        (seq, progress)))
+    sink.start()
+    sink.put_many([(7, {"n": 1}), (8, {"n": 2})])
+    deadline = time.monotonic() + 5  # caught up, the sink flushes and reports
+    while not reports and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sink.close()
+    assert reports == [(8, {str(p): (str(p), len(p.read_bytes()) - (3 if p.suffix == ".json"
+                                                                     else 0), 2)
+                            for p in paths})]
 
 
 # -- load_pipelines ---------------------------------------------------------------------------

@@ -4,8 +4,9 @@ It records every admitted URL with its state, and every item until the feed file
 holds it. A batch of results is committed before the workers' call returns, so
 an acknowledged result is never lost to a master crash (a process kill; with
 synchronous=NORMAL an OS crash may lose the last commits, never consistency).
-Items are written to the feed by the sink, which records how far the file is
-good; on resume the file is cut back to that length and later items re-written.
+Items are written to the feeds by the sink, which records how far each feed file
+is good (meta "feed <key>"); on resume each is cut back to its length and later
+items re-written, so every feed holds every item exactly once.
 """
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"journal {self.path} is damaged ({exc}); it cannot be resumed "
                              "safely: move the JOBDIR away to start afresh") from None
-        self.next_seq = max(row[0] or 0, int(self.get("written_seq", "0"))) + 1
+        self.next_seq = max(row[0] or 0, self.written_seq()) + 1
 
     def close(self) -> None:
         """Release the JOBDIR (this thread's connection and the lock)."""
@@ -109,8 +110,9 @@ class Journal:
 
     def check_same_crawl(self, spider: str, output: str,
                          args: dict[str, str] | None = None) -> None:
-        """Refuse to resume a journal with another spider, output file or spider arguments."""
-        new = {"spider": spider, "output": os.path.abspath(output),
+        """Refuse to resume a journal with another spider, feeds (`output`, as given by
+        feeds.identity) or spider arguments."""
+        new = {"spider": spider, "output": output,
                "spider_args": json.dumps(args or {}, sort_keys=True)}
         if self.get("spider") is None:
             self.put_meta(new)
@@ -151,19 +153,25 @@ class Journal:
     def unwritten_items(self) -> list[tuple[int, dict]]:
         """Items committed but not yet known to be in the feed file, in order."""
         rows = self._db().execute("SELECT seq, data FROM items WHERE seq > ? ORDER BY seq",
-                                  (int(self.get("written_seq", "0")),))
+                                  (self.written_seq(),))
         return [(seq, pickle.loads(data)) for seq, data in rows]
 
-    def output_progress(self) -> tuple[int, int]:
-        """(bytes of the feed file known good, items in them)."""
-        return int(self.get("output_size", "-1")), int(self.get("output_count", "0"))
+    def written_seq(self) -> int:
+        """The last item every feed is known to hold."""
+        return int(self.get("written_seq", "0"))
 
-    def mark_written(self, seq: int, size: int, count: int) -> None:
-        """The feed file holds every item up to seq in its first `size` bytes."""
+    def feed_progress(self, key: str) -> tuple[str, int, int] | None:
+        """(path, bytes known good, items in them) of one feed; None before it started."""
+        value = self.get(f"feed {key}")
+        return tuple(json.loads(value)) if value is not None else None
+
+    def mark_written(self, seq: int, progress: dict[str, tuple[str, int, int]]) -> None:
+        """Every feed holds every item up to seq: feed `key`'s file `path` in its first
+        `size` bytes, `count` items (progress is {key: (path, size, count)})."""
+        rows = [(f"feed {key}", json.dumps(list(value))) for key, value in progress.items()]
         with self._transaction() as db:
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                           [("written_seq", str(seq)), ("output_size", str(size)),
-                            ("output_count", str(count))])
+                           [("written_seq", str(seq))] + rows)
             db.execute("DELETE FROM items WHERE seq <= ?", (seq,))
 
     def _transaction(self):
