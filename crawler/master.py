@@ -29,7 +29,7 @@ from .frontier.throttle import Throttle
 from .http.request import Request
 from .scheduler import Scheduler, registered_objects
 from .seeds import read_seeds
-from .sink import Sink, load_pipelines
+from .sink import Sink
 from .spider.base import GenericSpider, Spider, load_spider_class, make_spider, source_hash
 from .starts import StartRequests
 
@@ -192,13 +192,13 @@ class Master:
                                  robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None,
                                  robots_max_delay=s["ROBOTSTXT_MAX_CRAWL_DELAY"],
                                  slots=s["DOWNLOAD_SLOTS"])
-        pipelines = load_pipelines(s["ITEM_PIPELINES"], self.spider)
+        pipelines = components.load("ITEM_PIPELINES", s["ITEM_PIPELINES"], self.spider.crawler)
         journal = plan.journal
         if journal is not None:
             self.frontier.restore(journal.urls())
         self.done_before = self.frontier.stats[DONE]  # by earlier runs of this JOBDIR
         self.sink = Sink([self._feed(spec, path) for spec, path in plan.feeds], pipelines,
-                         self.spider, journal.mark_written if journal else None)
+                         self.spider, journal.mark_written if journal else None, self.signals)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
                                    s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal)
         self.children: list[subprocess.Popen] = []

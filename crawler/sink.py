@@ -5,13 +5,15 @@ thread runs the pipelines and writes, so slow output never slows a lease call.
 """
 from __future__ import annotations
 
-import importlib
+import asyncio
+import inspect
 import logging
 import queue
 import threading
 from typing import Any, Callable, Iterable
 
-from .errors import CrawlerError, UsageError
+from . import signals
+from .errors import CrawlerError
 from .feeds import Feed
 
 log = logging.getLogger(__name__)
@@ -23,25 +25,15 @@ class DropItem(CrawlerError):
     """Raise in a pipeline's process_item to drop the item."""
 
 
-def load_pipelines(spec: dict[str, int], spider: Any) -> list[Any]:
-    """Instantiate ITEM_PIPELINES in order; UsageError for a bad path."""
-    pipelines = []
-    for path, _ in sorted(spec.items(), key=lambda kv: kv[1]):
-        module, _, name = path.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise UsageError(f"ITEM_PIPELINES: cannot load {path}: {exc}") from None
-        pipelines.append(cls())
-    return pipelines
-
-
 class Sink:
     """Item pipelines plus feeds, fed from any thread, written by one."""
 
     def __init__(self, feeds: list[Feed], pipelines: Iterable[Any] = (), spider: Any = None,
-                 on_written: Callable[[int, Progress], None] | None = None) -> None:
+                 on_written: Callable[[int, Progress], None] | None = None,
+                 signal_manager: signals.SignalManager | None = None) -> None:
         self.feeds, self.pipelines, self.spider = feeds, list(pipelines), spider
+        self.signals = signal_manager or signals.SignalManager()
+        self._loop: asyncio.AbstractEventLoop | None = None  # for async def pipelines
         self.on_written = on_written  # (last seq, progress) after a flush
         self.dropped = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -55,7 +47,7 @@ class Sink:
     def start(self) -> None:
         for pipeline in self.pipelines:
             if hasattr(pipeline, "open_spider"):
-                pipeline.open_spider(self.spider)
+                self._settle(pipeline.open_spider(self.spider))
         self._thread.start()
 
     def put_many(self, items: list[tuple[int, dict[str, Any]]]) -> None:
@@ -68,7 +60,9 @@ class Sink:
         self._thread.join()
         for pipeline in self.pipelines:
             if hasattr(pipeline, "close_spider"):
-                pipeline.close_spider(self.spider)
+                self._settle(pipeline.close_spider(self.spider))
+        if self._loop is not None:
+            self._loop.close()
         for feed in self.feeds:
             feed.close()
 
@@ -98,20 +92,39 @@ class Sink:
                     self.on_written(last, progress)
                 unflushed = 0
 
+    def _settle(self, value: Any) -> Any:
+        """What a pipeline method returned, awaited first when it is awaitable (async def)."""
+        if not inspect.isawaitable(value):
+            return value
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(_awaited(value))
+
     def _write(self, item: dict[str, Any]) -> None:
         try:
             for pipeline in self.pipelines:
-                item = pipeline.process_item(item, self.spider)
+                item = self._settle(pipeline.process_item(item, self.spider))
         except DropItem as exc:
-            self.dropped += 1
+            self._dropped(item, exc)
             log.debug("dropped item: %s", exc)
             return
-        except Exception:
+        except Exception as exc:
             log.exception("item pipeline failed; item dropped")
-            self.dropped += 1
+            self._dropped(item, exc)
             return
         for feed in self.feeds:
             try:
                 feed.write(item)
             except Exception:  # e.g. a value no format can encode: that feed goes without
                 log.exception("item left out of feed %s", feed.path)
+        if self.signals.has_receivers(signals.item_scraped):
+            self.signals.send(signals.item_scraped, item=item, spider=self.spider)
+
+    def _dropped(self, item: Any, exc: Exception) -> None:
+        self.dropped += 1
+        if self.signals.has_receivers(signals.item_dropped):
+            self.signals.send(signals.item_dropped, item=item, exception=exc, spider=self.spider)
+
+
+async def _awaited(value: Any) -> Any:
+    return await value

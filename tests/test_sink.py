@@ -9,7 +9,9 @@ import pytest
 from crawler import DropItem, UsageError
 from crawler.feeds import Feed, from_cli
 from crawler.config import defaults
-from crawler.sink import Sink, load_pipelines
+from crawler import signals
+from crawler.components import Crawler, load
+from crawler.sink import Sink
 
 
 # -- pipelines ---------------------------------------------------------------------------
@@ -120,7 +122,10 @@ def test_sink_reports_progress_of_every_file_feed(tmp_path):
                             for p in paths})]
 
 
-# -- load_pipelines ---------------------------------------------------------------------------
+# -- loading pipelines ------------------------------------------------------------------------
+def load_pipelines(spec, spider):
+    return load("ITEM_PIPELINES", spec, Crawler({}, signals.SignalManager(), spider))
+
 
 @pytest.fixture
 def pipes_module(monkeypatch):
@@ -145,3 +150,49 @@ def test_load_pipelines_bad_path(pipes_module, path):
     with pytest.raises(UsageError) as info:
         load_pipelines({path: 1}, None)
     assert "ITEM_PIPELINES" in str(info.value) and path in str(info.value)
+
+
+class AsyncUpper:
+    """A pipeline written with async def, as Scrapy allows."""
+
+    async def open_spider(self, spider):
+        self.opened = True
+
+    async def process_item(self, item, spider):
+        if item.get("n", 0) % 2:
+            raise DropItem("odd")
+        return {k: v.upper() if isinstance(v, str) else v for k, v in item.items()}
+
+
+class FromCrawler:
+    def __init__(self, tag):
+        self.tag = tag
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler.settings["TAG"])
+
+    def process_item(self, item, spider):
+        return dict(item, tag=self.tag)
+
+
+def test_async_pipelines_and_item_signals():
+    manager, scraped, dropped = signals.SignalManager(), [], []
+    manager.connect(lambda item: scraped.append(item), signals.item_scraped)
+    manager.connect(lambda item, exception: dropped.append((item, str(exception))),
+                    signals.item_dropped)
+    pipeline = AsyncUpper()
+    sink = Sink([], [pipeline], signal_manager=manager)
+    sink.start()
+    sink.put_many([(1, {"n": 2, "t": "a"}), (2, {"n": 3, "t": "b"})])
+    sink.close()
+    assert pipeline.opened
+    assert scraped == [{"n": 2, "t": "A"}]
+    assert dropped == [({"n": 3, "t": "b"}, "odd")]
+    assert sink.dropped == 1
+
+
+def test_pipelines_are_made_with_from_crawler():
+    crawler = Crawler({"TAG": "x"}, signals.SignalManager())
+    [pipe] = load("ITEM_PIPELINES", {f"{__name__}.FromCrawler": 1}, crawler)
+    assert pipe.process_item({}, None) == {"tag": "x"}
