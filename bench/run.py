@@ -2,7 +2,7 @@
 """Crawl benchmark: this project against Scrapy, on a generated site served on 127.0.0.1.
 
     python bench/run.py [--pages 5000] [--links 20] [--size-kb 8] [--workers 2]
-                        [--scrapy/--no-scrapy] [--json out.json] [--smoke]
+                        [--scrapy/--no-scrapy] [--json out.json] [--smoke] [--tls]
 
 Serves crawler.sitegen.Site(pages, links, size_kb) with nginx when it is installed (static
 files in a temporary folder, a generated config, 127.0.0.1 on a free port, run as a
@@ -11,7 +11,8 @@ processes accepting on one shared socket, pre-rendered responses, HTTP/1.1 keep-
 TCP_NODELAY). Then crawls it with `python -m crawler.master` and, when Scrapy can be found,
 with an equivalent Scrapy spider (`scrapy runspider`). See bench/README.md for what each
 number means. `--smoke` is a tiny run for CI: exit status 1 unless every page was written
-exactly once.
+exactly once. `--tls` serves the same site over HTTPS (nginx only), with a certificate from a
+CA generated for the run (the openssl command), and passes that CA as TLS_CA_BUNDLE.
 
 Nothing here talks to anything but 127.0.0.1.
 """
@@ -135,7 +136,8 @@ class NginxServer:
     """nginx serving the site as static files from a temporary folder."""
 
     def __init__(self, pages: dict[str, tuple[int, str, bytes]], workdir: str,
-                 processes: int = 2) -> None:
+                 processes: int = 2, tls: "Pki | None" = None) -> None:
+        self.tls = tls
         self.binary = shutil.which("nginx") or next(
             (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)),
             None)
@@ -181,7 +183,8 @@ http {{
     uwsgi_temp_path {temp}/uwsgi;
     scgi_temp_path {temp}/scgi;
     server {{
-        listen 127.0.0.1:{self.port};
+        listen 127.0.0.1:{self.port}{" ssl" if tls else ""};
+        {tls.nginx_directives() if tls else ""}
         root {self.root};
         index index.html;
         location / {{ try_files $uri $uri/ =404; }}
@@ -195,9 +198,10 @@ http {{
                                      start_new_session=True)
         version = subprocess.run([self.binary, "-v"], capture_output=True, text=True)
         self.name = (version.stderr.strip().split("/")[-1] or "?")
-        self.description = f"nginx {self.name} ({processes} worker processes)"
+        self.description = f"nginx {self.name} ({processes} worker processes" + \
+            (", TLS)" if tls else ")")
         try:
-            _wait_http(self.port, 10.0, self.proc)
+            _wait_http(self.port, 10.0, self.proc, tls)
         except Exception:
             self.close()
             with open(os.path.join(self.dir, "stderr.log")) as f:
@@ -356,11 +360,14 @@ def _serve_forever(listener: socket.socket, responses: dict[bytes, bytes],
                 send(conn)
 
 
-def _wait_http(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+def _wait_http(port: int, timeout: float, proc: subprocess.Popen | None = None,
+               tls: "Pki | None" = None) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c = http.client.HTTPSConnection("127.0.0.1", port, timeout=2,
+                                            context=tls.client_context()) if tls else \
+                http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             c.request("GET", "/")
             r = c.getresponse()
             r.read()
@@ -376,12 +383,50 @@ def _wait_http(port: int, timeout: float, proc: subprocess.Popen | None = None) 
             time.sleep(0.05)
 
 
-def start_server(kind: str, pages: dict, workdir: str, processes: int):
+class Pki:
+    """A CA made for this run and a certificate for 127.0.0.1 signed by it (openssl)."""
+
+    def __init__(self, workdir: str) -> None:
+        if shutil.which("openssl") is None:
+            raise SystemExit("error: --tls needs the openssl command")
+        self.dir = os.path.join(workdir, "pki")
+        os.makedirs(self.dir, mode=0o755)
+        self.ca, self.cert, self.key = (os.path.join(self.dir, n)
+                                        for n in ("ca.pem", "server.pem", "server.key"))
+        ca_key, csr = os.path.join(self.dir, "ca.key"), os.path.join(self.dir, "server.csr")
+        ext = os.path.join(self.dir, "server.ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+                    "basicConstraints=CA:FALSE\n")
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        for argv in (["req", "-x509", *ec, "-keyout", ca_key, "-out", self.ca, "-days", "2",
+                      "-subj", "/CN=bench CA"],
+                     ["req", *ec, "-keyout", self.key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+                     ["x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", ca_key,
+                      "-CAcreateserial", "-out", self.cert, "-days", "2", "-extfile", ext]):
+            subprocess.run(["openssl", *argv], check=True, capture_output=True, timeout=60)
+        for name in os.listdir(self.dir):  # nginx workers may run as another user
+            os.chmod(os.path.join(self.dir, name), 0o644)
+
+    def nginx_directives(self) -> str:
+        return (f"ssl_certificate {self.cert}; ssl_certificate_key {self.key}; "
+                "ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m; "
+                "ssl_session_tickets on;")
+
+    def client_context(self):
+        import ssl
+        return ssl.create_default_context(cafile=self.ca)
+
+
+def start_server(kind: str, pages: dict, workdir: str, processes: int,
+                 tls: "Pki | None" = None):
+    if tls is not None and kind == "python":
+        raise SystemExit("error: --tls needs nginx (--server nginx or auto)")
     if kind in ("auto", "nginx"):
         try:
-            return NginxServer(pages, workdir, processes)
+            return NginxServer(pages, workdir, processes, tls)
         except FileNotFoundError:
-            if kind == "nginx":
+            if kind == "nginx" or tls is not None:
                 raise SystemExit("error: --server nginx, but nginx is not installed "
                                  "(apt-get install -y nginx)")
             print("nginx not found: using the Python server (apt-get install -y nginx for "
@@ -715,6 +760,9 @@ def main(argv: list[str] | None = None) -> int:
                    "(or $BENCH_SCRAPY_PYTHON)")
     p.add_argument("--server", choices=("auto", "nginx", "python"), default="auto")
     p.add_argument("--server-processes", type=int, default=2)
+    p.add_argument("--tls", action="store_true",
+                   help="serve the site over HTTPS (nginx) with a CA made for the run, "
+                        "passed to our crawl as TLS_CA_BUNDLE")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per crawl")
     p.add_argument("--repeat", type=int, default=1,
                    help="crawl N times with each crawler and report the median run by "
@@ -729,7 +777,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="extra setting for our crawl, e.g. --crawler-set=-sBATCH_SIZE=128")
     args = p.parse_args(argv)
     if args.smoke:
-        args.pages, args.server, args.scrapy = 40, "python", False
+        args.pages, args.scrapy = 40, False
+        args.server = args.server if args.tls else "python"
         args.timeout, args.repeat = min(args.timeout, 60.0), 1
     args.crawler_set = [x for s in args.crawler_set
                         for x in (["-s", s[2:]] if s.startswith("-s") else ["-s", s])]
@@ -761,9 +810,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     status = 0
     try:
-        server = start_server(args.server, pages, workdir, args.server_processes)
+        tls = Pki(workdir) if args.tls else None
+        if tls is not None:
+            args.crawler_set += ["-s", f"TLS_CA_BUNDLE={tls.ca}"]
+        server = start_server(args.server, pages, workdir, args.server_processes, tls)
         args._server_pids = server.pids
-        base = f"http://127.0.0.1:{server.port}/"
+        base = f"{'https' if tls else 'http'}://127.0.0.1:{server.port}/"
         expected = {base + path.lstrip("/") for path in site.paths()}
         body_bytes = sum(len(pages[p][2]) for p in site.paths())
         print(f"site: {len(expected)} pages ({args.pages} books x {args.links} links, "
@@ -773,7 +825,7 @@ def main(argv: list[str] | None = None) -> int:
         results = {
             "config": {"pages": args.pages, "links": args.links, "size_kb": args.size_kb,
                        "site_pages": len(expected), "workers": args.workers,
-                       "per_domain": args.per_domain, "smoke": args.smoke,
+                       "per_domain": args.per_domain, "smoke": args.smoke, "tls": args.tls,
                        "extra_settings": args.crawler_set},
             "server": server.description,
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
