@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 from . import default_settings
 from .errors import UsageError
 from .http import tls
+from .urls import to_ascii_host
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def merge(*layers: Mapping[str, Any], strict: Iterable[Mapping[str, Any]] = ()) 
                 continue
             result[name] = coerce(name, value, getattr(default_settings, name))
     _check_ranges(result)
+    result["DOWNLOAD_SLOTS"] = _slots(result["DOWNLOAD_SLOTS"])
     # A TLS_CA_BUNDLE this host cannot use is refused before anything starts; the
     # environment's bundle is for each worker to read on its own host.
     tls.verify_value(result["TLS_VERIFY"], result["TLS_CA_BUNDLE"], env={})
@@ -147,7 +149,8 @@ def _to_container(value: Any, kind: type) -> list | dict:
 
 
 def _check_ranges(s: dict[str, Any]) -> None:
-    for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "BATCH_SIZE"):
+    for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "BATCH_SIZE",
+                 "SITEMAP_MAXSIZE", "SITEMAP_MAX_URLS"):
         if s[name] < 1:
             raise UsageError(f"setting {name}={s[name]}: must be at least 1")
     for name in ("CALL_TIMEOUT", "LEASE_TIMEOUT", "DOWNLOAD_TIMEOUT"):
@@ -163,6 +166,29 @@ def _check_ranges(s: dict[str, Any]) -> None:
         for code in s[name]:
             if type(code) is not int or not 100 <= code <= 599:
                 raise UsageError(f"setting {name}: {code!r} is not an HTTP status")
+
+
+_SLOT_KEYS = {"concurrency": int, "delay": float, "randomize_delay": bool}
+
+
+def _slots(slots: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """DOWNLOAD_SLOTS checked, hosts as the frontier keys them (lowercase, IDN in punycode)."""
+    out = {}
+    for host, slot in slots.items():
+        where = f"setting DOWNLOAD_SLOTS[{host!r}]"
+        if not isinstance(slot, dict):
+            raise UsageError(f"{where}: expected a dict such as {{'concurrency': 1, 'delay': 2}}")
+        unknown = set(slot) - set(_SLOT_KEYS)
+        if unknown:
+            raise UsageError(f"{where}: unknown keys {sorted(unknown)} "
+                             f"(known: {sorted(_SLOT_KEYS)})")
+        checked = {k: coerce(f"DOWNLOAD_SLOTS[{host!r}][{k!r}]", v, _SLOT_KEYS[k]())
+                   for k, v in slot.items()}
+        if checked.get("concurrency", 1) < 1 or checked.get("delay", 0.0) < 0:
+            raise UsageError(f"{where}: concurrency must be at least 1 and delay not negative")
+        name = str(host).strip().lower()
+        out[to_ascii_host(name) or name] = checked
+    return out
 
 
 def _unknown(name: str, known: set[str]) -> str:

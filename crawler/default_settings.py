@@ -12,12 +12,18 @@ DEFAULT_REQUEST_HEADERS = {
 }
 # Fetch robots.txt once per host (on the master's behalf) and obey it.
 ROBOTSTXT_OBEY = True
+# Longest Crawl-delay obeyed: a host asking for more is crawled at one request per this
+# many seconds (and a warning says so), so a hostile robots.txt cannot park a host for ever.
+ROBOTSTXT_MAX_CRAWL_DELAY = 30.0
 # Fetcher threads in each worker process.
 CONCURRENT_REQUESTS = 16
 # Requests in flight to one host across the whole cluster.
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 # Seconds between two request starts to one host, cluster-wide.
 DOWNLOAD_DELAY = 0.0
+# Per-host overrides, as in Scrapy: {"host": {"concurrency": 1, "delay": 2.0,
+# "randomize_delay": False}}, enforced by the master for the whole cluster.
+DOWNLOAD_SLOTS = {}
 # Multiply DOWNLOAD_DELAY by a random factor in [0.5, 1.5], as Scrapy does.
 RANDOMIZE_DOWNLOAD_DELAY = True
 # Adapt each host's delay to its latency (computed on the master from workers' reports).
@@ -40,6 +46,12 @@ DOWNLOAD_TIMEOUT = 30.0
 DOWNLOAD_MAXSIZE = 10 * 1024 * 1024
 # Log a warning for bodies larger than this many bytes.
 DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+# Largest sitemap in bytes, as downloaded and uncompressed (the protocol's 50 MB): too_large.
+SITEMAP_MAXSIZE = 50 * 1024 * 1024
+# Most URLs read from one sitemap (the protocol's 50,000); the rest are ignored, with a warning.
+SITEMAP_MAX_URLS = 50_000
+# The generic spider also reads the sitemaps listed in each seed host's robots.txt.
+SITEMAP_FROM_ROBOTS = False
 # Retries after the first attempt for connection errors, timeouts, RETRY_HTTP_CODES.
 RETRY_TIMES = 2
 # HTTP statuses that are retried (then failed(http_<code>)).
@@ -74,6 +86,10 @@ CLOSESPIDER_ITEMCOUNT = 0
 CLOSESPIDER_TIMEOUT = 0.0
 # Item pipelines: {"module.Class": order}; lower order runs first, on the master.
 ITEM_PIPELINES = {}
+# Downloader middlewares: {"module.Class": order} (None disables), run on the workers.
+DOWNLOADER_MIDDLEWARES = {}
+# Spider middlewares (process_spider_output): {"module.Class": order}, run on the workers.
+SPIDER_MIDDLEWARES = {}
 # Folder for the journal and stats; None keeps no state between runs.
 JOBDIR = None
 # Refuse URLs found while crawling that resolve to loopback, private, link-local or other
@@ -86,7 +102,7 @@ TLS_VERIFY = True
 TLS_CA_BUNDLE = None
 # Proxy for every request, e.g. "http://proxy:3128"; a request's meta["proxy"] wins.
 HTTP_PROXY = None
-# Keep cookies per host within each worker thread's session.
+# Carry cookies: those a response sets go with the requests that follow from it.
 COOKIES_ENABLED = True
 # Logging threshold for master and workers.
 LOG_LEVEL = "INFO"

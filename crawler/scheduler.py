@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from .frontier import DONE, Frontier
 from .frontier.journal import Journal
+from .frontier.robots import RobotsRules
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Scheduler:
         self.workers: dict[str, float] = {}
         self.told_done: set[str] = set()
         self.closing: str | None = None
+        self.more_to_come = False  # start requests still to be admitted
 
     # -- called by workers ----------------------------------------------------
     def hello(self, info: dict[str, Any]) -> dict[str, Any]:
@@ -61,9 +63,11 @@ class Scheduler:
         """Settle a batch of results; late or repeated ones are ignored. Returns the
         lease ids of the results taken."""
         items: list[dict] = []
+        rules = [self._robots_rules(r) for r in results]  # slow for a big file: unlocked
         with self.lock:
             self.workers[worker] = time.monotonic()
-            accepted = [r["lease"] for r in results if self._settle(r, items)]
+            accepted = [r["lease"] for r, robots in zip(results, rules)
+                        if self._settle(r, robots, items)]
             numbered = self._commit(items)
             if numbered:
                 # Under the lock, so the sink sees items in journal order: it records
@@ -73,10 +77,12 @@ class Scheduler:
                 self.ended.set()
         return accepted
 
-    def admit(self, tasks: list[dict[str, Any]]) -> int:
-        """Queue new tasks (seeds) and journal them."""
+    def admit(self, tasks: list[dict[str, Any]], more: bool = False) -> int:
+        """Queue new tasks (start requests) and journal them; `more`: others will follow,
+        so the crawl is not over before they came."""
         with self.lock:
             new = self.frontier.admit(tasks)
+            self.more_to_come = more
             self._commit([])
         return new
 
@@ -126,9 +132,15 @@ class Scheduler:
         with self.lock:
             return self._over()
 
+    def idle(self) -> bool:
+        """Nothing queued or leased, and not closing: the moment for spider_idle."""
+        with self.lock:
+            return self.closing is None and self.frontier.finished()
+
     def _over(self) -> bool:
-        return self.frontier.finished() or (self.closing is not None and
-                                            self.frontier.leased == 0)
+        if self.closing is not None:
+            return self.frontier.leased == 0
+        return self.frontier.finished() and not self.more_to_come
 
     def workers_pending(self, within: float) -> list[str]:
         """Workers seen in the last `within` seconds that were not yet told the end."""
@@ -137,9 +149,14 @@ class Scheduler:
             return [w for w, seen in self.workers.items()
                     if now - seen < within and w not in self.told_done]
 
-    def _settle(self, result: dict[str, Any], items: list[dict]) -> bool:
+    def _robots_rules(self, result: dict[str, Any]) -> RobotsRules | None:
+        if "robots" not in result:
+            return None
+        return self.frontier.parse_robots(result.get("status", 0), result["robots"])
+
+    def _settle(self, result: dict[str, Any], robots: RobotsRules | None,
+                items: list[dict]) -> bool:
         outcome = result["outcome"]
-        robots = (result["status"], result["robots"]) if "robots" in result else None
         task = self.frontier.complete(result["lease"], outcome, result.get("reason"), robots)
         if task is not None and "latency" in result:
             self.frontier.feedback(task["host"], result["latency"], outcome == DONE and

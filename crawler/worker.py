@@ -21,11 +21,10 @@ from multiprocessing import AuthenticationError
 from multiprocessing.managers import RemoteError
 from typing import Any
 
-from . import keyfile, manager
+from . import keyfile, manager, signals
 from .errors import CrawlerError, RefusedError, UsageError
-from .http.fetcher import FetchConfig, Fetcher
-from .spider.handler import Handler, Rules
-from .spider.base import load_spider_class, source_hash
+from .spider.handler import Handler, build_handler
+from .spider.base import load_spider_class, make_spider, source_hash
 
 log = logging.getLogger(__name__)
 _LOST = (OSError, EOFError, RemoteError)
@@ -79,6 +78,8 @@ class Worker:
         finally:
             for _ in pool:
                 self.inbox.put(None)
+        self.handler.signals.send(signals.spider_closed, spider=self.handler.spider,
+                                  reason="finished" if status == 0 else "shutdown")
         return status
 
     def _configure(self, reply: dict[str, Any]) -> None:
@@ -89,16 +90,16 @@ class Worker:
             raise RefusedError(f"spider {reply['spider']!r} differs from the master's "
                                f"(code hash {self.spider_hash} vs {reply['spider_hash']}); "
                                "run the same project code on every host")
-        spider = cls(settings)
+        spider = make_spider(cls, settings, reply.get("spider_args"))
         spider.allowed_domains = reply["allowed_domains"]
         self.threads = self.threads or settings["CONCURRENT_REQUESTS"]
         self.batch, self.flush_interval = settings["BATCH_SIZE"], settings["FLUSH_INTERVAL"]
         self.reconnect_cap = settings["RECONNECT_MAX_DELAY"]
         self.renew_every = settings["LEASE_TIMEOUT"] / 3
         manager.set_call_timeout(settings["CALL_TIMEOUT"])
-        rules = Rules.from_settings(settings, reply["allowed_domains"])
-        fetch_config = FetchConfig.from_settings(settings, reply["seed_hosts"])
-        self.handler = Handler(spider, Fetcher(fetch_config), rules)
+        self.handler = build_handler(spider, settings, reply["allowed_domains"],
+                                     reply["seed_hosts"])
+        self.handler.signals.send(signals.spider_opened, spider=spider)
         log.info("worker %s: spider %s, %d threads", self.id, reply["spider"], self.threads)
 
     def _connect(self, cap: float = FIRST_CONNECT_CAP) -> dict[str, Any] | None:

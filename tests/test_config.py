@@ -165,3 +165,22 @@ def test_unknown_override_without_close_name():
     with pytest.raises(UsageError) as info:
         config.merge(strict=[{"XYZZY": "1"}])
     assert str(info.value) == "unknown setting XYZZY"
+
+
+def test_download_slots_are_checked_and_keyed_like_hosts():
+    slots = config.merge(strict=[{"DOWNLOAD_SLOTS": '{"Straße.de": {"concurrency": "2", '
+                                                     '"delay": 1}}'}])["DOWNLOAD_SLOTS"]
+    assert slots == {"xn--strae-oqa.de": {"concurrency": 2, "delay": 1.0}}
+
+
+@pytest.mark.parametrize("value, words", [
+    ('{"a.test": 3}', ["DOWNLOAD_SLOTS['a.test']", "dict"]),
+    ('{"a.test": {"speed": 3}}', ["unknown keys", "speed"]),
+    ('{"a.test": {"concurrency": 0}}', ["at least 1"]),
+    ('{"a.test": {"delay": "soon"}}', ["delay", "soon"]),
+])
+def test_bad_download_slots_are_usage_errors(value, words):
+    with pytest.raises(UsageError) as info:
+        config.merge(strict=[{"DOWNLOAD_SLOTS": value}])
+    for word in words:
+        assert word in str(info.value)

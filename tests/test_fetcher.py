@@ -215,7 +215,7 @@ class StubFetcher:
     def __init__(self, table):
         self.table, self.calls = table, []
 
-    def fetch(self, request, depth=0):
+    def fetch(self, request, depth=0, cookies=None):
         self.calls.append((request.url, depth))
         answer = self.table[request.url]
         if isinstance(answer, Exception):
@@ -347,7 +347,7 @@ def test_spider_error_never_raises_and_keeps_what_was_yielded():
 
 def test_an_unexpected_fetch_error_fails_the_task(caplog):
     class Broken:
-        def fetch(self, request, depth):
+        def fetch(self, request, depth, cookies=None):
             raise IndexError("a bug in the downloader")
 
     result = Handler(GenericSpider(), Broken(), rules()).handle(task())

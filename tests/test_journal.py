@@ -75,3 +75,11 @@ def test_a_jobdir_is_private_and_held_by_one_journal(tmp_path):
         Journal(str(jobdir))
     journal.close()
     Journal(str(jobdir)).close()  # free again
+
+
+def test_a_resume_with_other_spider_arguments_is_refused(tmp_path):
+    journal = Journal(str(tmp_path))
+    journal.check_same_crawl("books", "out.jsonl", {"category": "poetry"})
+    journal.check_same_crawl("books", "out.jsonl", {"category": "poetry"})  # the same: fine
+    with pytest.raises(UsageError, match="spider_args"):
+        journal.check_same_crawl("books", "out.jsonl", {"category": "travel"})

@@ -145,6 +145,22 @@ def test_per_domain_concurrency_caps_requests_in_flight(serve, project, run_mast
     assert peak == 2, "never 2 requests in flight: the per-domain limit was not exercised"
 
 
+def test_download_slots_hold_across_three_workers(serve, project, run_master):
+    site = serve(Site(pages=23), delay=0.05)
+    pages = site.site.paths()
+    out = project / "out.jsonl"
+    slots = '{"127.0.0.1": {"concurrency": 1, "delay": 0.2, "randomize_delay": false}}'
+    master = run_master([write_seeds(project, site.url), "--workers", 3, "-o", out,
+                         "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=8", "-s", f"DOWNLOAD_SLOTS={slots}",
+                         *QUIET], timeout=40)
+    assert master.returncode == 0, master.describe()
+    log = full_log(site, len(pages) + 1)
+    assert_each_page_fetched_once(site)
+    assert max_in_flight(log) == 1, f"overlapping requests: {overlapping_pairs(log)}"
+    too_close = close_starts(log, 0.2)
+    assert not too_close, f"request starts less than the slot's 0.2 s apart: {too_close}"
+
+
 def test_slow_host_does_not_stall_the_crawl(serve, project, run_master):
     slow = serve(Site(pages=8), host="127.0.0.1", delay=0.5)    # 9 pages + robots.txt
     fast = serve(Site(pages=30), host="127.0.0.2")              # 31 pages + robots.txt

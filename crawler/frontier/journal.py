@@ -10,6 +10,7 @@ good; on resume the file is cut back to that length and later items re-written.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pickle
 import sqlite3
@@ -106,17 +107,19 @@ class Journal:
         """True when nothing was ever admitted in this JOBDIR."""
         return self._db().execute("SELECT 1 FROM log LIMIT 1").fetchone() is None
 
-    def check_same_crawl(self, spider: str, output: str) -> None:
-        """Refuse to resume a journal with another spider or output file."""
-        old = {"spider": self.get("spider"), "output": self.get("output")}
-        new = {"spider": spider, "output": os.path.abspath(output)}
-        if old["spider"] is None:
+    def check_same_crawl(self, spider: str, output: str,
+                         args: dict[str, str] | None = None) -> None:
+        """Refuse to resume a journal with another spider, output file or spider arguments."""
+        new = {"spider": spider, "output": os.path.abspath(output),
+               "spider_args": json.dumps(args or {}, sort_keys=True)}
+        if self.get("spider") is None:
             self.put_meta(new)
             return
-        for key in old:
-            if old[key] != new[key]:
-                raise UsageError(f"{self.path} belongs to a crawl with {key} {old[key]}, "
-                                 f"not {new[key]}")
+        for key, value in new.items():
+            old = self.get(key, "{}" if key == "spider_args" else None)
+            if old != value:
+                raise UsageError(f"{self.path} belongs to a crawl with {key} {old}, "
+                                 f"not {value}")
 
     # -- URLs and items ----------------------------------------------------------
     def record(self, changes: list[tuple[bytes, str, str | None, dict]],

@@ -17,12 +17,17 @@ class RobotsRules:
     def __init__(self, body: str | None, user_agent: str, unavailable: str | None = None) -> None:
         self.agent = user_agent.split("/")[0].strip() or "*"
         self.unavailable = unavailable  # why robots.txt could not be had: disallow all
+        self.max_delay = float("inf")
         self._parser = Protego.parse(body) if body else None
 
     @classmethod
-    def from_status(cls, status: int, body: str, user_agent: str) -> "RobotsRules":
-        """Rules from a robots.txt response (anything but 2xx allows all)."""
-        return cls(body if 200 <= status < 300 else None, user_agent)
+    def from_status(cls, status: int, body: str, user_agent: str,
+                    max_delay: float = float("inf")) -> "RobotsRules":
+        """Rules from a robots.txt response (anything but 2xx allows all); a Crawl-delay
+        above max_delay counts as max_delay."""
+        rules = cls(body if 200 <= status < 300 else None, user_agent)
+        rules.max_delay = max_delay
+        return rules
 
     def allowed(self, url: str) -> bool:
         """May we fetch this URL?"""
@@ -37,13 +42,8 @@ class RobotsRules:
 
     @property
     def crawl_delay(self) -> float:
-        """The host's Crawl-delay for us, 0 when it sets none."""
+        """The host's Crawl-delay for us (at most max_delay), 0 when it sets none."""
         if self._parser is None:
             return 0.0
-        return float(self._parser.crawl_delay(self.agent) or 0.0)
-
-
-def robots_url(url: str) -> str:
-    """The robots.txt URL for the origin of a normalized URL."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}/robots.txt"
+        delay = float(self._parser.crawl_delay(self.agent) or 0.0)
+        return min(delay, self.max_delay) if delay == delay else 0.0  # NaN: none

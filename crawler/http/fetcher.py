@@ -126,11 +126,19 @@ class Fetcher:
             session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         return session
 
-    def fetch(self, request: Request, depth: int = 0) -> Response:
-        """Download one request or raise FetchError; never follows redirects."""
-        ctx = watchdog.FetchContext(time.monotonic() + self.config.timeout,
-                                    self.config.address_guard, self._trusted)
-        watchdog.start(ctx, self.config.timeout)
+    def fetch(self, request: Request, depth: int = 0,
+              cookies: http.cookiejar.CookieJar | None = None) -> Response:
+        """Download one request or raise FetchError; never follows redirects. The request's
+        meta["download_timeout"] (seconds, as in Scrapy) replaces DOWNLOAD_TIMEOUT.
+        `cookies`: the jar this request sends from and stores into (default: the thread's)."""
+        if cookies is not None:
+            self.session.cookies = cookies
+        timeout = request.meta.get("download_timeout")
+        if type(timeout) not in (int, float) or not timeout > 0:
+            timeout = self.config.timeout
+        ctx = watchdog.FetchContext(time.monotonic() + timeout, self.config.address_guard,
+                                    self._trusted)
+        watchdog.start(ctx, timeout)
         try:
             return self._fetch(request, depth, ctx)
         finally:
@@ -150,7 +158,7 @@ class Fetcher:
         except TRANSPORT_ERRORS as exc:
             raise classify(exc, ctx) from None
         try:
-            body = self._read(raw, ctx)
+            body = self._read(raw, ctx, self._maxsize(request))
         finally:
             try:
                 raw.close()
@@ -196,15 +204,23 @@ class Fetcher:
                              "names only the proxy can resolve") from None
         refuse_private(host, found)
 
-    def _read(self, raw: Any, ctx: watchdog.FetchContext) -> bytes:
-        """The decoded body, read in small steps against the deadline and the size caps."""
-        cap, stream = self.config.maxsize, raw.raw
+    def _maxsize(self, request: Request) -> int:
+        """The body cap: the request's meta["download_maxsize"] (bytes, as in Scrapy) when it
+        is a positive whole number, else DOWNLOAD_MAXSIZE."""
+        cap = request.meta.get("download_maxsize")
+        if type(cap) is int and cap > 0:
+            return cap
+        return self.config.maxsize
+
+    def _read(self, raw: Any, ctx: watchdog.FetchContext, cap: int) -> bytes:
+        """The decoded body, read in small steps against the deadline and the size cap."""
+        stream = raw.raw
         declared = stream.length_remaining  # Content-Length, or None (chunked, or no length)
         if declared is not None and declared > cap:
             raise FetchError("too_large", f"Content-Length {declared} over DOWNLOAD_MAXSIZE "
                              f"{cap}")
         decoder = BodyDecoder(raw.headers.get("Content-Encoding", ""), cap)
-        received = self._pump(stream, decoder, ctx)
+        received = self._pump(stream, decoder, ctx, cap)
         if ctx.expired:  # the watchdog cut the connection: what we have is not the whole body
             raise timed_out("while reading the body", self.config.timeout)
         if declared is not None and received < declared:
@@ -215,9 +231,10 @@ class Fetcher:
             log.warning("%s: large body, %d bytes", raw.url, len(body))
         return body
 
-    def _pump(self, stream: Any, decoder: BodyDecoder, ctx: watchdog.FetchContext) -> int:
+    def _pump(self, stream: Any, decoder: BodyDecoder, ctx: watchdog.FetchContext,
+              cap: int) -> int:
         """Feed the raw body to the decoder until its end; the raw bytes received."""
-        cap, received = self.config.maxsize, 0
+        received = 0
         while True:
             if ctx.expired or time.monotonic() >= ctx.deadline:
                 raise timed_out("while reading the body", self.config.timeout)

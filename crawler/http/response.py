@@ -5,7 +5,6 @@ import codecs
 import logging
 import re
 import sys
-import warnings
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
@@ -27,6 +26,7 @@ _REFRESH_XPATH = "//meta[translate(@http-equiv, 'REFSH', 'refsh')='refresh']/@co
 # content="N", "N; url=...", "N;URL='...'", "N, ..." (as browsers read it)
 _REFRESH_CONTENT = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)[\d.]*\s*(?:[;,]\s*)?(?:url\s*=\s*)?(.*)",
                               re.I | re.S)
+_XML_DECLARATION = re.compile(r"[\ufeff\s]*<\?xml[^>]*\?>")
 _HTML_START = re.compile(rb"<(?:html|head|body|title|!doctype\s+html)[\s>]", re.I)
 
 
@@ -118,8 +118,11 @@ class Response:
         from bs4 import BeautifulSoup
         if self.is_xml:
             return BeautifulSoup(self.text, "xml")
-        _quiet_xml_as_html()
-        return BeautifulSoup(self.text, "lxml")
+        # Without its <?xml ...?> (the HTML parser ignores it anyway): with it, bs4 warns that
+        # XML is parsed as HTML, which for XHTML served as HTML is the right parser.
+        text = self.text
+        declaration = _XML_DECLARATION.match(text)
+        return BeautifulSoup(text[declaration.end():] if declaration else text, "lxml")
 
     @cached_property
     def base_url(self) -> str:
@@ -173,14 +176,6 @@ def parse_refresh(content: str) -> tuple[float, str] | None:
     if url[:1] in ("'", '"'):
         url = url[1:].split(url[0], 1)[0].strip()
     return (float(match.group(1)), url) if url else None
-
-
-@lru_cache(maxsize=1)
-def _quiet_xml_as_html() -> None:
-    # bs4 warns (12 lines, once per process) when markup with <?xml ...?> goes to an HTML
-    # parser; for XHTML served as HTML that is the right parser, so the warning is noise.
-    from bs4 import XMLParsedAsHTMLWarning
-    warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
 
 
 def _href(link: Any, strict: bool = True) -> str | None:

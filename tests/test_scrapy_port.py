@@ -1,0 +1,145 @@
+"""A typical multi-callback Scrapy spider (login form, listing pages, pagination, detail pages
+with cb_kwargs, an errback) ported by changing its imports only: it yields the same items as
+the Scrapy original (run too when Scrapy is installed: pip install -e '.[bench]')."""
+import importlib.util
+import subprocess
+import sys
+import threading
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from crawler.sitegen import Site
+from procs import QUIET, base_env, read_jsonl
+
+SITE = Site(pages=45, links=2)
+MISSING = "/book/999.html"  # listed on the first catalogue page, gone: the errback's
+
+SCRAPY_SPIDER = '''
+import scrapy
+from scrapy.spidermiddlewares.httperror import HttpError
+
+
+class ShopSpider(scrapy.Spider):
+    name = "shop"
+
+    def __init__(self, base=None, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.base = base
+
+    async def start(self):  # Scrapy 2.13+ (2.19 calls only this)
+        yield scrapy.Request(self.base + "/login", callback=self.login)
+
+    def login(self, response):
+        yield scrapy.FormRequest.from_response(
+            response, formdata={"user": "ann", "password": "pw"}, callback=self.after_login)
+
+    def after_login(self, response):
+        yield response.follow("/catalogue/page-1.html", callback=self.parse_listing)
+
+    def parse_listing(self, response):
+        for href in response.css("a.book::attr(href)").getall():
+            yield response.follow(href, callback=self.parse_book, errback=self.failed,
+                                  cb_kwargs={"listing": response.url})
+        next_page = response.css("a.next::attr(href)").get()
+        if next_page:
+            yield response.follow(next_page, callback=self.parse_listing)
+
+    def parse_book(self, response, listing):
+        yield {"title": response.css("h1::text").get(), "url": response.url,
+               "price": response.css(".price::text").get(), "listing": listing}
+
+    def failed(self, failure):
+        if failure.check(HttpError):
+            yield {"missing": failure.value.response.url,
+                   "status": failure.value.response.status}
+'''
+# The port: two import lines.
+PORT = SCRAPY_SPIDER.replace(
+    "import scrapy\nfrom scrapy.spidermiddlewares.httperror import HttpError\n",
+    "import crawler as scrapy\nfrom crawler import HttpError\n")
+
+
+class Shop(BaseHTTPRequestHandler):
+    """SITE's catalogue and books, for logged-in visitors only."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.path == "/login":
+            return self.send(200, b'<form method="post" action="/session"><input name="user">'
+                                  b'<input type="password" name="password">'
+                                  b'<input type="submit" value="Log in"></form>')
+        if SimpleCookie(self.headers.get("Cookie", "")).get("who") is None:
+            return self.send(403, b"log in first")
+        status, _, body = SITE.render(self.path) if self.path != "/welcome" else (200, "", b"hi")
+        if self.path == "/catalogue/page-1.html":
+            body = body.replace(b"</ul>", f'<li><a class="book" href="{MISSING}">x</a></ul>'
+                                .encode())
+        self.send(status, body)
+
+    def do_POST(self):
+        form = self.rfile.read(int(self.headers["Content-Length"]))
+        if form != b"user=ann&password=pw":
+            return self.send(400, b"bad login")
+        self.send(302, b"", {"Location": "/welcome", "Set-Cookie": "who=ann; Path=/"})
+
+    def send(self, status, body, headers=None):
+        self.send_response(status)
+        for name, value in dict({"Content-Type": "text/html"}, **(headers or {})).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def shop():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Shop)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def expected(base: str) -> list[dict]:
+    books = []
+    for n in range(1, SITE.catalogues + 1):
+        listing = f"{base}/catalogue/page-{n}.html"
+        for i in range((n - 1) * 20, min(n * 20, SITE.books)):
+            status, _, body = SITE.render(f"/book/{i}.html")
+            title = body.split(b"<h1>")[1].split(b"</h1>")[0].decode()
+            price = body.split(b'class="price">')[1].split(b"</p>")[0].decode()
+            books.append({"title": title, "url": f"{base}/book/{i}.html", "price": price,
+                          "listing": listing})
+    return books + [{"missing": base + MISSING, "status": 404}]
+
+
+def key(item: dict) -> str:
+    return item.get("url") or item["missing"]
+
+
+def test_the_ported_spider_yields_what_the_scrapy_original_would(shop, project, run_master):
+    (project / "spiders" / "shop.py").write_text(PORT)
+    out = project / "ours.jsonl"
+    master = run_master(["--spider", "shop", "-a", f"base={shop}", "--workers", 2, "-o", out,
+                         "-s", "ROBOTSTXT_OBEY=false", *QUIET], timeout=40)
+    assert master.returncode == 0, master.describe()
+    assert sorted(read_jsonl(out), key=key) == sorted(expected(shop), key=key)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("scrapy") is None,
+                    reason="Scrapy is not installed (pip install -e '.[bench]')")
+def test_the_scrapy_original_yields_the_same(shop, tmp_path):
+    spider, out = tmp_path / "shop.py", tmp_path / "scrapy.jsonl"
+    spider.write_text(SCRAPY_SPIDER)
+    run = subprocess.run([sys.executable, "-m", "scrapy", "runspider", str(spider), "-a",
+                          f"base={shop}", "-o", str(out), "-s", "LOG_LEVEL=WARNING",
+                          "-s", "ROBOTSTXT_OBEY=False"], cwd=tmp_path, env=base_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(read_jsonl(out), key=key) == sorted(expected(shop), key=key)
