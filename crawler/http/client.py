@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Mapping
 from urllib.parse import unquote, urlsplit
 
 from requests.structures import CaseInsensitiveDict
+from requests.utils import urldefragauth
 
 from . import http1
 from .errors import PEER_CLOSED, TRANSPORT_ERRORS, FetchError, classify
@@ -150,7 +151,7 @@ class Client:
             return http1.request_head(out.method, out.target, out.host_header,
                                       out.headers.items())
         headers = list(out.headers.items()) + proxy.headers  # as urllib3 adds them
-        return http1.request_head(out.method, out.url, out.host_header, headers)
+        return http1.request_head(out.method, urldefragauth(out.url), out.host_header, headers)
 
     def _exchange(self, conn: Connection, method: str, head: bytes, deadline: "Deadline",
                   fresh: bool = False) -> Response:

@@ -85,8 +85,11 @@ class Session:
                ) -> Outgoing:
         scheme, host, port, target = place
         method, body, own = request.method, request.body, request.headers
+        host_header: str | None = _host_header(scheme, host, port)
         if own or body or method != "GET":
             headers: Mapping[str, str] = self._merged(request.url, own or {}, method, body, jar)
+            if "Host" in headers:  # http.client then sends that one, in its place
+                host_header = None
         else:
             headers = self.headers
             if "cookie" not in self._names and next(iter(jar), None) is not None:
@@ -94,7 +97,7 @@ class Session:
                 if cookie is not None:
                     headers = dict(headers, Cookie=cookie)
         return Outgoing(method, request.url, scheme, host, port, target, headers, body,
-                        _host_header(scheme, host, port))
+                        host_header)
 
     def _merged(self, url: str, own: dict[str, Any], method: str, body: bytes,
                 jar: http.cookiejar.CookieJar) -> CaseInsensitiveDict:
@@ -111,9 +114,7 @@ class Session:
             headers["Content-Length"] = str(len(body))
         elif method not in _NO_BODY_LENGTH and "Content-Length" not in headers:
             headers["Content-Length"] = "0"
-        if "Accept-Encoding" not in headers:  # http.client's addition, before the others
-            headers = CaseInsensitiveDict([("Accept-Encoding", "identity"), *headers.items()])
-        return headers
+        return _identity_unless_given(headers)
 
     def _prepared(self, request: Request, jar: http.cookiejar.CookieJar) -> Outgoing:
         session = self._requests_session()
@@ -128,9 +129,7 @@ class Session:
             port = parts.port
         except ValueError as exc:
             raise FetchError("invalid_url", f"{url!r}: {exc}") from None
-        headers = prepared.headers
-        if "Accept-Encoding" not in headers:
-            headers = CaseInsensitiveDict([("Accept-Encoding", "identity"), *headers.items()])
+        headers = _identity_unless_given(prepared.headers)
         host = None if "Host" in headers else _host_header(parts.scheme, parts.hostname, port)
         body = prepared.body or b""
         return Outgoing(request.method, url, parts.scheme, parts.hostname, port,
@@ -188,6 +187,13 @@ def _plain(headers: dict | None) -> bool:
     return not headers or all(isinstance(n, str) and (v is None or isinstance(v, str) and
                                                       _valid((n, v)))
                               for n, v in headers.items())
+
+
+def _identity_unless_given(headers: CaseInsensitiveDict) -> CaseInsensitiveDict:
+    """http.client's addition when no Accept-Encoding is sent: identity, before the others."""
+    if "Accept-Encoding" in headers:
+        return headers
+    return CaseInsensitiveDict([("Accept-Encoding", "identity"), *headers.items()])
 
 
 def _host_header(scheme: str, host: str, port: int | None) -> str:
