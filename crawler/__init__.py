@@ -6,9 +6,11 @@ from .http.request import Request
 from .http.response import Response
 from .sink import DropItem
 from .spider.base import GenericSpider, SitemapSpider, Spider
+from .spider.crawl import CrawlSpider, Rule
 from .spider.failure import Failure, HttpError
+from .spider.links import Link, LinkExtractor
 
-__all__ = ["CrawlerError", "DropItem", "Failure", "FormRequest", "GenericSpider", "HttpError",
-           "IgnoreRequest", "PageError", "RefusedError", "Request", "Response", "SitemapSpider",
-           "Spider", "UsageError", "signals"]
+__all__ = ["CrawlSpider", "CrawlerError", "DropItem", "Failure", "FormRequest", "GenericSpider",
+           "HttpError", "IgnoreRequest", "Link", "LinkExtractor", "PageError", "RefusedError",
+           "Request", "Response", "Rule", "SitemapSpider", "Spider", "UsageError", "signals"]
 __version__ = "0.1.0"

@@ -7,17 +7,21 @@ hung master makes calls fail with OSError instead of hanging forever.
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import struct
 import threading
+import time
 from multiprocessing import connection, managers
 from typing import Any, Callable
 
 from .errors import UsageError
 
+log = logging.getLogger(__name__)
 SERIALIZER = "crawler"
 _call_timeout = 10.0
+REFUSED_REPORT_EVERY = 60.0  # seconds between two log lines about refused connections
 
 # What each registered object exposes to workers.
 EXPOSED = {
@@ -55,9 +59,72 @@ def _tune(sock: socket.socket, timeout: float | None) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
 
 
+def check_listen(address: tuple[str, int]) -> None:
+    """UsageError unless a master could listen on address (as the manager server will)."""
+    try:
+        with socket.socket(socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen()
+    except OSError as exc:
+        raise _cannot_listen(address, exc) from None
+
+
+def _cannot_listen(address: tuple[str, int], exc: OSError) -> UsageError:
+    return UsageError(f"cannot listen on {address[0]}:{address[1]}: {exc.strerror or exc}")
+
+
+def listening(address: tuple[str, int]) -> bool:
+    """True when something accepts TCP connections at address."""
+    try:
+        with socket.create_connection(address, timeout=_call_timeout):
+            return True
+    except OSError:
+        return False
+
+
+class _Refusals:
+    """Logs connections refused for a wrong authkey: the first at once, then at most one
+    line every REFUSED_REPORT_EVERY seconds, so a scan cannot flood the log."""
+
+    def __init__(self) -> None:
+        self.lock, self.next_report, self.unreported = threading.Lock(), 0.0, 0
+
+    def note(self, peer: Any) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if now < self.next_report:
+                self.unreported += 1
+                return
+            more, self.unreported = self.unreported, 0
+            self.next_report = now + REFUSED_REPORT_EVERY
+        peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else peer
+        log.warning("refused a connection from %s: wrong authkey%s", peer,
+                    f" ({more} more since the last report)" if more else "")
+
+
+_refusals = _Refusals()
+
+
+class _ServerConnection(connection.Connection):
+    """The master's end of a connection. The server answers a failed authkey challenge by
+    sending the AuthenticationError's traceback: that send is where a refusal shows."""
+
+    peer: Any = None
+
+    def send(self, obj: Any) -> None:
+        if (isinstance(obj, tuple) and obj[:1] == ("#TRACEBACK",)
+                and "AuthenticationError" in str(obj[1:2])):
+            _refusals.note(self.peer)
+        super().send(obj)
+
+
 class _Listener(connection.Listener):
     def accept(self) -> connection.Connection:
-        conn = super().accept()
+        accepted = super().accept()
+        conn = _ServerConnection(os.dup(accepted.fileno()))
+        accepted.close()
+        conn.peer = self.last_accepted
         with socket.socket(fileno=os.dup(conn.fileno())) as sock:
             _tune(sock, None)
         return conn
@@ -91,8 +158,11 @@ def serve(objects: dict[str, Any], address: tuple[str, int], authkey: bytes) -> 
     for name, obj in objects.items():
         server_manager.register(name, callable=_constant(obj), proxytype=_PROXIES[name],
                                 exposed=EXPOSED[name])
-    server = server_manager(address=address, authkey=authkey,
-                            serializer=SERIALIZER).get_server()
+    try:  # checked before anything started (check_listen), but the port may be gone since
+        server = server_manager(address=address, authkey=authkey,
+                                serializer=SERIALIZER).get_server()
+    except OSError as exc:
+        raise _cannot_listen(address, exc) from None
     server.stop_event = threading.Event()
     threading.Thread(target=server.accepter, name="manager-accept", daemon=True).start()
     return server.address

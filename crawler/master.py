@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -53,6 +54,7 @@ class Plan:
     journal: Journal | None = None
     spider_args: dict[str, str] = field(default_factory=dict)
     temp_dirs: list[str] = field(default_factory=list)
+    command: str = ""  # the command line, shown as the way to resume
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -101,11 +103,18 @@ def prepare(args: argparse.Namespace) -> Plan:
     if journal is None or journal.is_new():
         check_output(output, args.overwrite)
     host, port = manager.parse_address(args.bind, port_zero=True)
+    manager.check_listen((host, port))
     loopback = _is_loopback(host)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1) * loopback
     if workers < 0:
         raise UsageError("--workers takes 0 or more")
     key_path = args.authkey_file or (os.path.join(jobdir, "authkey") if jobdir else None)
+    if workers == 0 and not key_path:
+        default = "" if args.workers is not None else ", the default with this --bind"
+        raise UsageError(f"no local workers (--workers 0{default}) and no --authkey-file: no "
+                         "remote worker could join, since the key would be a private "
+                         "temporary file; give --authkey-file FILE (or --jobdir DIR, whose key "
+                         "is DIR/authkey)")
     if key_path and os.path.exists(key_path):
         keyfile.read(key_path)
     return Plan(spider_cls, settings, starts, output, args.overwrite, (host, port), workers,
@@ -301,7 +310,7 @@ class Master:
     def _write_failures(self) -> str:
         jobdir = self.plan.jobdir
         path = os.path.join(jobdir, "failures.tsv") if jobdir else \
-            os.path.splitext(self.plan.output)[0] + ".failures.tsv"
+            self.plan.output + ".failures.tsv"
         with open(path, "w", encoding="utf-8") as f:
             f.writelines(f"{reason}\t{url}\n" for url, reason in self.frontier.failures)
         return path
@@ -327,12 +336,17 @@ class Master:
             "pages_done_this_run": this_run,
             "pages_per_second": round(this_run / seconds, 1) if seconds else 0.0,
             "output": self.plan.output,
+            "items_before": self.sink.writer.held_before,
         }
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
+    where = f"-> {summary['output']}"
+    if summary["items_before"]:
+        where = (f"appended to {summary['output']} (which held {summary['items_before']} "
+                 "before)")
     print(f"crawl {summary['closed_by']}: {summary['pages_done']} pages done, "
-          f"{summary['pages_failed']} failed, {summary['items']} items -> {summary['output']}")
+          f"{summary['pages_failed']} failed, {summary['items']} items {where}")
     for reason, count in sorted(summary["failed_by_reason"].items()):
         print(f"  failed({reason}): {count}")
     if summary["dropped"]:
@@ -341,6 +355,24 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print(f"  {summary['seconds']:.1f} s, {summary['pages_per_second']} pages/s")
     if "failures_file" in summary:
         print(f"  failures listed in {summary['failures_file']}")
+
+
+def _print_resume_hint(plan: Plan) -> None:
+    if plan.jobdir:
+        print(f"  to resume: {plan.command}")
+    else:
+        print("  this crawl cannot be resumed: it ran without --jobdir")
+
+
+def _tell_start(master: Master, resuming: bool) -> None:
+    """What the user should know before the crawl starts: a resume, an appended file."""
+    if resuming:
+        print(f"resuming {master.plan.jobdir}: {master.done_before} done, "
+              f"{master.frontier.queued} queued", flush=True)
+    held = master.sink.writer.held_before
+    if held:
+        print(f"warning: {master.plan.output} already holds {held} items; this crawl's are "
+              "appended (--overwrite replaces the file)", file=sys.stderr, flush=True)
 
 
 def _announce(address: tuple[str, int], plan: Plan) -> None:
@@ -368,27 +400,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=plan.settings["LOG_LEVEL"].upper(),
                         format="%(asctime)s master %(levelname)s %(name)s: %(message)s")
+    plan.command = shlex.join(["python", "-m", "crawler.master",
+                               *(sys.argv[1:] if argv is None else map(str, argv))])
     try:
         return _run(plan)
     except CrawlerError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
 
 
 def _run(plan: Plan) -> int:
     if plan.journal is not None and plan.journal.get("finished"):
-        print(f"the crawl in {plan.jobdir} has already finished; "
-              "remove that folder to crawl again")
+        print(f"nothing to do: the crawl in {plan.jobdir} has finished (summary in "
+              f"{os.path.join(plan.jobdir, 'stats.json')}); remove that folder to crawl again")
         return 0
+    resuming = plan.journal is not None and not plan.journal.is_new()
     master = Master(plan)
     master.seed()
+    _tell_start(master, resuming)
     # The frontier holds millions of long-lived objects and holds no cycles worth
     # chasing: full collections over it stalled lease calls (p99 116 ms -> 14 ms off).
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-    _announce(master.start(), plan)
+    address = master.start()
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
+    try:  # a SIGTERM right after "master listening" is an interrupt too, not a kill
+        _announce(address, plan)
         master.run_until_over()
         master.drain(plan.settings["SHUTDOWN_GRACE"])
         status = 0
@@ -400,6 +437,8 @@ def _run(plan: Plan) -> int:
         master.scheduler.close("aborted")
         status = 1
     _print_summary(master.finish(finished=status == 0))
+    if status == 130:
+        _print_resume_hint(plan)
     return status
 
 

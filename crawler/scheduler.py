@@ -33,26 +33,33 @@ class Scheduler:
         self.ended = threading.Event()  # set by the put that ends the crawl: wakes the master
         self.workers: dict[str, float] = {}
         self.told_done: set[str] = set()
+        self.joining: dict[str, int] = {}  # said hello, not yet leased: id -> threads
         self.closing: str | None = None
         self.more_to_come = False  # start requests still to be admitted
 
     # -- called by workers ----------------------------------------------------
     def hello(self, info: dict[str, Any]) -> dict[str, Any]:
-        """Register a worker; reply with the crawl's configuration."""
+        """Register a worker; reply with the crawl's configuration. It has joined when it
+        first leases: it may still refuse the configuration (see bye)."""
+        threads = info.get("threads") or self.hello_reply["settings"]["CONCURRENT_REQUESTS"]
         with self.lock:
             self.workers[info["worker"]] = time.monotonic()
-        log.info("worker %s joined (%s threads)", info["worker"], info.get("threads"))
+            self.joining[info["worker"]] = threads
         return self.hello_reply
 
     def lease(self, worker: str, want: int, renew: list[str] = ()) -> dict[str, Any]:
         """Up to `want` tasks (capped at BATCH_SIZE); 'wait' hints when to ask again.
         `renew` lists leases the worker still holds (a heartbeat)."""
+        threads = self.joining.pop(worker, None) if self.joining else None
+        if threads is not None:
+            log.info("worker %s joined (%s threads)", worker, threads)
         with self.lock:
             self.workers[worker] = time.monotonic()
             self.frontier.renew(worker, renew)
             if self._over():
                 self.told_done.add(worker)
-                return {"tasks": [], "wait": 0.0, "done": True}
+                return {"tasks": [], "wait": 0.0, "done": True,
+                        "closed_by": self.closing or "finished"}
             if self.closing or want <= 0:
                 return {"tasks": [], "wait": 0.2, "done": False}
             leases, wait = self.frontier.lease(worker, min(want, self.batch_size))
@@ -96,12 +103,17 @@ class Scheduler:
             return []
         return list(zip(self.journal.record(changes, items), items))
 
-    def bye(self, worker: str) -> int:
-        """A worker leaves: its unsettled leases go back to the queue at once."""
+    def bye(self, worker: str, refused: str | None = None) -> int:
+        """A worker leaves: its unsettled leases go back to the queue at once. `refused`:
+        why it would not take part (it said hello, then refused the configuration)."""
         with self.lock:
             self.workers.pop(worker, None)
+            self.joining.pop(worker, None)
             returned = self.frontier.release_worker(worker)
-        log.info("worker %s left, %d leases returned", worker, returned)
+        if refused:
+            log.warning("worker %s refused: %s", worker, refused)
+        else:
+            log.info("worker %s left, %d leases returned", worker, returned)
         return returned
 
     def status(self) -> dict[str, Any]:

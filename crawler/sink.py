@@ -36,8 +36,9 @@ def feed_format(path: str) -> str:
 
 
 def check_output(path: str, overwrite: bool) -> None:
-    """Refuse an existing output file unless it is JSON lines (appended) or overwriting."""
-    if os.path.exists(path) and feed_format(path) != "jsonl" and not overwrite:
+    """Refuse an unknown format, and an existing output file unless it is JSON lines
+    (appended) or overwriting."""
+    if feed_format(path) != "jsonl" and os.path.exists(path) and not overwrite:
         raise UsageError(f"{path} exists; give --overwrite to replace it")
 
 
@@ -65,11 +66,14 @@ class FeedWriter:
                  resume: tuple[int, int] | None = None) -> None:
         self.format, self.path = feed_format(path), path
         self.count = 0
+        self.held_before = 0  # items an appended file held before this crawl's
         self._csv: csv.DictWriter | None = None
         if resume is not None and resume[0] >= 0:
             self._reopen(*resume)
             return
         mode = "a" if self.format == "jsonl" and not overwrite else "w"
+        if mode == "a":
+            self.held_before = _count_lines(path)
         self.file = open(path, mode, encoding="utf-8", newline="")
         if self.format == "json":
             self.file.write("[")
@@ -119,6 +123,15 @@ class FeedWriter:
         if self.format == "json":
             self.file.write("\n]\n")
         self.file.close()
+
+
+def _count_lines(path: str) -> int:
+    """Lines in a file (0 when there is none), read in blocks: a big file costs no memory."""
+    try:
+        with open(path, "rb") as f:
+            return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0
 
 
 class Sink:

@@ -32,6 +32,7 @@ _SEEN_CACHE_MAX = 500_000
 # Before it first meets its master a worker polls often: a short crawl must not end
 # unnoticed between two attempts (the master answers "over" for a while: master.py).
 FIRST_CONNECT_CAP = 0.25
+WAIT_REPORT_EVERY = 30.0  # seconds between two "still waiting for master" lines
 
 
 class Worker:
@@ -64,7 +65,11 @@ class Worker:
         reply = self._connect()
         if reply is None:
             return 1
-        self._configure(reply)
+        try:
+            self._configure(reply)
+        except CrawlerError as exc:
+            self._refuse(str(exc))
+            raise
         try:  # the first connection was made before the master told us CALL_TIMEOUT
             self.proxies = manager.connect(self.address, self.key)
         except _LOST as exc:
@@ -102,12 +107,20 @@ class Worker:
         self.handler.signals.send(signals.spider_opened, spider=spider)
         log.info("worker %s: spider %s, %d threads", self.id, reply["spider"], self.threads)
 
+    def _refuse(self, reason: str) -> None:
+        """Tell the master why this worker will not take part (it logs it)."""
+        try:
+            self.proxies["control"].bye(self.id, reason)
+        except _LOST as exc:
+            log.debug("could not tell the master: %r", exc)
+
     def _connect(self, cap: float = FIRST_CONNECT_CAP) -> dict[str, Any] | None:
-        """Connect and say hello, retrying with capped exponential backoff and jitter."""
-        self.proxies, started = None, time.monotonic()
+        """Connect and say hello, retrying with capped exponential backoff and jitter;
+        say so once, then every WAIT_REPORT_EVERY seconds."""
+        self.proxies, started, report_at = None, time.monotonic(), 0.0
         while not self.stopping and not self._orphaned():
+            key = self._read_key()
             try:
-                key = keyfile.read(self.key_path) if os.path.exists(self.key_path) else None
                 if key is not None:
                     proxies = manager.connect(self.address, key)
                     reply = proxies["control"].hello({"worker": self.id, "threads": self.threads})
@@ -118,15 +131,39 @@ class Worker:
                                    f"{self.key_path}") from None
             except _LOST as exc:
                 log.debug("master not reachable: %r", exc)
-            if time.monotonic() - started > self.max_wait:
+            waited = time.monotonic() - started
+            if waited > self.max_wait:
                 log.error("no master at %s for %.0f s; giving up", _fmt(self.address),
                           self.max_wait)
                 return None
+            if waited >= report_at:
+                self._report_wait(waited, not report_at, key is None)
+                report_at = waited + WAIT_REPORT_EVERY
             self._back_off(cap)
         return None
 
+    def _read_key(self) -> bytes | None:
+        """The key; None while the file may yet appear. A master creates its key file
+        before it listens, so once something answers at the master's address, a key file
+        still missing will not appear by itself: UsageError."""
+        for _ in range(2):  # the file, and again if the master is up (it may just have)
+            if os.path.exists(self.key_path):
+                return keyfile.read(self.key_path)
+            if not manager.listening(self.address):
+                return None
+        raise UsageError(f"authkey file {self.key_path} does not exist, and the master at "
+                         f"{_fmt(self.address)} is up: copy its key file here")
+
+    def _report_wait(self, waited: float, first: bool, no_key: bool) -> None:
+        what = f"master at {_fmt(self.address)}"
+        if no_key:
+            what += f" and its key file {self.key_path} (the master creates it)"
+        if first:
+            log.info("waiting for %s (giving up after %.0f s)", what, self.max_wait)
+        else:
+            log.info("still waiting for %s after %.0f s", what, waited)
+
     def _back_off(self, cap: float) -> None:
-        log.info("waiting for master at %s (retry in %.1f s)", _fmt(self.address), self.backoff)
         until = time.monotonic() + self.backoff * (0.5 + random.random())
         while not self.stopping and time.monotonic() < until:
             time.sleep(min(0.1, max(0.0, until - time.monotonic())))
@@ -167,7 +204,7 @@ class Worker:
             reply = self._lease(want, renew_due)
             self.backoff = 0.1
             if reply["done"]:
-                log.info("worker %s: crawl over", self.id)
+                _log_end(self.id, reply.get("closed_by", "finished"))
                 return 0
             if len(reply["tasks"]) < want:
                 self.next_lease = now + min(max(reply["wait"], 0.005), 0.5)
@@ -270,6 +307,13 @@ class Worker:
         """Stop leasing; the coordinator flushes results and leaves (within 0.5 s).
         Called from a signal handler, so it takes no lock."""
         self.stopping = True
+
+
+def _log_end(worker: str, closed_by: str) -> None:
+    if closed_by == "finished":
+        log.info("worker %s: crawl over", worker)
+    else:
+        log.info("worker %s: the master stopped the crawl (%s)", worker, closed_by)
 
 
 def _fmt(address: tuple[str, int]) -> str:

@@ -1,8 +1,6 @@
 """Cookies travel with the crawl: a login made by one fetch holds for every request that
 follows from it, whichever worker thread or process fetches it."""
-import threading
 from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from test_fetcher import StubFetcher, URL, rules, task
@@ -10,16 +8,15 @@ from test_fetcher import StubFetcher, URL, rules, task
 from crawler import Request, Spider
 from crawler.spider import cookies
 from crawler.spider.handler import Handler
+from pageserver import PageHandler, serving
 from procs import QUIET, read_jsonl
 
 MEMBERS = 30
 SESSION = "s3cret"
 
 
-class Club(BaseHTTPRequestHandler):
+class Club(PageHandler):
     """A login form with a CSRF token; members' pages only for the session cookie."""
-
-    protocol_version = "HTTP/1.1"
 
     def do_GET(self):
         if self.path == "/login":
@@ -42,25 +39,11 @@ class Club(BaseHTTPRequestHandler):
         self.send(302, b"", {"Location": "/members/0",
                              "Set-Cookie": f"session={SESSION}; Path=/; HttpOnly"})
 
-    def send(self, status, body, headers=None):
-        self.send_response(status)
-        for name, value in dict({"Content-Type": "text/html"}, **(headers or {})).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture
 def club():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Club)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with serving(Club) as url:
+        yield url
 
 
 SPIDER = '''

@@ -212,14 +212,18 @@ def test_master_refuses_key_file_readable_by_others(site, project, run_master, t
     assert not out.exists(), "output file created although the master refused to start"
 
 
-def test_master_without_key_file_uses_a_private_temporary_key(site, project, procs, run_master):
+def test_master_without_key_file_uses_a_private_temporary_key(site, serve, project, procs,
+                                                              run_master):
     tmpdir = procs.tmpdir  # the TMPDIR of every process the test starts
     before = set(os.listdir(project))
     seeds = write_seeds(project, site.url)
     out = project / "out.jsonl"
 
-    # A master without workers stays up: its temporary key can be looked at.
-    idle = procs.master([seeds, "--workers", 0, "-o", project / "idle.jsonl", *QUIET], project,
+    # A master crawling a slow site one page at a time stays up: its temporary key can be
+    # looked at.
+    slow = write_seeds(project, serve(Site(pages=60), delay=0.5).url, name="slow.txt")
+    idle = procs.master([slow, "--workers", 1, "-o", project / "idle.jsonl",
+                         "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1", *QUIET], project,
                         name="idle-master")
     listening_address(idle)
     key_files = [p for p in tmpdir.rglob("*") if p.is_file()]
@@ -236,7 +240,8 @@ def test_master_without_key_file_uses_a_private_temporary_key(site, project, pro
     assert_one_item_per_page(read_jsonl(out), site)
     assert list(tmpdir.rglob("*")) == [], "the temporary key was left behind"
     new = set(os.listdir(project)) - before
-    assert new == {"seeds.txt", "idle.jsonl", "out.jsonl"}, f"new files in the cwd: {new}"
+    assert new == {"seeds.txt", "slow.txt", "idle.jsonl", "out.jsonl"}, \
+        f"new files in the cwd: {new}"
 
 
 # -- 5. bad input -------------------------------------------------------------------------------

@@ -162,5 +162,5 @@ def test_crawl_follows_meta_refresh_and_fails_non_2xx(serve, project, run_master
     assert "/refresh.html" not in items and "/missing.html" not in items
     assert items["/xml"]["title"] is None  # XML: an item, no links followed
     assert set(items) == site.site.paths() | {"/landing.html", "/xml"}
-    failures = (project / "out.failures.tsv").read_text().splitlines()
+    failures = (project / "out.jsonl.failures.tsv").read_text().splitlines()
     assert failures == [f"http_404\t{site.url.rstrip('/')}/missing.html"]

@@ -72,7 +72,7 @@ def counters(proc) -> tuple[dict[str, int], dict[str, int]]:
 
 def failures_file(out) -> list[tuple[str, str]]:
     """(reason, url) rows of the failures file written next to the output (none: [])."""
-    path = out.with_name(out.stem + ".failures.tsv")
+    path = out.with_name(out.name + ".failures.tsv")
     if not path.exists():
         return []
     return [tuple(line.split("\t", 1)) for line in path.read_text().splitlines()]

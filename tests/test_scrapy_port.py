@@ -4,13 +4,12 @@ the Scrapy original (run too when Scrapy is installed: pip install -e '.[bench]'
 import importlib.util
 import subprocess
 import sys
-import threading
 from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from crawler.sitegen import Site
+from pageserver import PageHandler, serving
 from procs import QUIET, base_env, read_jsonl
 
 SITE = Site(pages=45, links=2)
@@ -61,10 +60,8 @@ PORT = SCRAPY_SPIDER.replace(
     "import crawler as scrapy\nfrom crawler import HttpError\n")
 
 
-class Shop(BaseHTTPRequestHandler):
+class Shop(PageHandler):
     """SITE's catalogue and books, for logged-in visitors only."""
-
-    protocol_version = "HTTP/1.1"
 
     def do_GET(self):
         if self.path == "/login":
@@ -85,25 +82,11 @@ class Shop(BaseHTTPRequestHandler):
             return self.send(400, b"bad login")
         self.send(302, b"", {"Location": "/welcome", "Set-Cookie": "who=ann; Path=/"})
 
-    def send(self, status, body, headers=None):
-        self.send_response(status)
-        for name, value in dict({"Content-Type": "text/html"}, **(headers or {})).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture
 def shop():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Shop)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with serving(Shop) as url:
+        yield url
 
 
 def expected(base: str) -> list[dict]:

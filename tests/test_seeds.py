@@ -24,10 +24,11 @@ def test_crlf_line_endings(tmp_path):
     assert read_seeds(str(path)) == ["http://a.example/", "http://b.example/"]
 
 
-def test_empty_file_gives_no_seeds(tmp_path):
+def test_empty_file_is_refused_naming_it(tmp_path):
     path = tmp_path / "seeds.txt"
     path.write_text("# nothing yet\n\n")
-    assert read_seeds(str(path)) == []
+    with pytest.raises(UsageError, match=f"seeds file {path} holds no URLs"):
+        read_seeds(str(path))
 
 
 def test_utf8_bom_at_start_is_ignored(tmp_path):

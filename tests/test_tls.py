@@ -393,7 +393,7 @@ def test_https_crawl_without_the_ca_fails_on_robots(https_site, project, run_mas
     master = run_master([seeds, "--workers", 2, "-o", out, *QUIET], env=clean_env)
     assert master.returncode == 0, master.describe()
     assert summary_line(master).group(1, 2, 3) == ("finished", "0", "1"), master.describe()
-    reason, url = (project / "out.failures.tsv").read_text().rstrip("\n").split("\t")
+    reason, url = (project / "out.jsonl.failures.tsv").read_text().rstrip("\n").split("\t")
     assert url == https_site.url
     assert reason == "robots_unavailable:tls", reason
     assert https_site.log == []  # no request got past the handshake
