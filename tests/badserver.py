@@ -5,7 +5,8 @@ length, stall, bomb or cut the connection:
 
     /ok                   a small HTML page (keep-alive)
     /echo                 the request as JSON: method, target (the request line's), headers
-                          (in their order), body (latin-1)
+                          (in their order; "fields": every header line, repeats too),
+                          body (latin-1)
     /set-cookie?name=v    sets a cookie; /echo shows what comes back
     /trickle-body         Content-Length 100, then one byte every `interval` (0.2 s)
     /trickle-headers      a status line, then a header one byte every `interval`
@@ -56,6 +57,7 @@ class Received:
     query: dict[str, str]
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    fields: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Exchange:
@@ -117,7 +119,7 @@ def ok(ex: Exchange) -> bool:
 def echo(ex: Exchange) -> bool:
     r = ex.request
     body = json.dumps({"method": r.method, "target": r.target, "headers": r.headers,
-                       "body": r.body.decode("latin-1")}).encode()
+                       "fields": r.fields, "body": r.body.decode("latin-1")}).encode()
     return ex.respond("200 OK", body, "application/json")
 
 
@@ -363,9 +365,11 @@ class BadServer:
         lines = head.decode("latin-1").split("\r\n")
         method, target, _version = lines[0].split(" ", 2)
         headers: dict[str, str] = {}
+        fields = []
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip()] = value.strip()
+            fields.append((name.strip(), value.strip()))
         length = int(headers.get("Content-Length", "0") or 0)
         while len(rest) < length:
             data = conn.recv(65536)
@@ -374,7 +378,7 @@ class BadServer:
             rest += data
         parts = urlsplit(target if "://" in target else f"http://x{target}")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        return Received(method, target, parts.path, query, headers, rest[:length]), \
+        return Received(method, target, parts.path, query, headers, rest[:length], fields), \
             rest[length:]
 
 

@@ -16,6 +16,7 @@ import requests
 
 from badserver import BadServer, bomb_bytes
 from crawler import Request, config, urls
+from crawler.http.body import ACCEPT_ENCODING
 from crawler.http.session import where
 from crawler.http.fetcher import FetchConfig, Fetcher, FetchError
 
@@ -121,12 +122,15 @@ def wire(fetcher_or_session, url: str, **request) -> dict:
     return response.json()
 
 
-def requests_like(fetcher: Fetcher) -> requests.Session:
-    """A requests.Session set up as the fetcher's session: its headers, no environment."""
+def requests_like(user_agent: str, default_headers: dict) -> requests.Session:
+    """A requests.Session with the headers a fetcher sends for these settings (built as the
+    fetcher used to build its requests.Session), and nothing from the environment."""
     session = requests.Session()
     session.trust_env = False
     session.headers.clear()
-    session.headers.update(fetcher.session.headers)
+    session.headers["Accept-Encoding"] = ACCEPT_ENCODING
+    session.headers.update(default_headers)
+    session.headers["User-Agent"] = user_agent
     return session
 
 
@@ -149,15 +153,16 @@ def test_the_bytes_sent_are_the_bytes_requests_sends(server, fast, request_field
     path = fields.pop("path", "/echo")
     if fields.get("method") == "HEAD_AS_GET":  # HEAD gets no body back: GET with its rules
         fields["method"] = "GET"
-    fetcher = make_fetcher(fast, DEFAULT_REQUEST_HEADERS={"Accept": "text/html", "X-A": "1"})
-    theirs = requests_like(fetcher)
+    defaults = {"Accept": "text/html", "X-A": "1", "user-agent": "a default",
+                "accept-encoding": "br"}
+    fetcher = make_fetcher(fast, USER_AGENT="bot/2", DEFAULT_REQUEST_HEADERS=defaults)
+    theirs = requests_like("bot/2", defaults)
     fetcher.fetch(Request(server.url("/set-cookie?sid=abc")))
     theirs.get(server.url("/set-cookie?sid=abc"))
     url = server.url(path)
     ours = wire(fetcher, url, **fields)
-    assert (ours["method"], ours["target"], list(ours["headers"].items()), ours["body"]) == \
-        (lambda t: (t["method"], t["target"], list(t["headers"].items()), t["body"]))(
-            wire(theirs, url, **fields))
+    assert (ours["method"], ours["target"], ours["fields"], ours["body"]) == \
+        (lambda t: (t["method"], t["target"], t["fields"], t["body"]))(wire(theirs, url, **fields))
     own = request_fields.get("headers", {})
     expected = own.get("Cookie", None if "host" in own else "sid=abc")  # the jar goes by Host
     assert ours["headers"].get("Cookie") == expected

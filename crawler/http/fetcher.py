@@ -39,6 +39,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from requests.structures import CaseInsensitiveDict
+
 from . import tls
 from .body import ACCEPT_ENCODING, BodyDecoder
 from .client import DEFAULT_PORTS, Client
@@ -95,8 +97,10 @@ class Fetcher:
         self.fast_path = True
         self.guard = Guard(config.address_guard, config.trusted_hosts)
         self.tls = tls.Tls(config.verify)
-        self._headers = {"Accept-Encoding": ACCEPT_ENCODING, **config.default_headers,
-                         "User-Agent": config.user_agent}
+        headers = CaseInsensitiveDict({"Accept-Encoding": ACCEPT_ENCODING})
+        headers.update(config.default_headers)  # in requests' way: one of each, by any case
+        headers["User-Agent"] = config.user_agent
+        self._headers = dict(headers.items())
         self._local = threading.local()
         if config.verify is False:
             log.warning("TLS_VERIFY is off: server certificates are not checked")
