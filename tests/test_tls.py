@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 import threading
+import types
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from badserver import BadServer, TunnelProxy
 from crawler import Request, config
 from crawler.errors import UsageError
 from crawler.http.fetcher import FetchConfig, Fetcher, FetchError
+from crawler.http import tls
 from crawler.http.tls import ENV_VARS
 from crawler.sitegen import Site, SiteServer
 from procs import QUIET, base_env, free_port, read_jsonl, write_key, write_seeds
@@ -259,6 +261,14 @@ def test_sni_names_the_host_and_alpn_is_http11(server, pki, make_fetcher):
     assert fetcher.fetch(Request(server.url("/ok"))).status == 200
     seen = [(h.sni, h.alpn) for h in server.handshakes[handshakes:]]
     assert seen == [("localhost", "http/1.1"), (None, "http/1.1")]  # no SNI for an address
+
+
+def test_the_sessions_kept_are_bounded(monkeypatch):
+    monkeypatch.setattr(tls, "MAX_SESSIONS", 3)
+    kept = tls.Tls(True)
+    for host in ("h0", "h1", "h2", "h3", "h4", "h2"):  # h2 used again: kept the longest
+        kept.keep_session(types.SimpleNamespace(session=object()), host, 443)
+    assert list(kept.sessions) == [("h3", 443), ("h4", 443), ("h2", 443)]
 
 
 @pytest.mark.parametrize("settings", ["bundle", "verify off"])

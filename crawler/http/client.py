@@ -212,13 +212,15 @@ class _Proxy:
 
     @classmethod
     def parse(cls, url: str) -> "_Proxy":
-        parts = urlsplit(url if "://" in url else "http://" + url)  # as requests reads it
         try:
+            parts = urlsplit(url if "://" in url else "http://" + url)  # as requests reads it
             host, port = parts.hostname, parts.port or 80
         except ValueError as exc:
             raise FetchError("proxy", f"proxy {url!r}: {exc}") from None
-        if parts.scheme.lower() != "http" or not host:
+        if parts.scheme.lower() != "http":
             raise FetchError("proxy", f"proxy {url!r}: only http:// proxies are supported")
+        if not host:
+            raise FetchError("proxy", f"proxy {url!r}: no host")
         headers = []
         if parts.username:
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"

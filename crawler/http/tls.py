@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .deadline import Deadline
 
 ENV_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")  # tried in this order
+MAX_SESSIONS = 1024  # hosts whose last TLS session a fetcher keeps (each holds a few KB)
 
 
 def verify_value(verify: bool, bundle: str | None, env: Mapping[str, str]) -> bool | str:
@@ -66,7 +67,7 @@ def bundle_problem(path: str) -> str | None:
 
 class Tls:
     """One fetcher's TLS: its context (made on first use) and the sessions to resume, by
-    (host, port). Safe to share between threads."""
+    (host, port), the MAX_SESSIONS last used. Safe to share between threads."""
 
     def __init__(self, verify: bool | str) -> None:
         self.verify = verify
@@ -99,6 +100,13 @@ class Tls:
     def keep_session(self, sock: ssl.SSLSocket, host: str, port: int) -> None:
         """Remember sock's session for the next connection to host (call it once a response
         has arrived: TLS 1.3 sends its tickets after the handshake)."""
-        session = sock.session
-        if session is not None:
-            self.sessions[(host, port)] = session
+        session, sessions = sock.session, self.sessions
+        if session is None:
+            return
+        sessions.pop((host, port), None)  # to the end: the oldest are dropped first
+        sessions[(host, port)] = session
+        while len(sessions) > MAX_SESSIONS:
+            try:
+                del sessions[next(iter(sessions))]
+            except (KeyError, RuntimeError, StopIteration):  # another thread got there first
+                break
