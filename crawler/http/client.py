@@ -242,7 +242,7 @@ class _Proxy:
                 sock.close()
             if isinstance(exc, FetchError) or not isinstance(exc, TRANSPORT_ERRORS):
                 raise
-            failure = classify(exc, deadline)
+            failure = classify(exc, deadline.passed)
             if failure.reason != "connection":
                 raise failure from None
             raise FetchError("proxy", f"proxy {self.host}:{self.port}: {exc}", True) from None

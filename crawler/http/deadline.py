@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from .errors import timed_out
+from .errors import FetchError
 
 
 class Deadline:
@@ -30,5 +30,6 @@ class Deadline:
         """The seconds left; FetchError timeout when there are none."""
         left = self.at - time.monotonic()
         if left <= 0:
-            raise timed_out(when or "before the fetch was over", self.timeout)
+            raise FetchError("timeout", f"DOWNLOAD_TIMEOUT ({self.timeout} s) passed "
+                             f"{when or 'before the fetch was over'}", True)
         return left

@@ -6,14 +6,10 @@ blocked_address, tls, invalid_url, invalid_request, bad_encoding (* = retryable)
 from __future__ import annotations
 
 import ssl
-from typing import TYPE_CHECKING
 
 import requests
 
 from ..errors import CrawlerError
-
-if TYPE_CHECKING:
-    from .deadline import Deadline
 
 
 class FetchError(CrawlerError):
@@ -22,10 +18,6 @@ class FetchError(CrawlerError):
     def __init__(self, reason: str, message: str, retryable: bool = False) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason, self.retryable = reason, retryable
-
-
-def timed_out(when: str, timeout: float) -> FetchError:
-    return FetchError("timeout", f"DOWNLOAD_TIMEOUT ({timeout} s) passed {when}", True)
 
 
 def malformed(what: str) -> FetchError:
@@ -53,11 +45,11 @@ _REASONS: tuple[tuple[tuple[type, ...], str, bool], ...] = (
 )
 
 
-def classify(exc: BaseException, deadline: "Deadline | None" = None) -> FetchError:
-    """The FetchError for an exception of the transport; past the fetch's deadline, every
-    failure is a timeout."""
+def classify(exc: BaseException, late: bool = False) -> FetchError:
+    """The FetchError for an exception of the transport; `late` (the fetch's deadline has
+    passed): every failure is a timeout."""
     text = str(exc) or type(exc).__name__
-    if deadline is not None and deadline.passed:
+    if late:
         return FetchError("timeout", f"DOWNLOAD_TIMEOUT passed ({text})", True)
     for kinds, reason, retryable in _REASONS:
         if isinstance(exc, kinds):

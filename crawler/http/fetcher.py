@@ -128,7 +128,7 @@ class Fetcher:
         except FetchError:
             raise
         except TRANSPORT_ERRORS as exc:
-            raise classify(exc, deadline) from None
+            raise classify(exc, deadline.passed) from None
 
     def _fetch(self, request: Request, depth: int, deadline: Deadline,
                cookies: http.cookiejar.CookieJar | None) -> Response:
