@@ -7,6 +7,7 @@ import http.client
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -61,10 +62,12 @@ class Nginx:
             [self.binary, "-p", folder, "-c", self.conf, "-e", os.path.join(folder, "error.log")],
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def wait(self, host: str, port: int, path: str = "/", timeout: float = 10.0) -> None:
-        """Until host:port answers path with 200; on failure stop nginx, show its errors."""
+    def wait(self, host: str, port: int, path: str = "/", timeout: float = 10.0,
+             context: ssl.SSLContext | None = None) -> None:
+        """Until host:port answers path with 200 (over TLS with a context); on failure stop
+        nginx, show its errors."""
         try:
-            wait_http(port, timeout, self.proc, host=host, path=path)
+            wait_http(port, timeout, self.proc, host=host, path=path, context=context)
         except Exception:
             self.close()
             for name in ("stderr.log", "error.log"):
@@ -89,13 +92,15 @@ class Nginx:
 
 
 def wait_http(port: int, timeout: float, proc: subprocess.Popen | None = None,
-              host: str = "127.0.0.1", path: str = "/") -> None:
-    """Poll GET path on host:port until it answers 200; raise when it does not in time, when
-    it answers something else, or when proc (the server) has exited."""
+              host: str = "127.0.0.1", path: str = "/",
+              context: ssl.SSLContext | None = None) -> None:
+    """Poll GET path on host:port (HTTPS with a context) until it answers 200; raise when it
+    does not in time, when it answers something else, or when proc (the server) has exited."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            c = http.client.HTTPConnection(host, port, timeout=2)
+            c = http.client.HTTPSConnection(host, port, timeout=2, context=context) \
+                if context is not None else http.client.HTTPConnection(host, port, timeout=2)
             c.request("GET", path)
             r = c.getresponse()
             r.read()

@@ -2,7 +2,7 @@
 """Crawl benchmark: this project against Scrapy, on a generated site served on 127.0.0.1.
 
     python bench/run.py [--pages 5000] [--links 20] [--size-kb 8] [--workers 2]
-                        [--scrapy/--no-scrapy] [--json out.json] [--smoke]
+                        [--scrapy/--no-scrapy] [--json out.json] [--smoke] [--tls]
 
 Serves crawler.sitegen.Site(pages, links, size_kb) with nginx when it is installed (static
 files in a temporary folder, a generated config, 127.0.0.1 on a free port, run as a
@@ -11,7 +11,8 @@ processes accepting on one shared socket, pre-rendered responses, HTTP/1.1 keep-
 TCP_NODELAY). Then crawls it with `python -m crawler.master` and, when Scrapy can be found,
 with an equivalent Scrapy spider (`scrapy runspider`). See bench/README.md for what each
 number means. `--smoke` is a tiny run for CI: exit status 1 unless every page was written
-exactly once.
+exactly once. `--tls` serves the same site over HTTPS (nginx only), with a certificate from a
+CA generated for the run (bench/pki.py), and passes that CA to our crawl as TLS_CA_BUNDLE.
 
 Nothing here talks to anything but 127.0.0.1.
 """
@@ -40,6 +41,7 @@ from crawler.sitegen import Site  # noqa: E402
 from measure import (child_env, code_state, find_scrapy_python, free_port,  # noqa: E402
                      run_measured)
 from nginx import Nginx, wait_http  # noqa: E402
+from pki import Pki  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # The site and its servers
@@ -54,7 +56,7 @@ class NginxServer(Nginx):
     """nginx serving the site as static files from a temporary folder."""
 
     def __init__(self, pages: dict[str, tuple[int, str, bytes]], workdir: str,
-                 processes: int = 2) -> None:
+                 processes: int = 2, tls: Pki | None = None) -> None:
         folder = os.path.join(workdir, "nginx")
         root = os.path.join(folder, "root")
         for path, (_, _, body) in pages.items():
@@ -79,12 +81,15 @@ class NginxServer(Nginx):
     keepalive_requests 1000000;
     open_file_cache max=100000 inactive=120s;
     server {{
-        listen 127.0.0.1:{self.port};
+        listen 127.0.0.1:{self.port}{" ssl" if tls else ""};
+        {tls.nginx_directives() if tls else ""}
         root {root};
         index index.html;
         location / {{ try_files $uri $uri/ =404; }}
     }}""", processes)
-        self.wait("127.0.0.1", self.port)
+        if tls is not None:
+            self.description = self.description[:-1] + ", TLS)"
+        self.wait("127.0.0.1", self.port, context=tls.client_context() if tls else None)
 
 
 class PythonServer:
@@ -224,12 +229,15 @@ def _serve_forever(listener: socket.socket, responses: dict[bytes, bytes],
                 send(conn)
 
 
-def start_server(kind: str, pages: dict, workdir: str, processes: int):
+def start_server(kind: str, pages: dict, workdir: str, processes: int,
+                 tls: Pki | None = None):
+    if tls is not None and kind == "python":
+        raise SystemExit("error: --tls needs nginx (--server nginx or auto)")
     if kind in ("auto", "nginx"):
         try:
-            return NginxServer(pages, workdir, processes)
+            return NginxServer(pages, workdir, processes, tls)
         except FileNotFoundError:
-            if kind == "nginx":
+            if kind == "nginx" or tls is not None:
                 raise SystemExit("error: --server nginx, but nginx is not installed "
                                  "(apt-get install -y nginx)")
             print("nginx not found: using the Python server (apt-get install -y nginx for "
@@ -427,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
                    "(or $BENCH_SCRAPY_PYTHON)")
     p.add_argument("--server", choices=("auto", "nginx", "python"), default="auto")
     p.add_argument("--server-processes", type=int, default=2)
+    p.add_argument("--tls", action="store_true",
+                   help="serve the site over HTTPS (nginx) with a CA made for the run, "
+                        "passed to our crawl as TLS_CA_BUNDLE")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per crawl")
     p.add_argument("--repeat", type=int, default=1,
                    help="crawl N times with each crawler and report the median run by "
@@ -441,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="extra setting for our crawl, e.g. --crawler-set=-sBATCH_SIZE=128")
     args = p.parse_args(argv)
     if args.smoke:
-        args.pages, args.server, args.scrapy = 40, "python", False
+        args.pages, args.scrapy = 40, False
+        args.server = args.server if args.tls else "python"
         args.timeout, args.repeat = min(args.timeout, 60.0), 1
     args.crawler_set = [x for s in args.crawler_set
                         for x in (["-s", s[2:]] if s.startswith("-s") else ["-s", s])]
@@ -473,9 +485,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     status = 0
     try:
-        server = start_server(args.server, pages, workdir, args.server_processes)
+        tls = Pki(os.path.join(workdir, "pki")) if args.tls else None
+        if tls is not None:
+            args.crawler_set += ["-s", f"TLS_CA_BUNDLE={tls.ca}"]
+        server = start_server(args.server, pages, workdir, args.server_processes, tls)
         args._server_pids = server.pids
-        base = f"http://127.0.0.1:{server.port}/"
+        base = f"{'https' if tls else 'http'}://127.0.0.1:{server.port}/"
         expected = {base + path.lstrip("/") for path in site.paths()}
         body_bytes = sum(len(pages[p][2]) for p in site.paths())
         print(f"site: {len(expected)} pages ({args.pages} books x {args.links} links, "
@@ -485,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         results = {
             "config": {"pages": args.pages, "links": args.links, "size_kb": args.size_kb,
                        "site_pages": len(expected), "workers": args.workers,
-                       "per_domain": args.per_domain, "smoke": args.smoke,
+                       "per_domain": args.per_domain, "smoke": args.smoke, "tls": args.tls,
                        "extra_settings": args.crawler_set},
             "server": server.description,
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),

@@ -5,6 +5,8 @@ length, stall, bomb or cut the connection:
 
     /ok                   a small HTML page (keep-alive)
     /echo                 the request as JSON: method, target (the request line's), headers
+                          (in their order; "fields": every header line, repeats too),
+                          body (latin-1)
     /set-cookie?name=v    sets a cookie; /echo shows what comes back
     /trickle-body         Content-Length 100, then one byte every `interval` (0.2 s)
     /trickle-headers      a status line, then a header one byte every `interval`
@@ -21,8 +23,10 @@ length, stall, bomb or cut the connection:
 
 A request in absolute form (GET http://host/path, as sent to a proxy) is served by the same
 path, so the server doubles as a forward proxy that records what it was asked; CONNECT is
-refused with 403. With an ssl.SSLContext the server speaks TLS instead. Every wait and every
-loop is bounded, and close() stops everything within about a second.
+refused with 403. With an ssl.SSLContext the server speaks TLS instead, and logs each
+handshake in `handshakes` (resumed or not, the SNI name, the ALPN protocol chosen).
+`TunnelProxy` is a CONNECT proxy in front of such servers. Every wait and every loop is
+bounded, and close() stops everything within about a second.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import gzip
 import io
 import json
 import os
+import selectors
 import socket
 import ssl
 import threading
@@ -51,6 +56,8 @@ class Received:
     path: str
     query: dict[str, str]
     headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    fields: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Exchange:
@@ -91,6 +98,15 @@ class Exchange:
         return self.send(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
 
 
+@dataclass
+class Handshake:
+    """A TLS handshake as the server saw it."""
+
+    resumed: bool
+    sni: str | None
+    alpn: str | None
+
+
 Behaviour = Callable[[Exchange], bool]  # True: the connection may serve another request
 
 
@@ -102,7 +118,8 @@ def ok(ex: Exchange) -> bool:
 
 def echo(ex: Exchange) -> bool:
     r = ex.request
-    body = json.dumps({"method": r.method, "target": r.target, "headers": r.headers}).encode()
+    body = json.dumps({"method": r.method, "target": r.target, "headers": r.headers,
+                       "fields": r.fields, "body": r.body.decode("latin-1")}).encode()
     return ex.respond("200 OK", body, "application/json")
 
 
@@ -242,6 +259,10 @@ class BadServer:
         self.routes: dict[str, Behaviour] = dict(ROUTES)
         self.received: list[Received] = []
         self.connections = 0
+        self.handshakes: list[Handshake] = []
+        self._names: dict[int, str] = {}  # SNI names by id of the server-side socket
+        if tls is not None:
+            tls.sni_callback = lambda conn, name, _: self._names.__setitem__(id(conn), name)
         self.stopping = threading.Event()
         self._listener = socket.create_server((host, 0))
         self._listener.settimeout(0.1)
@@ -302,6 +323,9 @@ class BadServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
                 conn = self.tls.wrap_socket(sock, server_side=True)
+                self.handshakes.append(Handshake(conn.session_reused,
+                                                 self._names.pop(id(conn), None),
+                                                 conn.selected_alpn_protocol()))
             buffer = b""
             while not self.stopping.is_set():
                 request, buffer = self._read_request(conn, buffer)
@@ -341,9 +365,11 @@ class BadServer:
         lines = head.decode("latin-1").split("\r\n")
         method, target, _version = lines[0].split(" ", 2)
         headers: dict[str, str] = {}
+        fields = []
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip()] = value.strip()
+            fields.append((name.strip(), value.strip()))
         length = int(headers.get("Content-Length", "0") or 0)
         while len(rest) < length:
             data = conn.recv(65536)
@@ -352,7 +378,8 @@ class BadServer:
             rest += data
         parts = urlsplit(target if "://" in target else f"http://x{target}")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        return Received(method, target, parts.path, query, headers), rest[length:]
+        return Received(method, target, parts.path, query, headers, rest[:length], fields), \
+            rest[length:]
 
 
 def self_signed(folder: str) -> tuple[str, str] | None:
@@ -368,3 +395,46 @@ def self_signed(folder: str) -> tuple[str, str] | None:
                     "subjectAltName=IP:127.0.0.1"],
                    check=True, capture_output=True, timeout=30)
     return cert, key
+
+
+class TunnelProxy(BadServer):
+    """A CONNECT proxy on 127.0.0.1: each CONNECT host:port is answered 200 and tunnelled to
+    host:port when host is a 127.x address, else to 127.0.0.1:port (never anywhere else);
+    `received` records each CONNECT with its headers."""
+
+    def proxy_url(self, auth: str = "") -> str:
+        return f"http://{auth + '@' if auth else ''}127.0.0.1:{self.port}"
+
+    def _read_request(self, conn: socket.socket, buffer: bytes
+                      ) -> tuple[Received | None, bytes]:
+        request, rest = super()._read_request(conn, buffer)
+        if request is None or request.method != "CONNECT":
+            return None, b""
+        self.received.append(request)
+        host, _, port = request.target.rpartition(":")
+        if not host.startswith("127.") or not host.replace(".", "").isdigit():
+            host = "127.0.0.1"
+        with socket.create_connection((host, int(port)), timeout=5) as upstream:
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            _pipe(conn, upstream, rest, self.stopping)
+        return None, b""
+
+
+def _pipe(a: socket.socket, b: socket.socket, pending: bytes, stopping: threading.Event) -> None:
+    """Copy bytes both ways between a and b until either side closes (bounded by
+    MAX_BEHAVIOUR_SECONDS)."""
+    if pending:
+        b.sendall(pending)
+    started = time.monotonic()
+    with selectors.DefaultSelector() as sel:
+        sel.register(a, selectors.EVENT_READ, b)
+        sel.register(b, selectors.EVENT_READ, a)
+        while not stopping.is_set() and time.monotonic() - started < MAX_BEHAVIOUR_SECONDS:
+            for key, _ in sel.select(0.1):
+                try:
+                    data = key.fileobj.recv(65536)
+                    if not data:
+                        return
+                    key.data.sendall(data)
+                except OSError:
+                    return

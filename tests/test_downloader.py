@@ -15,13 +15,11 @@ import time
 import zlib
 
 import pytest
-import responses
-import urllib3.util.connection
 
 from badserver import CP1251_PAGE, BadServer, bomb_bytes, self_signed
 from crawler import GenericSpider, Request, Response, config
-from crawler.http import addresses
-from crawler.http.bodies import ACCEPT_ENCODING, BROTLI
+from crawler.http import guard as addresses
+from crawler.http.body import ACCEPT_ENCODING, BROTLI
 from crawler.http.fetcher import FetchConfig, Fetcher, FetchError
 from crawler.spider.handler import Handler, Rules
 from crawler.http.response import decode_body
@@ -61,7 +59,7 @@ def test_trickled_body_times_out_at_the_deadline(server):
 
 
 def test_trickled_headers_time_out_at_the_deadline(server):
-    # each header byte comes well within the socket timeout: only the watchdog stops this
+    # each header byte comes well within any one wait: only the total deadline stops this
     error, took = timed_error(make_fetcher(DOWNLOAD_TIMEOUT=0.5), server.url("/trickle-headers"))
     assert (error.reason, error.retryable) == ("timeout", True)
     assert took < 1.0
@@ -149,8 +147,8 @@ def test_deadline_also_cuts_a_reused_keep_alive_connection(server):
 
 
 def test_concurrent_fetches_leak_no_descriptors(server):
-    """Many threads, each with its own session, some fetches cut by the watchdog: every
-    descriptor the watchdog duplicated is closed again."""
+    """Many threads, each with its own session, some fetches cut at their deadline: every
+    connection a fetch gave up is closed, and the idle ones when the sessions close."""
     import os
     import threading
 
@@ -185,24 +183,6 @@ def test_concurrent_fetches_leak_no_descriptors(server):
     while open_fds() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert open_fds() <= before
-
-
-def test_finished_fetches_leave_the_watchdog_at_once(server):
-    """The watchdog keeps only fetches in flight, not DOWNLOAD_TIMEOUT seconds of
-    finished ones."""
-    from crawler.http import watchdog
-    fetcher = make_fetcher(DOWNLOAD_TIMEOUT=30)
-    for _ in range(50):
-        assert fetcher.fetch(Request(server.url("/ok"))).status == 200
-    assert watchdog._watchdog._heap == []
-    first, second = (watchdog.FetchContext(time.monotonic() + t, False, frozenset())
-                     for t in (10, 20))
-    watchdog.start(first, 10)
-    watchdog.start(second, 20)
-    watchdog.finish(second)  # out of order: waits behind the first, still running
-    assert [entry[2] for entry in watchdog._watchdog._heap] == [first, second]
-    watchdog.finish(first)
-    assert watchdog._watchdog._heap == []
 
 
 def test_connection_refused_is_retryable():
@@ -354,15 +334,15 @@ def test_every_redirect_hop_is_checked(server):
 
 @pytest.fixture
 def no_connections(monkeypatch):
-    """Any attempt to open a TCP connection through urllib3 fails the test (and sends
-    nothing): for tests whose fake DNS answers name addresses we must never contact."""
+    """Any attempt to open a TCP connection fails the test (and sends nothing): for tests
+    whose fake DNS answers name addresses we must never contact."""
     attempts = []
 
     def refuse(address, *args, **kwargs):
         attempts.append(address)
         raise AssertionError(f"tried to connect to {address}")
 
-    monkeypatch.setattr(urllib3.util.connection, "create_connection", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
     return attempts
 
 
@@ -374,7 +354,7 @@ def test_any_private_address_among_several_refuses_the_host(monkeypatch, no_conn
 
 
 def test_connects_only_to_the_addresses_it_checked(server, monkeypatch):
-    # pinned.test has no DNS entry: the fetch works only if urllib3 connects to our answer
+    # pinned.test has no DNS entry: the fetch works only if the guard connects to its answer
     # instead of looking the name up again (which is what makes DNS rebinding possible)
     lookups = []
 
@@ -599,15 +579,14 @@ def test_non_html_bodies(content_type, body, html):
     resp.css("a")  # never raises either
 
 
-# -- decompression with `responses` ----------------------------------------------------------
+# -- decompression ---------------------------------------------------------------------------
 
-URL = "http://example.com/page"
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
+def encoded(server, body: bytes, encoding: str) -> str:
+    """A URL of server that answers with body and this Content-Encoding."""
+    path = f"/encoded-{len(server.routes)}"
+    server.routes[path] = lambda ex: ex.respond("200 OK", body, headers={
+        "Content-Encoding": encoding})
+    return server.url(path)
 
 
 @pytest.mark.parametrize("encoding, packed", [
@@ -618,36 +597,34 @@ def mocked():
     ("x-gzip", gzip.compress(b"<p>deflated</p>")),
     ("identity", b"<p>deflated</p>"),
 ])
-def test_content_encodings_decoded(mocked, encoding, packed):
-    mocked.get(URL, body=packed, headers={"Content-Encoding": encoding})
-    assert make_fetcher().fetch(Request(URL)).body == b"<p>deflated</p>"
+def test_content_encodings_decoded(server, encoding, packed):
+    url = encoded(server, packed, encoding)
+    assert make_fetcher().fetch(Request(url)).body == b"<p>deflated</p>"
 
 
-def test_unknown_content_encoding_kept_as_sent(mocked):
-    mocked.get(URL, body=b"\x28\xb5\x2f\xfd...", headers={"Content-Encoding": "zstd-ish"})
-    assert make_fetcher().fetch(Request(URL)).body == b"\x28\xb5\x2f\xfd..."
+def test_unknown_content_encoding_kept_as_sent(server):
+    url = encoded(server, b"\x28\xb5\x2f\xfd...", "zstd-ish")
+    assert make_fetcher().fetch(Request(url)).body == b"\x28\xb5\x2f\xfd..."
 
 
-def test_corrupt_gzip_is_bad_encoding(mocked):
-    mocked.get(URL, body=b"\x1f\x8b\x08\x00garbage-not-deflate",
-               headers={"Content-Encoding": "gzip"})
-    error = fetch_error(make_fetcher(), URL)
+def test_corrupt_gzip_is_bad_encoding(server):
+    url = encoded(server, b"\x1f\x8b\x08\x00garbage-not-deflate", "gzip")
+    error = fetch_error(make_fetcher(), url)
     assert (error.reason, error.retryable) == ("bad_encoding", False)
 
 
-def test_stacked_bomb_is_too_large(mocked):
+def test_stacked_bomb_is_too_large(server):
     packed = gzip.compress(gzip.compress(bytes(20 * MiB)))
     assert len(packed) < 2000
-    mocked.get(URL, body=packed, headers={"Content-Encoding": "gzip, gzip"})
-    assert fetch_error(make_fetcher(DOWNLOAD_MAXSIZE=MiB), URL).reason == "too_large"
+    url = encoded(server, packed, "gzip, gzip")
+    assert fetch_error(make_fetcher(DOWNLOAD_MAXSIZE=MiB), url).reason == "too_large"
 
 
-def test_brotli_bounded_when_installed(mocked):
+def test_brotli_bounded_when_installed(server):
     brotli = pytest.importorskip("brotli")
     if not BROTLI:
         pytest.skip("this brotli cannot bound its output")
-    mocked.get(URL, body=brotli.compress(b"<p>br</p>"), headers={"Content-Encoding": "br"})
-    assert make_fetcher().fetch(Request(URL)).body == b"<p>br</p>"
-    mocked.get(URL + "2", body=brotli.compress(bytes(50 * MiB)),
-               headers={"Content-Encoding": "br"})
-    assert fetch_error(make_fetcher(DOWNLOAD_MAXSIZE=MiB), URL + "2").reason == "too_large"
+    url = encoded(server, brotli.compress(b"<p>br</p>"), "br")
+    assert make_fetcher().fetch(Request(url)).body == b"<p>br</p>"
+    url = encoded(server, brotli.compress(bytes(50 * MiB)), "br")
+    assert fetch_error(make_fetcher(DOWNLOAD_MAXSIZE=MiB), url).reason == "too_large"

@@ -1,7 +1,9 @@
-"""crawler.http.fastpath: plain GETs straight to the pools, indistinguishable from requests' path.
+"""crawler.http.session: requests prepared without requests, indistinguishable from requests.
 
-Every check runs both ways (Fetcher.fast_path True and False) against tests/badserver.py, and
-the URL rule is checked against what requests itself would send.
+The URL rule is checked against what requests itself would send; the bytes on the wire
+against a real requests.Session talking to the same server; every other check runs both
+ways (Fetcher.fast_path True: the quick preparation, False: requests' own) against
+tests/badserver.py, over the one transport.
 """
 from __future__ import annotations
 
@@ -11,11 +13,11 @@ import socket
 
 import pytest
 import requests
-import responses
 
 from badserver import BadServer, bomb_bytes
 from crawler import Request, config, urls
-from crawler.http.fastpath import where
+from crawler.http.body import ACCEPT_ENCODING
+from crawler.http.session import where
 from crawler.http.fetcher import FetchConfig, Fetcher, FetchError
 
 BOTH = pytest.mark.parametrize("fast", [True, False], ids=["fast", "requests"])
@@ -110,25 +112,84 @@ def test_same_request_line_and_headers_in_the_same_order(server):
     assert ("Cookie", "sid=abc") in seen[0][1]
 
 
-def test_the_fast_path_is_taken_for_plain_gets_only(server, monkeypatch):
+def wire(fetcher_or_session, url: str, **request) -> dict:
+    """What the server received (/echo), sent by our fetcher or by a requests.Session."""
+    if isinstance(fetcher_or_session, Fetcher):
+        return json.loads(fetcher_or_session.fetch(Request(url, **request)).body)
+    headers, body = request.get("headers"), request.get("body") or None
+    response = fetcher_or_session.request(request.get("method", "GET"), url, headers=headers,
+                                          data=body, allow_redirects=False)
+    return response.json()
+
+
+def requests_like(user_agent: str, default_headers: dict) -> requests.Session:
+    """A requests.Session with the headers a fetcher sends for these settings (built as the
+    fetcher used to build its requests.Session), and nothing from the environment."""
+    session = requests.Session()
+    session.trust_env = False
+    session.headers.clear()
+    session.headers["Accept-Encoding"] = ACCEPT_ENCODING
+    session.headers.update(default_headers)
+    session.headers["User-Agent"] = user_agent
+    return session
+
+
+REQUESTS = [
+    {}, {"method": "POST", "body": b"a=1&b=2"}, {"method": "POST"}, {"method": "PUT"},
+    {"method": "DELETE", "body": b"x"}, {"method": "HEAD_AS_GET"},
+    {"headers": {"X-Own": "1", "accept": "a/b", "x-a": None}},
+    {"headers": {"Accept-Encoding": None}},
+    {"method": "POST", "headers": {"content-length": "99"}, "body": b"abc"},
+    {"headers": {"Cookie": "own=1"}}, {"method": "GET", "body": b"body on a GET"},
+    {"headers": {"X-First": "1", "host": "example.org:8080"}},
+    {"path": "/echo?q=a b&r=\u00e9"}, {"path": "/echo?a=%7e&b=%41&c=%2F"},
+]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "requests"])
+@pytest.mark.parametrize("request_fields", REQUESTS, ids=lambda r: repr(r)[:40])
+def test_the_bytes_sent_are_the_bytes_requests_sends(server, fast, request_fields):
+    fields = dict(request_fields)
+    path = fields.pop("path", "/echo")
+    if fields.get("method") == "HEAD_AS_GET":  # HEAD gets no body back: GET with its rules
+        fields["method"] = "GET"
+    defaults = {"Accept": "text/html", "X-A": "1", "user-agent": "a default",
+                "accept-encoding": "br"}
+    fetcher = make_fetcher(fast, USER_AGENT="bot/2", DEFAULT_REQUEST_HEADERS=defaults)
+    theirs = requests_like("bot/2", defaults)
+    fetcher.fetch(Request(server.url("/set-cookie?sid=abc")))
+    theirs.get(server.url("/set-cookie?sid=abc"))
+    url = server.url(path)
+    ours = wire(fetcher, url, **fields)
+    assert (ours["method"], ours["target"], ours["fields"], ours["body"]) == \
+        (lambda t: (t["method"], t["target"], t["fields"], t["body"]))(wire(theirs, url, **fields))
+    own = request_fields.get("headers", {})
+    expected = own.get("Cookie", None if "host" in own else "sid=abc")  # the jar goes by Host
+    assert ours["headers"].get("Cookie") == expected
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "requests"])
+def test_a_header_set_to_none_is_not_sent(server, fast):
+    # the one difference: requests would send urllib3's own User-Agent instead of none
+    got = wire(make_fetcher(fast), server.url("/echo"), headers={"User-Agent": None})
+    assert "User-Agent" not in got["headers"]
+
+
+def test_requests_preparation_only_for_what_it_must_rewrite(server, monkeypatch):
     fetcher = make_fetcher(True)
     calls = []
-    original = requests.Session.request
-    monkeypatch.setattr(requests.Session, "request",
-                        lambda self, *a, **k: calls.append(a[0]) or original(self, *a, **k))
+    original = requests.Session.prepare_request
+    monkeypatch.setattr(requests.Session, "prepare_request",
+                        lambda self, r: calls.append(r.url) or original(self, r))
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send",
+                        lambda *a, **k: pytest.fail("requests' transport used"))
     fetcher.fetch(Request(server.url("/ok")))
-    assert calls == []
     fetcher.fetch(Request(server.url("/echo"), method="POST", body=b"x"))
     fetcher.fetch(Request(server.url("/echo"), headers={"X-Own": "1"}))
+    assert calls == []
     fetcher.fetch(Request(server.url("/echo?")))
-    assert calls == ["POST", "GET", "GET"]
-
-
-def test_a_replaced_adapter_send_is_respected():
-    url = "http://example.com/page"
-    with responses.RequestsMock() as mocked:
-        mocked.get(url, body=b"mocked")
-        assert make_fetcher(True).fetch(Request(url)).body == b"mocked"
+    fetcher.fetch(Request(server.url("/echo"), headers={"X-Bytes": b"1"}))
+    assert calls == [server.url("/echo?"), server.url("/echo")]
 
 
 # -- the same outcomes both ways ---------------------------------------------------------------

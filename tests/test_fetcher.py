@@ -1,17 +1,19 @@
-"""crawler.http.fetcher.Fetcher (mocked with `responses`) and crawler.spider.handler.Handler.
+"""crawler.http.fetcher.Fetcher against a real server on 127.0.0.1 (tests/badserver.py), and
+crawler.spider.handler.Handler with a stub fetcher.
 
-Real misbehaving servers (trickle, bombs, truncation, TLS, proxies) are in test_downloader.py.
+The fetcher sends everything over its own transport, so nothing here mocks requests: each
+case is a response written to a socket. Servers that trickle, bomb or cut the connection are
+in test_downloader.py; the HTTP/1.1 framing in test_http1.py; TLS in test_tls.py.
 """
 import gzip
-import http.client
-import types
+import json
+import socket
 
 import pytest
-import requests
-import responses
 
+from badserver import BadServer
 from crawler import GenericSpider, Request, Response, Spider, config
-from crawler.http.bodies import ACCEPT_ENCODING, BodyDecoder
+from crawler.http.body import ACCEPT_ENCODING, BodyDecoder
 from crawler.http.fetcher import FetchConfig, Fetcher, FetchError
 from crawler.spider.handler import Handler, Rules
 from crawler.urls import fingerprint
@@ -19,161 +21,191 @@ from crawler.urls import fingerprint
 URL = "http://example.com/page"
 
 
+@pytest.fixture(scope="module")
+def server():
+    with BadServer() as s:
+        yield s
+
+
 def make_fetcher(**overrides):
-    return Fetcher(FetchConfig.from_settings(dict(config.defaults(), **overrides)))
+    return Fetcher(FetchConfig.from_settings(dict(config.defaults(), **overrides),
+                                             ["127.0.0.1"], env={}))
 
 
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
+def serve(server, path, body=b"", status="200 OK", **headers):
+    """server answers path with this status, body and headers (names with _ for -)."""
+    fields = {k.replace("_", "-"): v for k, v in headers.items()}
+    server.routes[path] = lambda ex: ex.respond(status, body, fields.pop("Content-Type",
+                                                                         "text/html"),
+                                                fields)
+    return server.url(path)
+
+
+def serve_raw(server, path, data: bytes) -> str:
+    """server writes data as it is, then closes the connection."""
+    server.routes[path] = lambda ex: ex.send(data) and False
+    return server.url(path)
+
+
+def sent(fetcher, url, **request) -> dict:
+    """What the server received for this request, as /echo shows it."""
+    return json.loads(fetcher.fetch(Request(url, **request)).body)
+
+
+def failure(fetcher, url, **request) -> tuple[str, bool]:
+    with pytest.raises(FetchError) as info:
+        fetcher.fetch(Request(url, **request))
+    assert str(info.value).startswith(info.value.reason + ": ")
+    return info.value.reason, info.value.retryable
 
 
 # -- Fetcher ---------------------------------------------------------------------
 
-def test_200_page(mocked):
-    mocked.get(URL, body=b"<html>hi</html>", status=200, content_type="text/html",
-               headers={"X-Served-By": "test"})
-    req = Request(URL, meta={"k": 1})
+def test_200_page(server):
+    url = serve(server, "/page", b"<html>hi</html>", X_Served_By="test")
+    req = Request(url, meta={"k": 1})
     resp = make_fetcher().fetch(req, depth=2)
     assert isinstance(resp, Response)
-    assert (resp.url, resp.status, resp.body) == (URL, 200, b"<html>hi</html>")
+    assert (resp.url, resp.status, resp.body) == (url, 200, b"<html>hi</html>")
     assert resp.headers["x-served-by"] == "test"
     assert resp.content_type == "text/html"
     assert resp.request is req and resp.depth == 2 and resp.meta == {"k": 1}
 
 
-def test_user_agent_and_default_headers_sent(mocked):
-    mocked.get(URL, body=b"ok")
+def test_user_agent_and_default_headers_sent(server):
     fetcher = make_fetcher(USER_AGENT="testbot/9",
                            DEFAULT_REQUEST_HEADERS={"Accept": "text/html", "X-Default": "d"})
-    fetcher.fetch(Request(URL))
-    sent = mocked.calls[0].request.headers
-    assert sent["User-Agent"] == "testbot/9"
-    assert sent["Accept"] == "text/html"
-    assert sent["X-Default"] == "d"
+    headers = sent(fetcher, server.url("/echo"))["headers"]
+    assert headers["User-Agent"] == "testbot/9"
+    assert headers["Accept"] == "text/html"
+    assert headers["X-Default"] == "d"
 
 
-def test_request_headers_override_defaults(mocked):
-    mocked.get(URL, body=b"ok")
+def test_request_headers_override_defaults(server):
     fetcher = make_fetcher(USER_AGENT="testbot/9", DEFAULT_REQUEST_HEADERS={"Accept": "a/b"})
-    fetcher.fetch(Request(URL, headers={"User-Agent": "special/1", "Accept": "c/d", "X-Own": "o"}))
-    sent = mocked.calls[0].request.headers
-    assert (sent["User-Agent"], sent["Accept"], sent["X-Own"]) == ("special/1", "c/d", "o")
+    headers = sent(fetcher, server.url("/echo"), headers={
+        "User-Agent": "special/1", "Accept": "c/d", "X-Own": "o"})["headers"]
+    assert (headers["User-Agent"], headers["Accept"], headers["X-Own"]) == \
+        ("special/1", "c/d", "o")
 
 
-def test_post_body_sent(mocked):
-    mocked.post(URL, body=b"done")
-    resp = make_fetcher().fetch(Request(URL, method="POST", body=b"a=1"))
-    assert resp.status == 200
-    assert mocked.calls[0].request.method == "POST"
-    assert mocked.calls[0].request.body == b"a=1"
+def test_post_body_sent(server):
+    got = sent(make_fetcher(), server.url("/echo"), method="POST", body=b"a=1")
+    assert (got["method"], got["body"], got["headers"]["Content-Length"]) == ("POST", "a=1", "3")
 
 
-def test_redirect_not_followed(mocked):
-    mocked.get(URL, status=302, headers={"Location": "/elsewhere"})
-    mocked.get("http://example.com/elsewhere", body=b"target")
-    resp = make_fetcher().fetch(Request(URL))
+def test_redirect_not_followed(server):
+    url = serve(server, "/moved", status="302 Found", Location="/elsewhere")
+    before = len(server.received)
+    resp = make_fetcher().fetch(Request(url))
     assert resp.status == 302
     assert resp.headers["Location"] == "/elsewhere"
-    assert len(mocked.calls) == 1
+    assert len(server.received) == before + 1
 
 
-def test_content_length_over_maxsize(mocked):
-    mocked.get(URL, body=b"x" * 10, headers={"Content-Length": "5000"})
-    with pytest.raises(FetchError) as info:
-        make_fetcher(DOWNLOAD_MAXSIZE=1000).fetch(Request(URL))
-    assert info.value.reason == "too_large"
-    assert info.value.retryable is False
+def test_content_length_over_maxsize(server):
+    url = serve_raw(server, "/lying-length", b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
+                    + b"x" * 10)
+    assert failure(make_fetcher(DOWNLOAD_MAXSIZE=1000), url) == ("too_large", False)
 
 
-def test_body_over_maxsize_without_content_length(mocked):
-    mocked.get(URL, body=b"x" * 5000)
-    with pytest.raises(FetchError) as info:
-        make_fetcher(DOWNLOAD_MAXSIZE=1000).fetch(Request(URL))
-    assert info.value.reason == "too_large"
+def test_body_over_maxsize_without_content_length(server):
+    url = serve_raw(server, "/no-length", b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 5000)
+    assert failure(make_fetcher(DOWNLOAD_MAXSIZE=1000), url)[0] == "too_large"
 
 
-def test_body_at_maxsize_is_fine(mocked):
-    mocked.get(URL, body=b"x" * 1000)
-    assert len(make_fetcher(DOWNLOAD_MAXSIZE=1000).fetch(Request(URL)).body) == 1000
+def test_body_at_maxsize_is_fine(server):
+    url = serve(server, "/thousand", b"x" * 1000)
+    assert len(make_fetcher(DOWNLOAD_MAXSIZE=1000).fetch(Request(url)).body) == 1000
 
 
-def test_decoded_size_counts_for_maxsize(mocked):
+def test_decoded_size_counts_for_maxsize(server):
     packed = gzip.compress(b"0" * 50_000)
     assert len(packed) < 1000
-    mocked.get(URL, body=packed, headers={"Content-Encoding": "gzip"})
-    with pytest.raises(FetchError) as info:
-        make_fetcher(DOWNLOAD_MAXSIZE=1000).fetch(Request(URL))
-    assert info.value.reason == "too_large"
+    url = serve(server, "/packed", packed, Content_Encoding="gzip")
+    assert failure(make_fetcher(DOWNLOAD_MAXSIZE=1000), url)[0] == "too_large"
 
 
-def test_gzip_body_is_decoded(mocked):
-    mocked.get(URL, body=gzip.compress(b"<p>zipped</p>"), headers={"Content-Encoding": "gzip"})
-    assert make_fetcher().fetch(Request(URL)).body == b"<p>zipped</p>"
+def test_gzip_body_is_decoded(server):
+    url = serve(server, "/zipped", gzip.compress(b"<p>zipped</p>"), Content_Encoding="gzip")
+    assert make_fetcher().fetch(Request(url)).body == b"<p>zipped</p>"
 
 
-def test_deadline_passed_while_reading(mocked, monkeypatch):
-    ticks = iter([0.0, 100.0, 100.0, 100.0])
-    monkeypatch.setattr("crawler.http.fetcher.time", types.SimpleNamespace(monotonic=lambda: next(ticks)))
-    mocked.get(URL, body=b"slow body")
-    with pytest.raises(FetchError) as info:
-        make_fetcher(DOWNLOAD_TIMEOUT=30.0).fetch(Request(URL))
-    assert (info.value.reason, info.value.retryable) == ("timeout", True)
+def test_deadline_passed_while_reading(server):
+    url = server.url("/trickle-body")
+    assert failure(make_fetcher(DOWNLOAD_TIMEOUT=30.0), url,
+                   meta={"download_timeout": 0.3}) == ("timeout", True)
 
 
-@pytest.mark.parametrize("exc, reason, retryable", [
-    (requests.ConnectionError("refused"), "connection", True),
-    (requests.Timeout("too slow"), "timeout", True),
-    (requests.exceptions.ConnectTimeout("connect too slow"), "timeout", True),
-    (requests.exceptions.ReadTimeout("read too slow"), "timeout", True),
-    (requests.exceptions.SSLError("bad certificate"), "tls", False),
+def closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]
+
+
+def test_transport_failures_are_classified(server):
+    fetcher = make_fetcher(DOWNLOAD_TIMEOUT=0.5)
+    assert failure(fetcher, f"http://127.0.0.1:{closed_port()}/") == ("connection", True)
+    assert failure(fetcher, server.url("/silent")) == ("timeout", True)
+    assert failure(fetcher, serve_raw(server, "/hang-up", b"")) == ("connection", True)
+    assert failure(fetcher, server.url("/short")) == ("truncated", True)
+    assert failure(fetcher, server.url("/echo"), meta={
+        "proxy": f"http://127.0.0.1:{closed_port()}"}) == ("proxy", True)
+
+
+@pytest.mark.parametrize("request_fields, reason", [
+    ({"url": "http://[oops/"}, "invalid_url"),
+    ({"url": "ftp://127.0.0.1/file"}, "invalid_url"),
+    ({"url": "http:///nohost"}, "invalid_url"),
+    ({"headers": {"X-Bad": "a\nb"}}, "invalid_request"),
+    ({"headers": {"X-Number": 1}}, "invalid_request"),
+    ({"headers": {"X-Euro": "\u20ac"}}, "invalid_request"),
+    ({"method": "GET /x"}, "invalid_request"),
+    ({"meta": {"proxy": "socks5://127.0.0.1:9"}}, "proxy"),
 ])
-def test_transport_errors_are_classified(mocked, exc, reason, retryable):
-    mocked.get(URL, body=exc)
-    with pytest.raises(FetchError) as info:
-        make_fetcher().fetch(Request(URL))
-    assert info.value.reason == reason
-    assert info.value.retryable is retryable
-    assert str(info.value).startswith(reason + ": ")
+def test_requests_that_cannot_be_sent_fail_without_a_retry(server, request_fields, reason):
+    fields = {"url": server.url("/echo"), **request_fields}
+    before = len(server.received)
+    assert failure(make_fetcher(), fields.pop("url"), **fields) == (reason, False)
+    assert len(server.received) == before
 
 
-def test_session_ignores_the_environment(mocked, monkeypatch):
-    monkeypatch.setenv("HTTP_PROXY", "http://env-proxy.invalid:3128")
-    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):  # these count: tests/test_tls.py
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CURL_CA_BUNDLE", "/nonexistent/ca.pem")  # requests' own fallback
-    mocked.get(URL, body=b"ok")
-    make_fetcher().fetch(Request(URL))
-    sent = mocked.calls[0].request.req_kwargs
-    assert not sent["proxies"]
-    assert sent["verify"] is True  # certificates checked, with the bundled CAs
+def test_environment_proxies_and_ca_bundles_are_ignored(server, monkeypatch):
+    with BadServer() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url("").rstrip("/"))
+        monkeypatch.setenv("http_proxy", proxy.url("").rstrip("/"))
+        monkeypatch.setenv("CURL_CA_BUNDLE", "/nonexistent/ca.pem")  # requests' own fallback
+        assert sent(make_fetcher(), server.url("/echo"))["target"] == "/echo"
+        assert proxy.received == []
 
 
-def test_proxy_setting_and_meta_proxy_passed(mocked):
-    mocked.get(URL, body=b"ok")
-    fetcher = make_fetcher(HTTP_PROXY="http://proxy.invalid:3128", ADDRESS_GUARD=False)
-    fetcher.fetch(Request(URL))
-    fetcher.fetch(Request(URL, meta={"proxy": "http://other.invalid:8080"}))
-    fetcher.fetch(Request(URL, meta={"proxy": None}))
-    used = [dict(call.request.req_kwargs["proxies"]) for call in mocked.calls]
-    assert used[0] == {"http": "http://proxy.invalid:3128", "https": "http://proxy.invalid:3128"}
-    assert used[1]["http"] == "http://other.invalid:8080"
-    assert not used[2]
+def test_proxy_setting_and_meta_proxy_used(server):
+    with BadServer() as other:
+        fetcher = make_fetcher(HTTP_PROXY=server.url("").rstrip("/"), ADDRESS_GUARD=False)
+        target = "http://example.invalid/echo"
+        assert sent(fetcher, target)["target"] == target  # absolute form: to a proxy
+        assert sent(fetcher, target, meta={"proxy": other.url("").rstrip("/")})["target"] == \
+            target
+        assert [r.target for r in other.received] == [target]
+        assert sent(fetcher, server.url("/echo"), meta={"proxy": None})["target"] == "/echo"
 
 
-def test_accept_encoding_default_and_override(mocked):
-    mocked.get(URL, body=b"ok")
+def test_proxy_credentials_sent_to_the_proxy(server):
+    proxy = server.url("").rstrip("/").replace("://", "://us%40er:p%3Ass@")
+    fetcher = make_fetcher(HTTP_PROXY=proxy, ADDRESS_GUARD=False)
+    headers = sent(fetcher, "http://example.invalid/echo")["headers"]
+    assert headers["Proxy-Authorization"] == "Basic dXNAZXI6cDpzcw=="  # us@er:p:ss
+
+
+def test_accept_encoding_default_and_override(server):
     fetcher = make_fetcher()
-    fetcher.fetch(Request(URL))
-    fetcher.fetch(Request(URL, headers={"Accept-Encoding": "identity"}))
-    assert mocked.calls[0].request.headers["Accept-Encoding"] == ACCEPT_ENCODING
-    assert mocked.calls[1].request.headers["Accept-Encoding"] == "identity"
+    assert sent(fetcher, server.url("/echo"))["headers"]["Accept-Encoding"] == ACCEPT_ENCODING
+    assert sent(fetcher, server.url("/echo"), headers={"Accept-Encoding": "identity"})[
+        "headers"]["Accept-Encoding"] == "identity"
 
 
-def test_gzip_exactly_at_maxsize_is_fine(mocked):
-    mocked.get(URL, body=gzip.compress(b"z" * 1000), headers={"Content-Encoding": "gzip"})
-    assert make_fetcher(DOWNLOAD_MAXSIZE=1000).fetch(Request(URL)).body == b"z" * 1000
+def test_gzip_exactly_at_maxsize_is_fine(server):
+    url = serve(server, "/z1000", gzip.compress(b"z" * 1000), Content_Encoding="gzip")
+    assert make_fetcher(DOWNLOAD_MAXSIZE=1000).fetch(Request(url)).body == b"z" * 1000
 
 
 def test_decoder_never_holds_more_than_the_cap():
@@ -186,25 +218,9 @@ def test_decoder_never_holds_more_than_the_cap():
     assert len(decoder.body) <= 100_001
 
 
-def test_too_many_stacked_encodings_refused(mocked):
-    mocked.get(URL, body=b"x", headers={"Content-Encoding": "gzip, " * 5 + "gzip"})
-    assert pytest.raises(FetchError, make_fetcher().fetch, Request(URL)).value.reason == \
-        "bad_encoding"
-
-
-@pytest.mark.parametrize("exc, reason, retryable", [
-    (requests.exceptions.ProxyError("proxy said no"), "proxy", True),
-    (requests.ConnectionError("connection reset by peer"), "connection", True),
-    (requests.exceptions.InvalidHeader("bad header"), "invalid_request", False),
-    (requests.exceptions.InvalidURL("bad url"), "invalid_url", False),
-    (requests.exceptions.ContentDecodingError("bad gzip"), "bad_encoding", False),
-    (requests.ConnectionError(http.client.IncompleteRead(b"x", 10)), "truncated", True),
-])
-def test_more_errors_are_classified(mocked, exc, reason, retryable):
-    mocked.get(URL, body=exc)
-    with pytest.raises(FetchError) as info:
-        make_fetcher().fetch(Request(URL))
-    assert (info.value.reason, info.value.retryable) == (reason, retryable)
+def test_too_many_stacked_encodings_refused(server):
+    url = serve(server, "/stacked", b"x", Content_Encoding="gzip, " * 5 + "gzip")
+    assert failure(make_fetcher(), url) == ("bad_encoding", False)
 
 
 # -- Handler ---------------------------------------------------------------------
@@ -419,13 +435,12 @@ def test_too_long_links_dropped():
     assert result["dropped"] == {"url_too_long": 1}
 
 
-def test_handler_with_real_fetcher(mocked):
-    mocked.get(URL, body=b'<html><title>Real</title><a href="/next">n</a></html>',
-               content_type="text/html")
-    handler = Handler(GenericSpider(), make_fetcher(), rules(["example.com"]))
-    result = handler.handle(task())
-    assert result["items"] == [{"url": URL, "status": 200, "title": "Real", "depth": 0}]
-    assert [r["url"] for r in result["requests"]] == ["http://example.com/next"]
+def test_handler_with_real_fetcher(server):
+    url = serve(server, "/real", b'<html><title>Real</title><a href="/next">n</a></html>')
+    handler = Handler(GenericSpider(), make_fetcher(), rules(["127.0.0.1"]))
+    result = handler.handle(task(url))
+    assert result["items"] == [{"url": url, "status": 200, "title": "Real", "depth": 0}]
+    assert [r["url"] for r in result["requests"]] == [server.url("/next")]
 
 
 def test_malformed_redirect_location_never_raises():

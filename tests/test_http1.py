@@ -1,15 +1,19 @@
-"""crawler.http.http1, the fast path's client for plain http:// GETs: framing, keep-alive, and the
-responses servers get wrong, against tests/badserver.py. Where requests has an answer too,
-both paths must give the same one."""
+"""crawler.http.http1 and crawler.http.client, the transport: framing, keep-alive, RFC 9112's
+rejections, and the responses servers get wrong, against tests/badserver.py. Every request
+goes over it, whether prepared quickly or by requests (BOTH: the same answer either way)."""
 from __future__ import annotations
 
+import gzip
 import socket
 
 import pytest
 
 from badserver import BadServer
 from crawler import Request, config
-from crawler.http import http1
+from crawler.http import client
+from crawler.http.deadline import Deadline
+from crawler.http.guard import Guard
+from crawler.http.tls import Tls
 from crawler.http.fetcher import FetchConfig, Fetcher, FetchError
 
 BOTH = pytest.mark.parametrize("fast", [True, False], ids=["fast", "requests"])
@@ -41,7 +45,36 @@ ROUTES = {
     "/two-lengths": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", False),
     "/drop": lambda ex: False,  # closes the connection without a word
     "/then-close": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", False),
+    # RFC 9112: Transfer-Encoding is a list; chunked counts only as the last coding
+    "/te-not-chunked": raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: notchunked\r\n\r\n"
+                           b"5\r\nhello", False),
+    "/te-chunked-not-last": raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, x\r\n\r\n"
+                                b"2\r\nok\r\n0\r\n\r\n", False),
+    "/te-list": raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\nTransfer-Encoding: "
+                    b"Chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+    # a transfer coding without chunked: read until close, whatever Content-Length says
+    "/te-and-length": raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\nContent-Length: 2"
+                          b"\r\n\r\nall of it", False),
+    "/te-chunked-and-length": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+                                  b"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+    "/space-before-colon": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Bad : 1\r\n\r\nok",
+                               False),
+    "/not-a-token": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX(Bad): 1\r\n\r\nok", False),
+    "/no-colon": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Bad\r\n\r\nok", False),
+    "/fold-first": raw(b"HTTP/1.1 200 OK\r\n X-Folded: 1\r\nContent-Length: 2\r\n\r\nok",
+                       False),
+    "/status-99": raw(b"HTTP/1.1 099 Too Low\r\nContent-Length: 2\r\n\r\nok", False),
+    "/status-000": raw(b"HTTP/1.1 000 Zero\r\nContent-Length: 2\r\n\r\nok", False),
+    "/http2-status": raw(b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok", False),
+    "/bad-length": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2a\r\n\r\nok", False),
+    "/no-reason": raw(b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok"),
+    "/head": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"),
 }
+
+
+def chunked_with_size(size: bytes):
+    return raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size +
+               b"\r\nhello\r\n0\r\n\r\n", False)
 
 
 @pytest.fixture()
@@ -68,10 +101,14 @@ def failure(fetcher: Fetcher, server: BadServer, path: str) -> tuple[str, bool]:
     return info.value.reason, info.value.retryable
 
 
-def test_plain_gets_reuse_one_connection(server):
+def test_requests_reuse_one_connection(server):
     fetcher = make_fetcher()
     for path in ("/ok", "/chunked", "/no-content", "/continue", "/headers", "/ok"):
         fetch(fetcher, server, path)
+    fetcher.fetch(Request(server.url("/echo"), method="POST", body=b"x"))
+    fetcher.fetch(Request(server.url("/echo"), headers={"X-Own": "1"}))
+    fetcher.fetch(Request(server.url("/echo?")))  # prepared by requests
+    fetch(fetcher, server, "/te-list")
     assert server.connections == 1
 
 
@@ -130,18 +167,88 @@ def test_bad_framing_fails(server, path):
 
 
 def test_idle_connections_per_thread_are_capped():
-    servers = [BadServer().start() for _ in range(http1.MAX_IDLE + 2)]
-    pool = http1.Pool()
+    servers = [BadServer().start() for _ in range(client.MAX_IDLE + 2)]
+    pool = client.Client(Guard(False), Tls(True))
     try:
         for s in servers:
-            response = pool.get("127.0.0.1", s.port, "/ok", [], 5.0)
+            out = client.Outgoing("GET", s.url("/ok"), "http", "127.0.0.1", s.port, "/ok", {},
+                                  b"", f"127.0.0.1:{s.port}")
+            response = pool.send(out, Deadline(5.0))
             while response.read1():
                 pass
             response.close()
-        assert len(pool._idle) == http1.MAX_IDLE
-        assert all(isinstance(sock, socket.socket) for sock in pool._idle.values())
+        assert len(pool._idle) == client.MAX_IDLE
+        assert all(isinstance(conn.sock, socket.socket) for conn in pool._idle.values())
     finally:
         pool.close()
         for s in servers:
             s.close()
     assert pool._idle == {}
+    assert [s.connections for s in servers] == [1] * len(servers)
+
+
+# -- RFC 9112: what a response may not do ------------------------------------------------------
+
+@pytest.mark.parametrize("path, body", [
+    ("/te-not-chunked", b"5\r\nhello"),  # "chunked" inside another coding's name
+    ("/te-and-length", b"all of it"),  # not chunked: until close, Content-Length ignored
+    ("/te-chunked-and-length", b"ok"),  # chunked wins over Content-Length
+    ("/te-list", b"ok"),  # the list spread over two fields, chunked last
+    ("/no-reason", b"ok"),
+])
+def test_transfer_encoding_is_a_list(server, path, body):
+    assert fetch(make_fetcher(), server, path).body == body
+
+
+def test_transfer_codings_besides_chunked_are_decoded(server):
+    packed = gzip.compress(b"<p>transfer-coded</p>")
+    server.routes["/te-gzip-chunked"] = raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" +
+        b"%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed))
+    server.routes["/te-gzip-close"] = raw(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: gzip\r\n\r\n" +
+        gzip.compress(gzip.compress(b"<p>twice</p>")), False)
+    fetcher = make_fetcher()
+    assert fetch(fetcher, server, "/te-gzip-chunked").body == b"<p>transfer-coded</p>"
+    assert fetch(fetcher, server, "/te-gzip-close").body == b"<p>twice</p>"
+
+
+def test_a_response_with_both_framings_is_not_reused(server):
+    fetcher = make_fetcher()
+    fetch(fetcher, server, "/te-chunked-and-length")
+    fetch(fetcher, server, "/ok")
+    assert server.connections == 2
+
+
+@BOTH
+@pytest.mark.parametrize("path", [
+    "/te-chunked-not-last", "/space-before-colon", "/not-a-token", "/no-colon", "/fold-first",
+    "/status-99", "/status-000", "/http2-status", "/bad-length",
+])
+def test_malformed_responses_are_refused(server, fast, path):
+    fetcher = make_fetcher(fast)
+    with pytest.raises(FetchError) as info:
+        fetch(fetcher, server, path)
+    assert (info.value.reason, info.value.retryable) == ("connection", True)
+    assert "malformed response" in str(info.value)
+
+
+@pytest.mark.parametrize("size", [b"0x5", b"+5", b" 5", b"0_5", b"5 5", b"-5", b"g"])
+def test_chunk_sizes_are_plain_hex(server, size):
+    server.routes["/odd-chunk"] = chunked_with_size(size)
+    assert failure(make_fetcher(), server, "/odd-chunk") == ("connection", True)
+
+
+@pytest.mark.parametrize("size", [b"5", b"05", b"5;name=value", b"5 ;x", b"0000000000000005"])
+def test_chunk_sizes_with_extensions_are_read(server, size):
+    server.routes["/chunk"] = chunked_with_size(size)
+    assert fetch(make_fetcher(), server, "/chunk").body == b"hello"
+
+
+def test_a_head_response_has_no_body_whatever_its_length(server):
+    fetcher = make_fetcher()
+    response = fetcher.fetch(Request(server.url("/head"), method="HEAD"))
+    assert (response.status, response.body, response.headers["Content-Length"]) == \
+        (200, b"", "1000")
+    fetch(fetcher, server, "/ok")
+    assert server.connections == 1

@@ -3,7 +3,7 @@ import pytest
 from test_fetcher import StubFetcher, URL, html, rules, task
 
 from crawler import IgnoreRequest, Request, Response, Spider, signals
-from crawler.http.failures import FetchError
+from crawler.http.errors import FetchError
 from crawler.sitegen import Site
 from crawler.spider.handler import Handler
 from crawler.spider.middleware import Middlewares

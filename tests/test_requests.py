@@ -8,7 +8,7 @@ from test_fetcher import StubFetcher, URL, html, rules, task
 from crawler import (CrawlerError, Failure, FormRequest, HttpError, Request, Response, Spider,
                      UsageError)
 from crawler.frontier import FAILED, Frontier
-from crawler.http.failures import FetchError
+from crawler.http.errors import FetchError
 from crawler.sitegen import Site
 from crawler.spider.base import make_spider
 from crawler.spider.handler import Handler

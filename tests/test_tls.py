@@ -1,9 +1,11 @@
 """TLS as users need it: TLS_VERIFY, TLS_CA_BUNDLE and the environment's CA bundle.
 
 A private CA and a server certificate for 127.0.0.1 and localhost are made at test time
-(cryptography); the servers speak HTTPS on loopback. Every fetch case runs both ways, a plain
-GET (the fast path) and a POST (through requests), each checked to have taken its path. The
-environment is passed to FetchConfig.from_settings, never changed in this process.
+(cryptography); the servers speak HTTPS on loopback and log each handshake (resumed, SNI,
+ALPN). Every fetch case runs both ways, a plain GET (prepared quickly) and a POST with a
+header of its own in bytes (prepared by requests), each checked to have taken its path and
+neither requests' transport. The environment is passed to FetchConfig.from_settings, never
+changed in this process.
 """
 from __future__ import annotations
 
@@ -12,8 +14,11 @@ import ipaddress
 import re
 import shutil
 import ssl
+import json
 import subprocess
 import sys
+import threading
+import types
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +31,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from badserver import BadServer
+from badserver import BadServer, TunnelProxy
 from crawler import Request, config
 from crawler.errors import UsageError
 from crawler.http.fetcher import FetchConfig, Fetcher, FetchError
+from crawler.http import tls
 from crawler.http.tls import ENV_VARS
 from crawler.sitegen import Site, SiteServer
 from procs import QUIET, base_env, free_port, read_jsonl, write_key, write_seeds
@@ -49,8 +55,11 @@ class Pki:
     other_ca: str     # a CA nobody signed anything with
 
     def server_context(self) -> ssl.SSLContext:
+        """TLS 1.2 and 1.3 with session tickets; ALPN h2 preferred, so a client that offers
+        it gets it."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.cert, self.key)
+        context.set_alpn_protocols(["h2", "http/1.1"])
         return context
 
 
@@ -113,23 +122,27 @@ def misnamed(pki):
 
 # -- both ways ---------------------------------------------------------------------------------
 class Way:
-    """How a request goes: a plain GET (the fast path) or a POST (through requests).
-    outcome() checks the path taken by counting calls to requests.Session.request."""
+    """How a request is prepared: a plain GET (quickly) or a POST with a bytes header (by
+    requests). outcome() checks the preparation by counting requests.Session.prepare_request
+    calls; requests' transport must never be used."""
 
     def __init__(self, name: str, monkeypatch) -> None:
         self.name, self.calls, self.error = name, 0, None
-        original = requests.Session.request
+        original = requests.Session.prepare_request
 
         def counted(session, *args, **kwargs):
             self.calls += 1
             return original(session, *args, **kwargs)
 
-        monkeypatch.setattr(requests.Session, "request", counted)
+        monkeypatch.setattr(requests.Session, "prepare_request", counted)
+        monkeypatch.setattr(requests.adapters.HTTPAdapter, "send",
+                            lambda *a, **k: pytest.fail("requests' transport used"))
 
     def outcome(self, fetcher: Fetcher, server: BadServer, host: str | None = None) -> str:
         """"status <code>" when fetched, else the failure reason (the error in self.error)."""
         request = Request(server.url("/ok", host)) if self.name == "fast" else \
-            Request(server.url("/echo", host), method="POST", body=b"x")
+            Request(server.url("/echo", host), method="POST", body=b"x",
+                    headers={"X-Bytes": b"1"})
         before = self.calls
         try:
             return f"status {fetcher.fetch(request).status}"
@@ -208,11 +221,76 @@ def test_tls_ca_bundle_comes_before_the_environment(server, way, pki, make_fetch
 def test_both_paths_share_the_connection(server, pki, settings, make_fetcher):
     fetcher = make_fetcher(**({"TLS_CA_BUNDLE": pki.ca} if settings == "bundle" else
                               {"TLS_VERIFY": False}))
-    before = server.connections
+    before, handshakes = server.connections, len(server.handshakes)
     for request in (Request(server.url("/ok")), Request(server.url("/echo"), method="POST",
-                                                        body=b"x"), Request(server.url("/ok"))):
+                                                        body=b"x", headers={"X-Bytes": b"1"}),
+                    Request(server.url("/ok"))):
         assert fetcher.fetch(request).status == 200
     assert server.connections == before + 1
+    assert len(server.handshakes) == handshakes + 1
+
+
+# -- the handshake: kept alive, resumed, SNI, ALPN -------------------------------------------
+def test_connections_are_kept_alive_and_sessions_resumed(server, pki, make_fetcher):
+    server.routes["/bye"] = lambda ex: ex.respond("200 OK", b"bye", close=True)
+    fetcher = make_fetcher(TLS_CA_BUNDLE=pki.ca)
+    before, handshakes = server.connections, len(server.handshakes)
+    for path in ("/ok", "/ok", "/bye", "/ok", "/ok", "/bye", "/ok"):
+        assert fetcher.fetch(Request(server.url(path))).status == 200
+    assert server.connections == before + 3  # a new connection after each "close" only
+    assert [h.resumed for h in server.handshakes[handshakes:]] == [False, True, True]
+    other = make_fetcher(TLS_CA_BUNDLE=pki.ca)  # sessions are per fetcher, not per process
+    assert other.fetch(Request(server.url("/ok"))).status == 200
+    assert server.handshakes[-1].resumed is False
+
+
+def test_sessions_are_resumed_across_threads(server, pki, make_fetcher):
+    fetcher = make_fetcher(TLS_CA_BUNDLE=pki.ca)
+    handshakes = len(server.handshakes)
+    assert fetcher.fetch(Request(server.url("/ok"))).status == 200
+    thread = threading.Thread(target=fetcher.fetch, args=(Request(server.url("/ok")),))
+    thread.start()
+    thread.join(10)
+    assert [h.resumed for h in server.handshakes[handshakes:]] == [False, True]
+
+
+def test_sni_names_the_host_and_alpn_is_http11(server, pki, make_fetcher):
+    fetcher = make_fetcher(TLS_CA_BUNDLE=pki.ca)
+    handshakes = len(server.handshakes)
+    assert fetcher.fetch(Request(server.url("/ok", "localhost"))).status == 200
+    assert fetcher.fetch(Request(server.url("/ok"))).status == 200
+    seen = [(h.sni, h.alpn) for h in server.handshakes[handshakes:]]
+    assert seen == [("localhost", "http/1.1"), (None, "http/1.1")]  # no SNI for an address
+
+
+def test_the_sessions_kept_are_bounded(monkeypatch):
+    monkeypatch.setattr(tls, "MAX_SESSIONS", 3)
+    kept = tls.Tls(True)
+    for host in ("h0", "h1", "h2", "h3", "h4", "h2"):  # h2 used again: kept the longest
+        kept.keep_session(types.SimpleNamespace(session=object()), host, 443)
+    assert list(kept.sessions) == [("h3", 443), ("h4", 443), ("h2", 443)]
+
+
+@pytest.mark.parametrize("settings", ["bundle", "verify off"])
+def test_https_through_a_connect_proxy(server, misnamed, pki, settings, make_fetcher):
+    with TunnelProxy() as proxy:
+        fetcher = make_fetcher(**({"TLS_CA_BUNDLE": pki.ca} if settings == "bundle" else
+                                  {"TLS_VERIFY": False}),
+                               HTTP_PROXY=proxy.proxy_url("bot:s%3Acret"))
+        handshakes = len(server.handshakes)
+        for _ in range(2):
+            echo = fetcher.fetch(Request(server.url("/echo", "localhost"))).body
+            assert json.loads(echo)["target"] == "/echo"  # inside the tunnel: origin form
+        assert [r.target for r in proxy.received] == [f"localhost:{server.port}"]
+        assert proxy.received[0].headers["Proxy-Authorization"] == "Basic Ym90OnM6Y3JldA=="
+        assert "Proxy-Authorization" not in json.loads(echo)["headers"]
+        assert [h.sni for h in server.handshakes[handshakes:]] == ["localhost"]
+        misnamed_outcome = "status 200" if settings == "verify off" else "tls"
+        try:
+            got = f"status {fetcher.fetch(Request(misnamed.url('/ok'))).status}"
+        except FetchError as exc:
+            got = exc.reason
+        assert got == misnamed_outcome
 
 
 def test_a_certificate_for_another_name_is_tls(misnamed, way, pki, make_fetcher):

@@ -19,7 +19,7 @@ class HttpError(CrawlerError):
 class Failure:
     """Why a request failed, for its errback: `.request`, `.reason` (the failure reason the
     crawl records: http_404, timeout, connection, ...), `.value` (the exception: HttpError
-    for a status, else crawler.http.failures.FetchError), `.response` when there was one."""
+    for a status, else crawler.http.errors.FetchError), `.response` when there was one."""
 
     def __init__(self, request: Request, reason: str, value: Exception,
                  response: Response | None = None) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from ..errors import CrawlerError, IgnoreRequest
-from ..http.failures import FetchError
+from ..http.errors import FetchError
 from ..http.request import Request
 from ..http.response import Response
 

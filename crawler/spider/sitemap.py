@@ -3,7 +3,7 @@
 A sitemap is read on the worker, as a page: its request carries meta["download_maxsize"] =
 SITEMAP_MAXSIZE, so the fetcher caps it (and decodes any Content-Encoding) at the protocol's
 50 MB instead of DOWNLOAD_MAXSIZE. A gzip file (`.xml.gz`, found by its magic bytes) is
-uncompressed here under the same cap, step by step (crawler.http.bodies), so a bomb fails
+uncompressed here under the same cap, step by step (crawler.http.body), so a bomb fails
 as too_large. XML is parsed incrementally with lxml, without entities, DTDs, network or
 huge-tree mode, and without recovery: malformed XML fails the sitemap as sitemap_invalid.
 """
@@ -21,8 +21,8 @@ from protego import Protego
 
 from .. import default_settings, urls
 from ..errors import PageError, UsageError
-from ..http.bodies import BodyDecoder
-from ..http.failures import FetchError
+from ..http.body import BodyDecoder
+from ..http.errors import FetchError
 from ..http.request import Request
 from ..http.response import Response
 

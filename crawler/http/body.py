@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import zlib
 
-from .failures import FetchError
+from .errors import FetchError
 
 log = logging.getLogger(__name__)
 _MAX_CODINGS = 4  # stacked Content-Encodings decoded at most

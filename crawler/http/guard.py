@@ -1,13 +1,16 @@
-"""The address guard's rules: which IP addresses a crawl may connect to.
+"""The address guard: which IP addresses a crawl may connect to, and the one place it connects.
 
 A crawler follows links that anyone can write, so a page can point it at
 http://127.0.0.1:8080/admin, http://169.254.169.254/ (a cloud metadata service)
-or a host name that resolves into the operator's private network. The fetcher
-resolves every host itself before connecting and refuses the connection when
-any address is not a public unicast address (see `is_public`); it then connects
-only to the addresses it checked, so the name is not looked up a second time.
+or a host name that resolves into the operator's private network. Every connection to a
+crawled host is opened by `Guard.connect`: it resolves the host within the fetch's
+deadline, refuses the connection when any address is not a public unicast address (see
+`is_public`), and then connects only to the addresses it checked, so the name is not
+looked up a second time (DNS rebinding). Seed hosts (trusted) are resolved and pinned the
+same way, without the check. Through a proxy, the proxy resolves the name again, so there
+`Guard.check` is best effort.
 
-Everything here except `resolve()` is a pure function of its arguments.
+Everything here except `resolve()` and `Guard.connect` is a pure function of its arguments.
 """
 from __future__ import annotations
 
@@ -15,7 +18,12 @@ import ipaddress
 import socket
 import threading
 import time
-from typing import Iterable, Union
+from typing import TYPE_CHECKING, Iterable, Union
+
+from .errors import FetchError
+
+if TYPE_CHECKING:
+    from .deadline import Deadline
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -164,3 +172,56 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class Guard:
+    """The address policy of one fetcher: on or off (ADDRESS_GUARD), and the trusted hosts
+    (the seeds' own), which are exempt."""
+
+    def __init__(self, enabled: bool, trusted: Iterable[str] = ()) -> None:
+        self.enabled = enabled
+        self.trusted = frozenset(normalize_host(h) for h in trusted)
+
+    def checks(self, host: str) -> bool:
+        """True when connections to host must pass the check."""
+        return self.enabled and normalize_host(host) not in self.trusted
+
+    def connect(self, host: str, port: int, deadline: "Deadline",
+                check: bool = True) -> socket.socket:
+        """A TCP connection to host, to an address resolved within the deadline and, unless
+        `check` is False (a proxy) or the host is exempt, checked first: FetchError
+        blocked_address when any address is not public."""
+        found = resolve(host, port, deadline.remaining())
+        if check and self.checks(host):
+            refuse(host, found)
+        error: OSError | None = None
+        for address in found:  # the addresses checked, never a new lookup
+            try:
+                sock = socket.create_connection((address, port), deadline.remaining())
+            except OSError as exc:
+                error = exc
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        assert error is not None
+        raise error
+
+    def check(self, host: str, port: int, deadline: "Deadline") -> None:
+        """The check alone, for a request a proxy will connect: resolve the name here and
+        refuse it when it points inward (the proxy resolves it again)."""
+        if not self.checks(host):
+            return
+        try:
+            found = resolve(host, port, deadline.remaining())
+        except (OSError, UnicodeError) as exc:
+            raise FetchError("blocked_address", f"{host} does not resolve here, so the address "
+                             f"guard cannot check it ({exc}); set ADDRESS_GUARD=False to crawl "
+                             "names only the proxy can resolve") from None
+        refuse(host, found)
+
+
+def refuse(host: str, found: Iterable[str]) -> None:
+    """FetchError blocked_address when any address host resolves to is not public."""
+    bad = refused(found)
+    if bad:
+        raise FetchError("blocked_address", f"{host} resolves to {bad[0]}, not a public address")
