@@ -18,6 +18,7 @@ from .errors import UsageError
 
 SERIALIZER = "crawler"
 _call_timeout = 10.0
+_peer = threading.local()  # on each server thread: the address of the client it serves
 
 # What each registered object exposes to workers.
 EXPOSED = {
@@ -60,7 +61,19 @@ class _Listener(connection.Listener):
         conn = super().accept()
         with socket.socket(fileno=os.dup(conn.fileno())) as sock:
             _tune(sock, None)
+            conn.peer = sock.getpeername()[:2]
         return conn
+
+
+class _Server(managers.Server):
+    def accept_connection(self, c: connection.Connection, name: str) -> None:
+        _peer.address = getattr(c, "peer", None)  # this thread serves only this connection
+        super().accept_connection(c, name)
+
+
+def peer_address() -> tuple[str, int] | None:
+    """The client address of the call being served on this thread (None elsewhere)."""
+    return getattr(_peer, "address", None)
 
 
 def _client(address: tuple[str, int], authkey: bytes | None = None) -> connection.Connection:
@@ -91,8 +104,8 @@ def serve(objects: dict[str, Any], address: tuple[str, int], authkey: bytes) -> 
     for name, obj in objects.items():
         server_manager.register(name, callable=_constant(obj), proxytype=_PROXIES[name],
                                 exposed=EXPOSED[name])
-    server = server_manager(address=address, authkey=authkey,
-                            serializer=SERIALIZER).get_server()
+    # get_server() would build a plain managers.Server
+    server = _Server(server_manager._registry, address, authkey, SERIALIZER)
     server.stop_event = threading.Event()
     threading.Thread(target=server.accepter, name="manager-accept", daemon=True).start()
     return server.address

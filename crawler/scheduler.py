@@ -7,10 +7,13 @@ Every method returns at once: nothing here ever waits for work to appear.
 from __future__ import annotations
 
 import logging
+import heapq
 import threading
 import time
+from collections import Counter
 from typing import Any, Callable
 
+from . import manager
 from .frontier import DONE, Frontier
 from .frontier.journal import Journal
 
@@ -31,6 +34,8 @@ class Scheduler:
         self.lock = threading.Lock()
         self.ended = threading.Event()  # set by the put that ends the crawl: wakes the master
         self.workers: dict[str, float] = {}
+        self.worker_info: dict[str, dict[str, Any]] = {}  # what each said in hello
+        self.pages_by_worker: Counter = Counter()
         self.told_done: set[str] = set()
         self.closing: str | None = None
 
@@ -39,6 +44,7 @@ class Scheduler:
         """Register a worker; reply with the crawl's configuration."""
         with self.lock:
             self.workers[info["worker"]] = time.monotonic()
+            self.worker_info[info["worker"]] = _worker_info(info)
         log.info("worker %s joined (%s threads)", info["worker"], info.get("threads"))
         return self.hello_reply
 
@@ -64,6 +70,7 @@ class Scheduler:
         with self.lock:
             self.workers[worker] = time.monotonic()
             accepted = [r["lease"] for r in results if self._settle(r, items)]
+            self.pages_by_worker[worker] += len(accepted)
             numbered = self._commit(items)
             if numbered:
                 # Under the lock, so the sink sees items in journal order: it records
@@ -104,6 +111,21 @@ class Scheduler:
             return dict(self.frontier.stats, queued=self.frontier.queued,
                         leased=self.frontier.leased, workers=len(self.workers))
 
+    def snapshot(self, top: int, workers_shown: int = 100) -> dict[str, Any]:
+        """The frontier's snapshot (crawler.status renders it) plus the workers: the most
+        recently seen `workers_shown`, with pages settled and leases held."""
+        now = time.monotonic()
+        with self.lock:
+            snap = self.frontier.snapshot(top)
+            leases = snap.pop("leases_by_worker")
+            recent = heapq.nlargest(workers_shown, self.workers.items(), key=lambda kv: kv[1])
+            snap["workers"] = [dict(self.worker_info.get(w, {}), id=w, seen_ago=now - seen,
+                                    pages=self.pages_by_worker[w], leases=leases[w])
+                               for w, seen in recent]
+            snap["workers_known"] = len(self.workers)
+            snap["closing"] = self.closing
+        return snap
+
     # -- called by the master's own loop ---------------------------------------
     def tick(self) -> None:
         """Expire overdue leases and apply page limits."""
@@ -140,6 +162,8 @@ class Scheduler:
                                    result.get("status", 0) < 400, result.get("retry_after"))
         if task is None:
             return False
+        if "bytes" in result:
+            self.frontier.stats["bytes"] += result["bytes"]
         if outcome == DONE and robots is None:
             stats = self.frontier.stats
             for reason, count in result.get("dropped", {}).items():
@@ -147,6 +171,12 @@ class Scheduler:
             self.frontier.admit(result.get("requests", ()))
             items.extend(result.get("items", ()))
         return True
+
+
+def _worker_info(info: dict[str, Any]) -> dict[str, Any]:
+    peer = manager.peer_address()
+    return {"address": f"{peer[0]}:{peer[1]}" if peer else None,
+            **{k: info.get(k) for k in ("threads", "pid", "version")}}
 
 
 class UrlQueue:

@@ -12,6 +12,7 @@ import logging
 import os
 import queue
 import threading
+from collections import deque
 from typing import Any, Callable, Iterable
 
 from .errors import CrawlerError, UsageError
@@ -129,6 +130,7 @@ class Sink:
         self.writer, self.pipelines, self.spider = writer, list(pipelines), spider
         self.on_written = on_written  # (last seq, good file size, item count) after a flush
         self.dropped = 0
+        self.recent: deque = deque(maxlen=10)  # the last items written, for the status page
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="sink", daemon=True)
 
@@ -186,3 +188,4 @@ class Sink:
             self.dropped += 1
             return
         self.writer.write(item)
+        self.recent.append(item)

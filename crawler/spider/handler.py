@@ -79,6 +79,7 @@ class Handler:
         else:
             result = self._parse(request, response, depth)
         result["latency"] = latency
+        result["bytes"] = len(response.body)
         pause = retry_after(response.headers.get("Retry-After"))
         if pause is not None and response.status in (429, 503):
             result["retry_after"] = pause
