@@ -3,7 +3,7 @@
 
     python bench/master_capacity.py [--workers 2] [--duration 15] [--warmup 3]
                                     [--links 20] [--batch 64] [--hosts 1000] [--journal]
-                                    [--json out.json]
+                                    [--status-poll 10 | --no-status] [--json out.json]
 
 Starts a real master (`python -m crawler.master --workers 0`) whose seeds are fake URLs
 http://h<i>.invalid/ on many host names (nothing is ever fetched: .invalid never resolves and
@@ -21,11 +21,17 @@ control.status() once a second. Reported: pages/s settled by the master over the
 window (after --warmup), master CPU seconds per page in that window (so 1/that is what one
 fully busy master could settle), master RSS, lease/put latencies (probe: p50/p90/p99/max;
 workers' own batched calls too). Everything runs on 127.0.0.1 and stops by itself.
+
+The master serves its status page on a free loopback port (as it does by default);
+`--status-poll R` adds a process that GETs /stats.json and / from it R times a second each
+(a busy status page; 10 is a browser tab polling ten times faster than the page does) and
+reports their latency; `--no-status` runs the master with `--status off`.
 """
 from __future__ import annotations
 
 import argparse
 from hashlib import blake2b
+import http.client
 import json
 import multiprocessing as mp
 import os
@@ -69,6 +75,12 @@ def _connect(address, key_path: str, deadline: float):
         if time.time() > deadline:
             raise RuntimeError(f"no master at {address}")
         time.sleep(0.1)
+
+
+def _free_port() -> int:
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _code_state() -> dict:
@@ -199,6 +211,37 @@ def probe(address, key_path: str, start, duration: float, interval: float,
     report.put({"role": "probe", "lease_s": lease_t, "put_s": put_t, "samples": samples})
 
 
+def status_poller(port: int, start, duration: float, rate: float, report: mp.Queue,
+                  ready: mp.Queue) -> None:
+    """GET /stats.json and / `rate` times a second each, over one kept-alive connection."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    start_at, stop_at = _wait_for_start(ready, start, duration, "status-poller")
+    times: dict[str, list[float]] = {"/stats.json": [], "/": []}
+    errors, snapshot_s, conn = 0, [], None
+    next_at = time.perf_counter()
+    while time.time() < stop_at:
+        for path in times:
+            t0 = time.perf_counter()
+            try:
+                conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", path)
+                response = conn.getresponse()
+                body = response.read()
+                if response.status != 200:
+                    raise OSError(f"status {response.status}")
+            except (OSError, http.client.HTTPException):
+                errors += 1
+                conn = None
+                continue
+            times[path].append(time.perf_counter() - t0)
+            if path == "/stats.json":
+                snapshot_s.append(json.loads(body)["snapshot_seconds"])
+        next_at += 1.0 / rate
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    report.put({"role": "status", "errors": errors, "snapshot_s": snapshot_s,
+                **{f"get{path}": _percentiles(v) for path, v in times.items()}})
+
+
 # ---------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,8 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--master-gc", choices=("on", "off", "raised"), default="on",
                    help="experiment: run the master with Python's cyclic GC as is (on), "
                         "disabled (off), or with the generation-0 threshold raised 100x (raised)")
+    p.add_argument("--status-poll", type=float, default=0.0, metavar="R",
+                   help="GET the master's /stats.json and / R times a second each (0: never)")
+    p.add_argument("--no-status", action="store_true",
+                   help="run the master without its status page (--status off)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
+    if args.status_poll and args.no_status:
+        p.error("--status-poll needs the status page: drop --no-status")
 
     workdir = tempfile.mkdtemp(prefix="crawler-capacity-")
     seeds = os.path.join(workdir, "seeds.txt")
@@ -231,9 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         f.writelines(f"http://h{i}.invalid/\n" for i in range(args.hosts))
     key_path = os.path.join(workdir, "crawl.key")
     keyfile.create(key_path)
-    with __import__("socket").socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port, status_port = _free_port(), _free_port()
     address = ("127.0.0.1", port)
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -252,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
                     "runpy.run_module('crawler.master', run_name='__main__', alter_sys=True)"]
     argv_master = [*launcher, seeds, "--workers", "0",
                    "--bind", f"127.0.0.1:{port}", "--authkey-file", key_path,
-                   "-o", os.path.join(workdir, "items.jsonl")]
+                   "-o", os.path.join(workdir, "items.jsonl"),
+                   "--status", "off" if args.no_status else f"127.0.0.1:{status_port}"]
     for s in settings:
         argv_master += ["-s", s]
     master_log = open(os.path.join(workdir, "master.log"), "w+")
@@ -280,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
                                                  args.probe_interval, report, ready))
         prober.start()
         children.append(prober)
+        if args.status_poll:
+            poller = ctx.Process(target=status_poller, args=(status_port, start, args.duration,
+                                                             args.status_poll, report, ready))
+            poller.start()
+            children.append(poller)
         control = _connect(address, key_path, time.time() + 30)["control"]
         for _ in children:
             ready.get(timeout=300)
@@ -324,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_per_page = (c1 - c0) / pages if pages and c1 is not None else None
         probe_rep = next((r for r in reports if r["role"] == "probe"), None)
         workers_rep = [r for r in reports if r["role"] == "worker"]
+        status_rep = next((r for r in reports if r["role"] == "status"), None)
         lease_window = [dt for ts, dt in probe_rep["samples"]
                         if start_at + args.warmup <= ts <= start_at + args.duration] \
             if probe_rep else []
@@ -353,6 +407,11 @@ def main(argv: list[str] | None = None) -> int:
             "workers": [{k: v for k, v in r.items() if not k.endswith("_s")}
                         for r in workers_rep],
             "series": series,
+            "status_poll": status_rep and {
+                **{k: v for k, v in status_rep.items() if k != "snapshot_s"},
+                "snapshot_ms_max": round(1000 * max(status_rep["snapshot_s"] or [0]), 3),
+                "snapshot_ms_median": round(1000 * sorted(status_rep["snapshot_s"] or [0])[
+                    len(status_rep["snapshot_s"]) // 2], 3)},
         }
     finally:
         if master.poll() is None:
@@ -391,6 +450,13 @@ def main(argv: list[str] | None = None) -> int:
     for w in r["workers"]:
         print(f"  worker {w['index']}: {w['pages']} pages, {w['empty_leases']} empty leases, "
               f"{w['pool_used']} pre-built links used, {w['generated_fast']} made on the fly")
+    if r["status_poll"]:
+        sp = r["status_poll"]
+        print(f"status page: {sp['get/stats.json'].get('n')} GET /stats.json (p50 "
+              f"{sp['get/stats.json'].get('p50_ms')} ms, p99 {sp['get/stats.json'].get('p99_ms')}"
+              f" ms), {sp['get/'].get('n')} GET / (p99 {sp['get/'].get('p99_ms')} ms), "
+              f"{sp['errors']} errors; snapshot under the lock: median "
+              f"{sp['snapshot_ms_median']} ms, max {sp['snapshot_ms_max']} ms")
     if "error" in tail.lower() or "traceback" in tail.lower():
         print("master output:\n" + tail, file=sys.stderr)
     if args.json:

@@ -193,9 +193,9 @@ class Master:
 
     def start(self) -> tuple[str, int]:
         """Serve the queues and start local workers; return the bound address."""
+        self._start_status()  # first: a port in use stops it before anything is made
         key_path = self.plan.key_path or self._temp_key_path()
         key = keyfile.read_or_create(key_path)
-        self._start_status()
         address = manager.serve(registered_objects(self.scheduler), self.plan.bind, key)
         self.sink.start()
         target = f"{address[0]}:{address[1]}"

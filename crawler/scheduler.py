@@ -44,7 +44,9 @@ class Scheduler:
         """Register a worker; reply with the crawl's configuration."""
         with self.lock:
             self.workers[info["worker"]] = time.monotonic()
-            self.worker_info[info["worker"]] = _worker_info(info)
+            # A worker without -c runs the master's CONCURRENT_REQUESTS threads.
+            threads = self.hello_reply.get("settings", {}).get("CONCURRENT_REQUESTS")
+            self.worker_info[info["worker"]] = _worker_info(info, threads)
         log.info("worker %s joined (%s threads)", info["worker"], info.get("threads"))
         return self.hello_reply
 
@@ -173,10 +175,11 @@ class Scheduler:
         return True
 
 
-def _worker_info(info: dict[str, Any]) -> dict[str, Any]:
+def _worker_info(info: dict[str, Any], default_threads: int | None) -> dict[str, Any]:
     peer = manager.peer_address()
     return {"address": f"{peer[0]}:{peer[1]}" if peer else None,
-            **{k: info.get(k) for k in ("threads", "pid", "version")}}
+            "threads": info.get("threads") or default_threads,
+            "pid": info.get("pid"), "version": info.get("version")}
 
 
 class UrlQueue:

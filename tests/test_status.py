@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from crawler.status.live import LiveLine
 from crawler.status.progress import WorkerMeter, master_line
 from crawler.status.server import StatusServer
 from crawler.status.summary import summary_lines
+from procs import terminal_lines
 
 
 class Clock:
@@ -301,22 +303,13 @@ def test_status_command_refuses_what_is_not_a_stats_file(tmp_path, content):
 
 # -- the live line -------------------------------------------------------------------------
 class Terminal(io.StringIO):
-    """A tty-like stream; screen() replays \\r, erase-line and newlines into lines."""
+    """A tty-like stream; screen() is what stays on it."""
 
     def isatty(self) -> bool:
         return True
 
     def screen(self) -> list[str]:
-        lines, current = [], ""
-        for token in re.split(r"(\r\x1b\[K|\n)", self.getvalue()):
-            if token == "\n":
-                lines.append(current)
-                current = ""
-            elif token == "\r\x1b[K":
-                current = ""
-            else:
-                current += token
-        return lines + [current]
+        return terminal_lines(self.getvalue())
 
 
 def test_live_line_keeps_log_lines_whole_and_leaves_nothing_behind(monkeypatch):
@@ -335,7 +328,7 @@ def test_live_line_keeps_log_lines_whole_and_leaves_nothing_behind(monkeypatch):
         live.show("300 pages")  # not drawn in the middle of someone's line
         print(" and its end", file=sys.stderr)
         assert term.screen() == ["a log line", "partial and its end", "300 pages"]
-        reader, writer = __import__("os").pipe()
+        reader, writer = os.pipe()
         with open(writer, "wb") as w:
             w.write(b"worker line 1\nworker line 2\n")
         live.relay(open(reader, "rb")).join(5)
@@ -356,3 +349,30 @@ def test_live_line_fits_the_terminal_width(monkeypatch):
     assert len(term.screen()[-1]) == 19
     live.close()
     assert term.screen() == [""]
+
+
+# -- the master's options ------------------------------------------------------------------
+def plan_for(project, monkeypatch, *args):
+    from crawler import master
+    from procs import write_seeds
+    monkeypatch.chdir(project)
+    seeds = write_seeds(project, "http://127.0.0.1:9/")
+    return master.prepare(master._args([str(seeds), *args]))
+
+
+def test_status_page_on_loopback_by_default_without_a_token(project, monkeypatch):
+    plan = plan_for(project, monkeypatch)
+    assert plan.status == ("127.0.0.1", 0) and plan.status_token is None
+    assert plan_for(project, monkeypatch, "--status", "off").status is None
+    assert plan_for(project, monkeypatch, "-s", "STATUS_BIND=off").status is None
+    assert plan_for(project, monkeypatch, "--status", "[::1]:8080").status_token is None
+
+
+def test_status_page_elsewhere_requires_a_token(project, monkeypatch):
+    monkeypatch.delenv("CRAWLER_STATUS_TOKEN", raising=False)
+    made = plan_for(project, monkeypatch, "--status", "0.0.0.0:0").status_token
+    again = plan_for(project, monkeypatch, "--status", "0.0.0.0:0").status_token
+    assert made and again and made != again and len(made) >= 32  # random, one per crawl
+    monkeypatch.setenv("CRAWLER_STATUS_TOKEN", "from-the-environment")
+    assert plan_for(project, monkeypatch, "--status", "0.0.0.0:0").status_token == \
+        "from-the-environment"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import socket
 import re
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from crawler.sitegen import Site
-from procs import base_env, read_jsonl, wait_for, write_seeds
+from procs import base_env, read_jsonl, terminal_lines, wait_for, write_seeds
 
 SLOW = ["-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2", "-s", "LOGSTATS_INTERVAL=0.5"]
 
@@ -54,6 +55,7 @@ def test_status_server_and_progress_lines_follow_a_crawl(serve, project, procs, 
     for worker in stats(url)["workers"]:
         assert worker["address"].startswith("127.0.0.1:") and worker["pid"] > 0, worker
         assert worker["version"].startswith("0.1.0+") and worker["connected"], worker
+        assert worker["threads"] == 16, worker  # CONCURRENT_REQUESTS: no -c given
     families = {f.name: f for f in text_string_to_metric_families(fetch(url + "metrics")
                                                                   .decode())}
     assert families["crawler_pages_done"].samples[0].value >= later["pages_done"]
@@ -136,15 +138,7 @@ def test_live_line_on_a_terminal_disappears_and_keeps_log_lines_whole(serve, pro
     assert "\r\x1b[K" in raw, raw[-2000:]  # a live line was drawn and erased
     # Replay the terminal: every line that stays on screen is whole, and no progress line
     # is left once the crawl is over.
-    lines, current = [], ""
-    for token in re.split(r"(\r\x1b\[K|\n)", raw):
-        if token == "\n":
-            lines.append(current)
-            current = ""
-        elif token == "\r\x1b[K":
-            current = ""
-        else:
-            current += token
+    *lines, current = terminal_lines(raw)
     assert current == "", f"left on the last line: {current!r}"
     stamp = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (master|worker\[\d+\]) ")
     logged = [line for line in lines if re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,", line)]
@@ -155,3 +149,17 @@ def test_live_line_on_a_terminal_disappears_and_keeps_log_lines_whole(serve, pro
     assert not any(" pages (" in line and "queued" in line for line in lines), \
         "a live progress line stayed on screen"
     assert lines[-2].startswith("crawl finished: 63 pages done"), lines[-4:]
+
+
+def test_status_port_in_use_is_a_clear_error(project, run_master, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_master([write_seeds(project, "http://127.0.0.1:9/"), "--workers", "0",
+                           "--status", f"127.0.0.1:{port}"])
+    assert proc.returncode != 0
+    assert f"error: cannot listen on 127.0.0.1:{port} for the status page: " in proc.stderr, \
+        proc.describe()
+    assert "Traceback" not in proc.stderr
+    assert not list((tmp_path / "tmpdir").iterdir()), "a temporary key was left behind"
