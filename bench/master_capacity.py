@@ -50,7 +50,7 @@ if REPO not in sys.path:
 
 from crawler import keyfile, manager  # noqa: E402
 from crawler.http.request import Request  # noqa: E402
-from run import proc_status_kb as _status_kb  # noqa: E402  (bench/ is on sys.path)
+from measure import proc_status_kb as _status_kb  # noqa: E402  (bench/ is on sys.path)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             f.write(base + "\n")
         key = os.path.join(workdir, "crawl.key")
         port = bench.free_port()
-        env = bench._child_env()
+        env = bench.child_env()
         env["PYTHONPATH"] = bench.REPO
         master_out = open(os.path.join(workdir, "master.out"), "w+")
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)

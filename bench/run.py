@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import http.client
 import json
 import os
 import platform
@@ -38,89 +37,9 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from crawler.sitegen import Site  # noqa: E402
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-               "ALL_PROXY")
-
-
-# ---------------------------------------------------------------------------------------------
-# /proc helpers (Linux)
-
-def _children(pid: int) -> list[int]:
-    """Direct children of pid (all of its threads), via /proc/<pid>/task/*/children."""
-    out: list[int] = []
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out.extend(int(x) for x in f.read().split())
-        except OSError:
-            pass
-    return out
-
-
-def process_tree(pid: int) -> list[int]:
-    """pid and all its descendants."""
-    tree, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        tree.append(p)
-        todo.extend(_children(p))
-    return tree
-
-
-def proc_cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a live process, in seconds (None when gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_status_kb(pid: int, key: str) -> int | None:
-    """A 'kB' line of /proc/<pid>/status (VmHWM, VmRSS), None when gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def proc_cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def code_state() -> dict:
-    """The commit measured, and whether crawler/ had uncommitted changes."""
-    def git(*a: str) -> str:
-        try:
-            return subprocess.run(["git", "-C", REPO, *a], capture_output=True, text=True,
-                                  timeout=10).stdout.rstrip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    return {"commit": git("rev-parse", "--short", "HEAD").strip(),
-            "dirty": git("status", "--porcelain", "--", "crawler").splitlines()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from measure import (child_env, code_state, find_scrapy_python, free_port,  # noqa: E402
+                     run_measured)
+from nginx import Nginx, wait_http  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # The site and its servers
@@ -131,40 +50,24 @@ def render_site(site: Site) -> dict[str, tuple[int, str, bytes]]:
     return {p: site.render(p) for p in paths}
 
 
-class NginxServer:
+class NginxServer(Nginx):
     """nginx serving the site as static files from a temporary folder."""
 
     def __init__(self, pages: dict[str, tuple[int, str, bytes]], workdir: str,
                  processes: int = 2) -> None:
-        self.binary = shutil.which("nginx") or next(
-            (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)),
-            None)
-        if self.binary is None:
-            raise FileNotFoundError("nginx")
-        self.dir = os.path.join(workdir, "nginx")
-        self.root = os.path.join(self.dir, "root")
+        folder = os.path.join(workdir, "nginx")
+        root = os.path.join(folder, "root")
         for path, (_, _, body) in pages.items():
             rel = "index.html" if path == "/" else path.lstrip("/")
-            target = os.path.join(self.root, rel)
+            target = os.path.join(root, rel)
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "wb") as f:
                 f.write(body)
         # nginx workers run as an unprivileged user when started by root: let them read.
-        for folder in (workdir, self.dir, *[d for d, _, _ in os.walk(self.root)]):
-            os.chmod(folder, 0o755)
+        for d in (workdir, folder, *[d for d, _, _ in os.walk(root)]):
+            os.chmod(d, 0o755)
         self.port = free_port()
-        conf = os.path.join(self.dir, "nginx.conf")
-        temp = os.path.join(self.dir, "temp")
-        os.makedirs(temp, exist_ok=True)
-        with open(conf, "w") as f:
-            f.write(f"""
-worker_processes {processes};
-daemon off;
-master_process on;
-pid {self.dir}/nginx.pid;
-error_log {self.dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
+        super().__init__(folder, f"""
     types {{ text/html html; }}
     default_type application/octet-stream;
     charset utf-8;
@@ -175,48 +78,13 @@ http {{
     keepalive_timeout 65;
     keepalive_requests 1000000;
     open_file_cache max=100000 inactive=120s;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
     server {{
         listen 127.0.0.1:{self.port};
-        root {self.root};
+        root {root};
         index index.html;
         location / {{ try_files $uri $uri/ =404; }}
-    }}
-}}
-""")
-        self.log = open(os.path.join(self.dir, "stderr.log"), "wb")
-        self.proc = subprocess.Popen([self.binary, "-p", self.dir, "-c", conf, "-e",
-                                      os.path.join(self.dir, "error.log")],
-                                     stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        version = subprocess.run([self.binary, "-v"], capture_output=True, text=True)
-        self.name = (version.stderr.strip().split("/")[-1] or "?")
-        self.description = f"nginx {self.name} ({processes} worker processes)"
-        try:
-            _wait_http(self.port, 10.0, self.proc)
-        except Exception:
-            self.close()
-            with open(os.path.join(self.dir, "stderr.log")) as f:
-                sys.stderr.write(f.read())
-            raise
-
-    @property
-    def pids(self) -> list[int]:
-        return process_tree(self.proc.pid)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()   # nginx: fast shutdown of master and workers
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)   # its own group: nginx and workers
-                self.proc.wait(5)
-        self.log.close()
+    }}""", processes)
+        self.wait("127.0.0.1", self.port)
 
 
 class PythonServer:
@@ -247,7 +115,7 @@ class PythonServer:
             self.children.append(pid)
         self.sock.close()   # the children hold it
         self.description = f"python ({processes} processes, pre-rendered, keep-alive)"
-        _wait_http(self.port, 10.0)
+        wait_http(self.port, 10.0)
 
     @property
     def pids(self) -> list[int]:
@@ -356,26 +224,6 @@ def _serve_forever(listener: socket.socket, responses: dict[bytes, bytes],
                 send(conn)
 
 
-def _wait_http(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/")
-            r = c.getresponse()
-            r.read()
-            c.close()
-            if r.status == 200:
-                return
-            raise RuntimeError(f"server answered / with {r.status}")
-        except (OSError, http.client.HTTPException):
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"server exited with status {proc.returncode}") from None
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no server on 127.0.0.1:{port} after {timeout} s") from None
-            time.sleep(0.05)
-
-
 def start_server(kind: str, pages: dict, workdir: str, processes: int):
     if kind in ("auto", "nginx"):
         try:
@@ -388,117 +236,6 @@ def start_server(kind: str, pages: dict, workdir: str, processes: int):
                   "nginx)", flush=True)
     return PythonServer(pages, processes)
 
-
-# ---------------------------------------------------------------------------------------------
-# Running one crawl and measuring it
-
-def run_measured(name: str, argv: list[str], cwd: str, env: dict[str, str], timeout: float,
-                 server_pids: list[int], profile_dir: str | None = None,
-                 py_spy: str | None = None) -> dict:
-    """Run argv in its own session; poll its process tree; return measurements.
-
-    CPU comes from os.wait4() on the top process: Linux folds into it the usage of every
-    descendant it waited for (master + workers), exactly. Peak RSS per process is VmHWM read
-    from /proc while it runs (the last reading before it exits); ru_maxrss from wait4 is the
-    largest peak of any single process in the tree.
-    """
-    busy = others_busy()
-    if busy > 0.15:
-        print(f"note: {busy:.0%} of the CPUs were busy with other processes just before the "
-              f"{name} run; its numbers will be noisy", file=sys.stderr, flush=True)
-    server_cpu0 = sum(filter(None, (proc_cpu_seconds(p) for p in server_pids)))
-    out_log = open(os.path.join(cwd, f"{name}.stdout"), "wb")
-    err_log = open(os.path.join(cwd, f"{name}.stderr"), "wb")
-    started = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out_log, stderr=err_log,
-                            start_new_session=True)
-    procs: dict[int, dict] = {}
-    spies: list[subprocess.Popen] = []
-    killed = None
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        now = time.perf_counter() - started
-        for p in process_tree(proc.pid):
-            info = procs.get(p)
-            if info is None:
-                info = procs[p] = {"pid": p, "role": "top" if p == proc.pid else "child",
-                                   "cmd": proc_cmdline(p), "hwm_kb": 0, "cpu_s": 0.0,
-                                   "first_seen": round(now, 2)}
-                if profile_dir and py_spy:
-                    spies.append(_start_py_spy(py_spy, p, info["role"], profile_dir))
-            hwm = proc_status_kb(p, "VmHWM")
-            if hwm:
-                info["hwm_kb"] = max(info["hwm_kb"], hwm)
-            cpu = proc_cpu_seconds(p)
-            if cpu is not None:
-                info["cpu_s"] = cpu
-        if now > timeout and killed is None:
-            print(f"{name}: timeout after {timeout:.0f} s; terminating", file=sys.stderr)
-            killed = now
-            os.killpg(proc.pid, signal.SIGTERM)
-        elif killed is not None and now > killed + 15:
-            os.killpg(proc.pid, signal.SIGKILL)
-        time.sleep(0.1)
-    wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    out_log.close()
-    err_log.close()
-    for spy in spies:
-        try:
-            spy.wait(30)
-        except subprocess.TimeoutExpired:
-            spy.kill()
-            spy.wait()
-    server_cpu = sum(filter(None, (proc_cpu_seconds(p) for p in server_pids))) - server_cpu0
-    top = procs.get(proc.pid, {"hwm_kb": 0, "cpu_s": 0.0})
-    kids = [i for p, i in procs.items() if p != proc.pid]
-    return {
-        "exit_status": proc.returncode, "timed_out": killed is not None,
-        "cpus_busy_before": round(busy, 3),
-        "wall_s": round(wall, 3),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-        "cpu_user_s": round(usage.ru_utime, 3), "cpu_sys_s": round(usage.ru_stime, 3),
-        "ru_maxrss_mb": round(usage.ru_maxrss / 1024, 1),
-        "top_hwm_mb": round(top["hwm_kb"] / 1024, 1),
-        "children_hwm_mb": [round(i["hwm_kb"] / 1024, 1) for i in kids],
-        "top_cpu_s_polled": round(top["cpu_s"], 2),
-        "children_cpu_s_polled": [round(i["cpu_s"], 2) for i in kids],
-        "server_cpu_s": round(server_cpu, 2),
-        "processes": list(procs.values()),
-        "stdout": _tail(os.path.join(cwd, f"{name}.stdout")),
-        "stderr": _tail(os.path.join(cwd, f"{name}.stderr")),
-    }
-
-
-def others_busy(seconds: float = 1.0) -> float:
-    """Fraction of all CPUs busy (with anything) over a short idle wait of ours."""
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        idle = v[3] + (v[4] if len(v) > 4 else 0)
-        return sum(v[:8]), idle
-    (t0, i0), _ = sample(), time.sleep(seconds)
-    t1, i1 = sample()
-    return 1 - (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
-
-
-def _tail(path: str, n: int = 4000) -> str:
-    with open(path, "rb") as f:
-        data = f.read()
-    return data[-n:].decode(errors="replace")
-
-
-PY_SPY_FLAGS = os.environ.get("BENCH_PY_SPY_FLAGS", "--gil --nonblocking").split()
-
-
-def _start_py_spy(py_spy: str, pid: int, role: str, folder: str) -> subprocess.Popen:
-    base = os.path.join(folder, f"{'master' if role == 'top' else 'worker'}-{pid}")
-    return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", "200",
-                             "--format", "raw", "--function", *PY_SPY_FLAGS,
-                             "-o", base + ".txt"],
-                            stdout=subprocess.DEVNULL, stderr=open(base + ".log", "wb"))
 
 
 def check_items(path: str, expected: set[str]) -> dict:
@@ -540,7 +277,7 @@ def crawl_ours(base: str, expected: set[str], workdir: str, args, profile_dir=No
     argv = [sys.executable, "-m", "crawler.master", seeds, "--workers", str(args.workers),
             "-o", out, "-s", "LOG_LEVEL=WARNING", "-s", "ROBOTSTXT_OBEY=false",
             "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={args.per_domain}", *args.crawler_set]
-    env = _child_env()
+    env = child_env()
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     # The run folder has no settings.py, so the project's settings.py does not apply.
     result = run_measured("crawler", argv, workdir, env, args.timeout, args._server_pids,
@@ -594,25 +331,6 @@ class BenchSpider(scrapy.Spider):
 '''
 
 
-def find_scrapy_python(explicit: str | None) -> str | None:
-    """A Python that can import scrapy: --scrapy-python, $BENCH_SCRAPY_PYTHON, this one,
-    the interpreter of a `scrapy` on PATH, or /tmp/scrapyvenv."""
-    candidates = [explicit, os.environ.get("BENCH_SCRAPY_PYTHON"), sys.executable]
-    on_path = shutil.which("scrapy")
-    if on_path:
-        candidates.append(os.path.join(os.path.dirname(on_path), "python"))
-    candidates.append("/tmp/scrapyvenv/bin/python")
-    for python in candidates:
-        if python and os.path.exists(python):
-            ok = subprocess.run([python, "-c", "import scrapy"], capture_output=True,
-                                env=_child_env())
-            if ok.returncode == 0:
-                return python
-        if python and python == explicit:
-            raise SystemExit(f"error: --scrapy-python {python}: cannot import scrapy")
-    return None
-
-
 def crawl_scrapy(python: str, base: str, expected: set[str], workdir: str, args) -> dict:
     spider = os.path.join(workdir, "bench_spider.py")
     with open(spider, "w") as f:
@@ -620,20 +338,14 @@ def crawl_scrapy(python: str, base: str, expected: set[str], workdir: str, args)
     out = os.path.join(workdir, "scrapy-items.jsonl")
     argv = [python, "-m", "scrapy", "runspider", spider, "-O", out, "-a", f"start={base}",
             "-L", "WARNING"]
-    result = run_measured("scrapy", argv, workdir, _child_env(), args.timeout,
+    result = run_measured("scrapy", argv, workdir, child_env(), args.timeout,
                           args._server_pids)
     result["check"] = check_items(out, expected)
     result["command"] = " ".join(argv)
     version = subprocess.run([python, "-c", "import scrapy; print(scrapy.__version__)"],
-                             capture_output=True, text=True, env=_child_env())
+                             capture_output=True, text=True, env=child_env())
     result["version"] = version.stdout.strip()
     return result
-
-
-def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    return env
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,10 +1,14 @@
 """crawler: a distributed web-crawler framework. Public API."""
-from .errors import CrawlerError, PageError, RefusedError, UsageError
+from . import signals
+from .errors import CrawlerError, IgnoreRequest, PageError, RefusedError, UsageError
+from .http.form import FormRequest
 from .http.request import Request
 from .http.response import Response
 from .sink import DropItem
-from .spider.base import GenericSpider, Spider
+from .spider.base import GenericSpider, SitemapSpider, Spider
+from .spider.failure import Failure, HttpError
 
-__all__ = ["CrawlerError", "DropItem", "GenericSpider", "PageError", "RefusedError", "Request",
-           "Response", "Spider", "UsageError"]
+__all__ = ["CrawlerError", "DropItem", "Failure", "FormRequest", "GenericSpider", "HttpError",
+           "IgnoreRequest", "PageError", "RefusedError", "Request", "Response", "SitemapSpider",
+           "Spider", "UsageError", "signals"]
 __version__ = "0.1.0"

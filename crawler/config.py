@@ -15,14 +15,18 @@ from typing import Any, Iterable, Mapping
 
 from . import default_settings
 from .errors import UsageError
+from .http import tls
+from .urls import to_ascii_host
 
 log = logging.getLogger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # Settings whose default is None but which take a string when set.
-_OPTIONAL_STR = {"JOBDIR", "HTTP_PROXY"}
+_OPTIONAL_STR = {"JOBDIR", "HTTP_PROXY", "TLS_CA_BUNDLE"}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+# Settings that are lists of HTTP status codes.
+_STATUS_LISTS = ("RETRY_HTTP_CODES", "HTTPERROR_ALLOWED_CODES")
 
 
 def defaults() -> dict[str, Any]:
@@ -72,6 +76,10 @@ def merge(*layers: Mapping[str, Any], strict: Iterable[Mapping[str, Any]] = ()) 
                 continue
             result[name] = coerce(name, value, getattr(default_settings, name))
     _check_ranges(result)
+    result["DOWNLOAD_SLOTS"] = _slots(result["DOWNLOAD_SLOTS"])
+    # A TLS_CA_BUNDLE this host cannot use is refused before anything starts; the
+    # environment's bundle is for each worker to read on its own host.
+    tls.verify_value(result["TLS_VERIFY"], result["TLS_CA_BUNDLE"], env={})
     return result
 
 
@@ -92,7 +100,7 @@ def _coerce(value: Any, default: Any, name: str) -> Any:
         return _to_number(value, type(default))
     if isinstance(default, (list, dict)):
         container = _to_container(value, type(default))
-        if isinstance(default, list) and default and all(type(d) is int for d in default):
+        if name in _STATUS_LISTS:
             container = [_to_number(v, int) for v in container]
         return container
     if isinstance(default, str):
@@ -141,18 +149,46 @@ def _to_container(value: Any, kind: type) -> list | dict:
 
 
 def _check_ranges(s: dict[str, Any]) -> None:
-    for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "BATCH_SIZE"):
+    for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "BATCH_SIZE",
+                 "SITEMAP_MAXSIZE", "SITEMAP_MAX_URLS"):
         if s[name] < 1:
             raise UsageError(f"setting {name}={s[name]}: must be at least 1")
+    for name in ("CALL_TIMEOUT", "LEASE_TIMEOUT", "DOWNLOAD_TIMEOUT"):
+        if not s[name] > 0:  # zero would make every call, lease or fetch fail at once
+            raise UsageError(f"setting {name}={s[name]}: must be more than 0")
     for name, value in s.items():
         if name in default_settings.__dict__ and isinstance(value, (int, float)) \
                 and not isinstance(value, bool) and value < 0 and name != "DEPTH_PRIORITY":
             raise UsageError(f"setting {name}={value}: must not be negative")
     if str(s["LOG_LEVEL"]).upper() not in _LOG_LEVELS:
         raise UsageError(f"setting LOG_LEVEL={s['LOG_LEVEL']!r}: one of {sorted(_LOG_LEVELS)}")
-    for code in s["RETRY_HTTP_CODES"]:
-        if not isinstance(code, int) or not 100 <= code <= 599:
-            raise UsageError(f"setting RETRY_HTTP_CODES: {code!r} is not an HTTP status")
+    for name in _STATUS_LISTS:
+        for code in s[name]:
+            if type(code) is not int or not 100 <= code <= 599:
+                raise UsageError(f"setting {name}: {code!r} is not an HTTP status")
+
+
+_SLOT_KEYS = {"concurrency": int, "delay": float, "randomize_delay": bool}
+
+
+def _slots(slots: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """DOWNLOAD_SLOTS checked, hosts as the frontier keys them (lowercase, IDN in punycode)."""
+    out = {}
+    for host, slot in slots.items():
+        where = f"setting DOWNLOAD_SLOTS[{host!r}]"
+        if not isinstance(slot, dict):
+            raise UsageError(f"{where}: expected a dict such as {{'concurrency': 1, 'delay': 2}}")
+        unknown = set(slot) - set(_SLOT_KEYS)
+        if unknown:
+            raise UsageError(f"{where}: unknown keys {sorted(unknown)} "
+                             f"(known: {sorted(_SLOT_KEYS)})")
+        checked = {k: coerce(f"DOWNLOAD_SLOTS[{host!r}][{k!r}]", v, _SLOT_KEYS[k]())
+                   for k, v in slot.items()}
+        if checked.get("concurrency", 1) < 1 or checked.get("delay", 0.0) < 0:
+            raise UsageError(f"{where}: concurrency must be at least 1 and delay not negative")
+        name = str(host).strip().lower()
+        out[to_ascii_host(name) or name] = checked
+    return out
 
 
 def _unknown(name: str, known: set[str]) -> str:

@@ -12,12 +12,18 @@ DEFAULT_REQUEST_HEADERS = {
 }
 # Fetch robots.txt once per host (on the master's behalf) and obey it.
 ROBOTSTXT_OBEY = True
+# Longest Crawl-delay obeyed: a host asking for more is crawled at one request per this
+# many seconds (and a warning says so), so a hostile robots.txt cannot park a host for ever.
+ROBOTSTXT_MAX_CRAWL_DELAY = 30.0
 # Fetcher threads in each worker process.
 CONCURRENT_REQUESTS = 16
 # Requests in flight to one host across the whole cluster.
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 # Seconds between two request starts to one host, cluster-wide.
 DOWNLOAD_DELAY = 0.0
+# Per-host overrides, as in Scrapy: {"host": {"concurrency": 1, "delay": 2.0,
+# "randomize_delay": False}}, enforced by the master for the whole cluster.
+DOWNLOAD_SLOTS = {}
 # Multiply DOWNLOAD_DELAY by a random factor in [0.5, 1.5], as Scrapy does.
 RANDOMIZE_DOWNLOAD_DELAY = True
 # Adapt each host's delay to its latency (computed on the master from workers' reports).
@@ -40,12 +46,27 @@ DOWNLOAD_TIMEOUT = 30.0
 DOWNLOAD_MAXSIZE = 10 * 1024 * 1024
 # Log a warning for bodies larger than this many bytes.
 DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+# Largest sitemap in bytes, as downloaded and uncompressed (the protocol's 50 MB): too_large.
+SITEMAP_MAXSIZE = 50 * 1024 * 1024
+# Most URLs read from one sitemap (the protocol's 50,000); the rest are ignored, with a warning.
+SITEMAP_MAX_URLS = 50_000
+# The generic spider also reads the sitemaps listed in each seed host's robots.txt.
+SITEMAP_FROM_ROBOTS = False
 # Retries after the first attempt for connection errors, timeouts, RETRY_HTTP_CODES.
 RETRY_TIMES = 2
 # HTTP statuses that are retried (then failed(http_<code>)).
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
-# Redirect hops followed from one original request.
+# Redirect hops followed from one original request (HTTP redirects and meta refresh).
 REDIRECT_MAX_TIMES = 10
+# Non-2xx statuses passed to callbacks anyway (else they end failed(http_<code>)); a spider's
+# handle_httpstatus_list and a request's meta handle_httpstatus_list/_all take precedence.
+HTTPERROR_ALLOWED_CODES = []
+# Pass every response to the callbacks, whatever its status.
+HTTPERROR_ALLOW_ALL = False
+# Follow <meta http-equiv="refresh" content="N; url=..."> like a redirect.
+METAREFRESH_ENABLED = True
+# Refreshes of this many seconds or more are not followed (the page is parsed instead).
+METAREFRESH_MAXDELAY = 100.0
 # Deepest link depth followed; 0 means no limit.
 DEPTH_LIMIT = 0
 # Added to a request's priority per depth level: > 0 breadth-first, < 0 depth-first.
@@ -65,14 +86,23 @@ CLOSESPIDER_ITEMCOUNT = 0
 CLOSESPIDER_TIMEOUT = 0.0
 # Item pipelines: {"module.Class": order}; lower order runs first, on the master.
 ITEM_PIPELINES = {}
+# Downloader middlewares: {"module.Class": order} (None disables), run on the workers.
+DOWNLOADER_MIDDLEWARES = {}
+# Spider middlewares (process_spider_output): {"module.Class": order}, run on the workers.
+SPIDER_MIDDLEWARES = {}
 # Folder for the journal and stats; None keeps no state between runs.
 JOBDIR = None
 # Refuse URLs found while crawling that resolve to loopback, private, link-local or other
 # non-global addresses (failed(blocked_address)); the seeds' own hosts are always allowed.
 ADDRESS_GUARD = True
+# Check server certificates; False accepts any certificate (one warning per worker process).
+TLS_VERIFY = True
+# CA certificates to trust instead of certifi's: a PEM file or a folder (as requests takes);
+# None: $REQUESTS_CA_BUNDLE, then $SSL_CERT_FILE, read on each worker host, else certifi.
+TLS_CA_BUNDLE = None
 # Proxy for every request, e.g. "http://proxy:3128"; a request's meta["proxy"] wins.
 HTTP_PROXY = None
-# Keep cookies per host within each worker thread's session.
+# Carry cookies: those a response sets go with the requests that follow from it.
 COOKIES_ENABLED = True
 # Logging threshold for master and workers.
 LOG_LEVEL = "INFO"

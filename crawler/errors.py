@@ -20,3 +20,8 @@ class PageError(CrawlerError):
     def __init__(self, reason: str, message: str = "") -> None:
         super().__init__(f"{reason}: {message}" if message else reason)
         self.reason = reason
+
+
+class IgnoreRequest(CrawlerError):
+    """Raised by a downloader middleware to drop a request: it ends failed(ignored), and its
+    errback, if any, is called."""

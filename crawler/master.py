@@ -21,22 +21,25 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import config, keyfile, manager, urls
+from . import components, config, keyfile, manager, signals
 from .errors import CrawlerError, UsageError
 from .frontier import DONE, Frontier
 from .frontier.journal import Journal
+from .frontier.throttle import Throttle
 from .http.request import Request
 from .scheduler import Scheduler, registered_objects
 from .seeds import read_seeds
 from .sink import FeedWriter, Sink, check_output, load_pipelines
-from .spider.base import GenericSpider, Spider, load_spider_class, source_hash
-from .frontier.throttle import Throttle
+from .spider.base import GenericSpider, Spider, load_spider_class, make_spider, source_hash
+from .starts import StartRequests
 from .status import live, snapshot
 from .status.monitor import Monitor
 from .status.server import StatusServer
 from .status.summary import summary_lines
 
 log = logging.getLogger("crawler.master")
+# Start requests stream in while fewer than this many URLs are queued, a batch at a time.
+_FEED_BELOW, _FEED_BATCH = 10_000, 1_000
 STATUS_TOKEN_ENV = "CRAWLER_STATUS_TOKEN"
 TOP_HOSTS = 20  # hosts shown by queue and by failures
 
@@ -47,7 +50,7 @@ class Plan:
 
     spider_cls: type[Spider]
     settings: dict[str, Any]
-    seeds: list[str]
+    starts: StartRequests  # the start requests, as tasks: the first batch, then a stream
     output: str
     overwrite: bool
     bind: tuple[str, int]
@@ -55,6 +58,7 @@ class Plan:
     key_path: str | None
     jobdir: str | None
     journal: Journal | None = None
+    spider_args: dict[str, str] = field(default_factory=dict)
     temp_dirs: list[str] = field(default_factory=list)
     status: tuple[str, int] | None = None  # where the status page listens
     status_token: str | None = None        # required from clients when not on loopback
@@ -67,6 +71,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("seeds", nargs="?", help="file of start URLs, one a line (default: the "
                    "spider's start_urls)")
     p.add_argument("--spider", help="spider name (default: the generic spider)")
+    p.add_argument("-a", dest="spider_args", action="append", default=[],
+                   metavar="NAME=VALUE", help="spider argument (given to its __init__)")
     p.add_argument("--workers", type=int, help="local worker processes (default: CPU count, "
                    "or 0 when --bind is not a loopback address)")
     p.add_argument("-o", "--output", help="items file: .jsonl/.jl, .csv or .json "
@@ -92,15 +98,20 @@ def prepare(args: argparse.Namespace) -> Plan:
     modules = config.merge(project, strict=[overrides])["SPIDER_MODULES"]
     spider_cls = load_spider_class(args.spider, modules)
     settings = config.merge(project, spider_cls.custom_settings, strict=[overrides])
-    seeds = read_seeds(args.seeds) if args.seeds else _start_urls(spider_cls, settings)
-    if not seeds:
+    for setting in ("DOWNLOADER_MIDDLEWARES", "SPIDER_MIDDLEWARES"):  # they run on workers
+        for path in settings[setting]:
+            components.load_class(setting, path)
+    spider_args = _spider_args(args.spider_args)
+    starts = _start_requests(spider_cls, settings, spider_args,
+                             read_seeds(args.seeds) if args.seeds else None)
+    if not starts.first:
         raise UsageError("no start URLs: give a seeds file or set start_urls on the spider")
     output = args.output or f"{spider_cls.name}.jsonl"
     jobdir = args.jobdir or settings["JOBDIR"]
     settings["JOBDIR"] = jobdir
     journal = Journal(jobdir) if jobdir else None
     if journal is not None:
-        journal.check_same_crawl(spider_cls.name, output)
+        journal.check_same_crawl(spider_cls.name, output, spider_args)
     if journal is None or journal.is_new():
         check_output(output, args.overwrite)
     host, port = manager.parse_address(args.bind, port_zero=True)
@@ -115,8 +126,8 @@ def prepare(args: argparse.Namespace) -> Plan:
     token = None if status is None or _is_loopback(status[0]) else \
         os.environ.get(STATUS_TOKEN_ENV) or secrets.token_urlsafe(24)
     stats_file = args.stats or (os.path.join(jobdir, "stats.json") if jobdir else None)
-    return Plan(spider_cls, settings, seeds, output, args.overwrite, (host, port), workers,
-                key_path, jobdir, journal, status=status, status_token=token,
+    return Plan(spider_cls, settings, starts, output, args.overwrite, (host, port), workers,
+                key_path, jobdir, journal, spider_args, status=status, status_token=token,
                 stats_file=stats_file)
 
 
@@ -129,14 +140,24 @@ def _status_address(text: str) -> tuple[str, int] | None:
         raise UsageError(f"--status/STATUS_BIND {text!r}: expected HOST:PORT or off") from None
 
 
-def _start_urls(spider_cls: type[Spider], settings: dict[str, Any]) -> list[str]:
-    found = []
-    for request in spider_cls(settings).start_requests():
-        url = urls.normalize(request.url)
-        if url is None:
-            raise UsageError(f"{spider_cls.name}.start_urls: not an http(s) URL: {request.url!r}")
-        found.append(url)
-    return found
+def _spider_args(pairs: list[str]) -> dict[str, str]:
+    args = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise UsageError(f"-a {pair!r}: expected NAME=VALUE, NAME a Python identifier")
+        args[name.strip()] = value
+    return args
+
+
+def _start_requests(spider_cls: type[Spider], settings: dict[str, Any], args: dict[str, str],
+                    seed_urls: list[str] | None) -> StartRequests:
+    try:
+        spider = make_spider(spider_cls, settings, args)
+    except Exception as exc:  # the spider's own code: a clear error, before anything starts
+        raise UsageError(f"spider {spider_cls.name!r} fails to start with arguments "
+                         f"{args}: {exc!r}") from exc
+    return StartRequests(spider, settings["FINGERPRINT_IGNORE_PARAMS"], seed_urls)
 
 
 def _is_loopback(host: str) -> bool:
@@ -151,13 +172,16 @@ class Master:
 
     def __init__(self, plan: Plan) -> None:
         self.plan, s = plan, plan.settings
-        self.spider = plan.spider_cls(s)
+        self.spider = plan.starts.spider
+        self.signals = self.spider.crawler.signals
         self.frontier = Frontier(per_host=s["CONCURRENT_REQUESTS_PER_DOMAIN"],
                                  throttle=Throttle.from_settings(s),
                                  host_page_limit=s["HOST_PAGE_LIMIT"],
                                  lease_timeout=s["LEASE_TIMEOUT"], retry_times=s["RETRY_TIMES"],
                                  epoch=os.urandom(4).hex(),
-                                 robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None)
+                                 robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None,
+                                 robots_max_delay=s["ROBOTSTXT_MAX_CRAWL_DELAY"],
+                                 slots=s["DOWNLOAD_SLOTS"])
         pipelines = load_pipelines(s["ITEM_PIPELINES"], self.spider)
         journal = plan.journal
         if journal is not None:
@@ -169,6 +193,7 @@ class Master:
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
                                    s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal)
         self.children: list[subprocess.Popen] = []
+        self.exited: set[int] = set()  # pids of local workers seen to have exited
         self.started = time.monotonic()
         self.monitor: Monitor | None = None
         self.status_server: StatusServer | None = None
@@ -176,10 +201,11 @@ class Master:
     def _hello_reply(self) -> dict[str, Any]:
         domains = list(self.spider.allowed_domains or [])
         if not domains and self.plan.spider_cls is GenericSpider:
-            domains = sorted({urls.host_of(u) for u in self.plan.seeds})
+            domains = sorted({t["host"] for t in self.plan.starts.first})
         return {"spider": self.plan.spider_cls.name, "settings": self.plan.settings,
+                "spider_args": self.plan.spider_args,
                 "spider_hash": source_hash(self.plan.spider_cls), "allowed_domains": domains,
-                "seed_hosts": sorted({urls.host_of(u) for u in self.plan.seeds})}
+                "seed_hosts": sorted({t["host"] for t in self.plan.starts.first})}
 
     def seed(self) -> int:
         """Queue the seeds not seen before; hand over items a killed run had not written."""
@@ -188,8 +214,37 @@ class Master:
             if journal.output_progress()[0] < 0:
                 journal.mark_written(0, self.sink.writer.flush(), 0)
             self.sink.put_many(journal.unwritten_items())
+        starts = self.plan.starts
+        return self.scheduler.admit(starts.first, more=self._more())
+
+    def feed(self) -> None:
+        """Admit more start requests while the frontier has room for them; once they are all
+        in and the crawl is idle, what spider_idle receivers return (Requests)."""
+        starts = self.plan.starts
+        if not starts.exhausted:
+            if self.frontier.queued < _FEED_BELOW:
+                self.scheduler.admit(starts.take(_FEED_BATCH), more=self._more())
+        elif self._idle_hooked() and self.scheduler.idle():
+            tasks = self._idle_tasks()
+            self.scheduler.admit(tasks, more=bool(tasks))
+
+    def _idle_hooked(self) -> bool:
+        return self.signals.has_receivers(signals.spider_idle)
+
+    def _more(self) -> bool:
+        return not self.plan.starts.exhausted or self._idle_hooked()
+
+    def _idle_tasks(self) -> list[dict[str, Any]]:
         ignore = self.plan.settings["FINGERPRINT_IGNORE_PARAMS"]
-        return self.scheduler.admit([Request(u).to_task(0, ignore) for u in self.plan.seeds])
+        tasks = []
+        for returned in self.signals.send(signals.spider_idle, spider=self.spider):
+            for request in returned or ():
+                task = request.to_task(0, ignore) if isinstance(request, Request) else None
+                if task is None:
+                    log.error("spider_idle: not a Request for an http(s) URL: %r", request)
+                else:
+                    tasks.append(task)
+        return tasks
 
     def start(self) -> tuple[str, int]:
         """Serve the queues and start local workers; return the bound address."""
@@ -198,6 +253,7 @@ class Master:
         key = keyfile.read_or_create(key_path)
         address = manager.serve(registered_objects(self.scheduler), self.plan.bind, key)
         self.sink.start()
+        self.signals.send(signals.spider_opened, spider=self.spider)
         target = f"{address[0]}:{address[1]}"
         screen = self.monitor.live
         for _ in range(self.plan.workers):
@@ -247,15 +303,32 @@ class Master:
         return os.path.join(folder, "authkey")
 
     def run_until_over(self) -> None:
-        """Tick the scheduler until the crawl is over (or closed and settled)."""
+        """Tick the scheduler until the crawl is over (or closed and settled); CrawlerError
+        when every local worker has died."""
         s = self.plan.settings
         while not self.scheduler.over():
+            self.check_workers()
+            self.feed()
             self.scheduler.tick()
             if s["CLOSESPIDER_ITEMCOUNT"] and self.sink.count >= s["CLOSESPIDER_ITEMCOUNT"]:
                 self.scheduler.close("closespider_itemcount")
             if s["CLOSESPIDER_TIMEOUT"] and self.elapsed() >= s["CLOSESPIDER_TIMEOUT"]:
                 self.scheduler.close("closespider_timeout")
             self.scheduler.ended.wait(0.05)
+
+    def check_workers(self) -> None:
+        """Log each local worker that exits; CrawlerError when all have died (not one
+        exited 0, as workers do when told the crawl is over): no one would crawl on."""
+        for child in self.children:
+            if child.pid not in self.exited and child.poll() is not None:
+                self.exited.add(child.pid)
+                log.warning("local worker pid %d exited with status %d", child.pid,
+                            child.returncode)
+        if self.children and len(self.exited) == len(self.children) and \
+                all(child.returncode != 0 for child in self.children):
+            statuses = ", ".join(str(child.returncode) for child in self.children)
+            raise CrawlerError(f"all {len(self.children)} local workers died (exit statuses "
+                               f"{statuses}); their errors are above")
 
     def drain(self, grace: float) -> None:
         """Wait (bounded) for workers to hear the crawl is over, then for local ones to exit.
@@ -277,6 +350,8 @@ class Master:
     def finish(self, finished: bool) -> dict[str, Any]:
         """Close the sink, write stats and failures, remove temporary keys; the summary."""
         self.sink.close()
+        self.signals.send(signals.spider_closed, spider=self.spider,
+                          reason=self.scheduler.closing or "finished")
         for folder in self.plan.temp_dirs:
             shutil.rmtree(folder, ignore_errors=True)
         summary = self.summary()
@@ -317,7 +392,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 def _announce(address: tuple[str, int], plan: Plan) -> None:
     where = f"{address[0]}:{address[1]}"
-    print(f"master listening on {where}; {len(plan.seeds)} seeds; spider "
+    starts = f"{len(plan.starts.first)}{'' if plan.starts.exhausted else '+'}"
+    print(f"master listening on {where}; {starts} start requests; spider "
           f"{plan.spider_cls.name}; {plan.workers} local workers", flush=True)
     if not _is_loopback(address[0]):
         print("warning: workers talk to this master unencrypted and the key file lets anyone "
@@ -374,6 +450,10 @@ def _run(plan: Plan) -> int:
     except KeyboardInterrupt:
         status = 130
         _stop_gracefully(master)
+    except CrawlerError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        master.scheduler.close("aborted")
+        status = 1
     _print_summary(master.finish(finished=status == 0))
     return status
 

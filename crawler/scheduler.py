@@ -16,6 +16,7 @@ from typing import Any, Callable
 from . import manager
 from .frontier import DONE, Frontier
 from .frontier.journal import Journal
+from .frontier.robots import RobotsRules
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Scheduler:
         self.pages_by_worker: Counter = Counter()
         self.told_done: set[str] = set()
         self.closing: str | None = None
+        self.more_to_come = False  # start requests still to be admitted
 
     # -- called by workers ----------------------------------------------------
     def hello(self, info: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +58,7 @@ class Scheduler:
         with self.lock:
             self.workers[worker] = time.monotonic()
             self.frontier.renew(worker, renew)
-            if self.over():
+            if self._over():
                 self.told_done.add(worker)
                 return {"tasks": [], "wait": 0.0, "done": True}
             if self.closing or want <= 0:
@@ -69,23 +71,27 @@ class Scheduler:
         """Settle a batch of results; late or repeated ones are ignored. Returns the
         lease ids of the results taken."""
         items: list[dict] = []
+        rules = [self._robots_rules(r) for r in results]  # slow for a big file: unlocked
         with self.lock:
             self.workers[worker] = time.monotonic()
-            accepted = [r["lease"] for r in results if self._settle(r, items)]
+            accepted = [r["lease"] for r, robots in zip(results, rules)
+                        if self._settle(r, robots, items)]
             self.pages_by_worker[worker] += len(accepted)
             numbered = self._commit(items)
             if numbered:
                 # Under the lock, so the sink sees items in journal order: it records
                 # "written up to seq N", which must never skip an earlier batch.
                 self.emit_items(numbered)
-            if self.over():
+            if self._over():
                 self.ended.set()
         return accepted
 
-    def admit(self, tasks: list[dict[str, Any]]) -> int:
-        """Queue new tasks (seeds) and journal them."""
+    def admit(self, tasks: list[dict[str, Any]], more: bool = False) -> int:
+        """Queue new tasks (start requests) and journal them; `more`: others will follow,
+        so the crawl is not over before they came."""
         with self.lock:
             new = self.frontier.admit(tasks)
+            self.more_to_come = more
             self._commit([])
         return new
 
@@ -144,9 +150,21 @@ class Scheduler:
             self.closing = reason
 
     def over(self) -> bool:
-        """True when nothing more will happen: all settled, or closing and none leased."""
-        return self.frontier.finished() or (self.closing is not None and
-                                            self.frontier.leased == 0)
+        """True when nothing more will happen: all settled, or closing and none leased.
+        Under the lock: a put between settling its last lease and admitting that page's
+        links must not look like the end."""
+        with self.lock:
+            return self._over()
+
+    def idle(self) -> bool:
+        """Nothing queued or leased, and not closing: the moment for spider_idle."""
+        with self.lock:
+            return self.closing is None and self.frontier.finished()
+
+    def _over(self) -> bool:
+        if self.closing is not None:
+            return self.frontier.leased == 0
+        return self.frontier.finished() and not self.more_to_come
 
     def workers_pending(self, within: float) -> list[str]:
         """Workers seen in the last `within` seconds that were not yet told the end."""
@@ -155,9 +173,14 @@ class Scheduler:
             return [w for w, seen in self.workers.items()
                     if now - seen < within and w not in self.told_done]
 
-    def _settle(self, result: dict[str, Any], items: list[dict]) -> bool:
+    def _robots_rules(self, result: dict[str, Any]) -> RobotsRules | None:
+        if "robots" not in result:
+            return None
+        return self.frontier.parse_robots(result.get("status", 0), result["robots"])
+
+    def _settle(self, result: dict[str, Any], robots: RobotsRules | None,
+                items: list[dict]) -> bool:
         outcome = result["outcome"]
-        robots = (result["status"], result["robots"]) if "robots" in result else None
         task = self.frontier.complete(result["lease"], outcome, result.get("reason"), robots)
         if task is not None and "latency" in result:
             self.frontier.feedback(task["host"], result["latency"], outcome == DONE and
@@ -166,7 +189,7 @@ class Scheduler:
             return False
         if "bytes" in result:
             self.frontier.stats["bytes"] += result["bytes"]
-        if outcome == DONE and robots is None:
+        if outcome != "retry" and robots is None:  # a failed callback may have yielded some
             stats = self.frontier.stats
             for reason, count in result.get("dropped", {}).items():
                 stats[f"dropped/{reason}"] += count

@@ -66,7 +66,8 @@ class Site:
 
 
 class SiteServer(ThreadingHTTPServer):
-    """Serves a Site in a thread; records (path, start, end) of every request."""
+    """Serves a Site in a thread; records (path, start, end) of every request, and the
+    User-Agent each path was asked with."""
 
     daemon_threads = True
 
@@ -74,6 +75,7 @@ class SiteServer(ThreadingHTTPServer):
                  delay: float = 0.0) -> None:
         self.site, self.delay = site, delay
         self.log: list[tuple[str, float, float]] = []
+        self.agents: list[tuple[str, str]] = []  # (path, User-Agent)
         self.extra: dict[str, Callable[[], tuple[int, str, bytes]]] = {}
         super().__init__((host, port), _Handler)
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -107,8 +109,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        # The end is taken before the body goes out: once the client has it, it may start
+        # its next request, which must not look as if it overlapped this one.
+        end = time.monotonic()
         self.wfile.write(body)
-        self.server.log.append((self.path, start, time.monotonic()))
+        self.server.log.append((self.path, start, end))
+        self.server.agents.append((self.path, self.headers.get("User-Agent", "")))
 
     def log_message(self, *args) -> None:
         pass

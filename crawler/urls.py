@@ -14,6 +14,8 @@ import re
 from typing import Iterable
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
+import idna
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
@@ -159,8 +161,30 @@ def _host(hostname: str | None, netloc: str) -> str | None:
     else:
         host = hostname.rstrip(".")
         if not host.isascii():
-            host = host.encode("idna").decode("ascii")
+            host = to_ascii_host(host)
+            if host is None:
+                return None
     return host if _HOST_OK.match(host) else None
+
+
+def to_ascii_host(name: str) -> str | None:
+    """A host name as browsers send it: UTS #46 mapping (non-transitional: 'straße.de' is
+    xn--strae-oqa.de, not strasse.de), each non-ASCII label in punycode; None when the name
+    holds characters no host may have."""
+    try:
+        mapped = idna.uts46_remap(name, std3_rules=False, transitional=False)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return None
+    return ".".join(label if label.isascii() else _alabel(label)
+                    for label in mapped.rstrip(".").split("."))
+
+
+def _alabel(label: str) -> str:
+    try:
+        return idna.alabel(label).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        # Valid for browsers though not for IDNA2008 (symbols such as U+2603): plain punycode.
+        return "xn--" + label.encode("punycode").decode("ascii")
 
 
 def _escape(text: str, safe: str) -> str:

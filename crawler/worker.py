@@ -21,11 +21,10 @@ from multiprocessing import AuthenticationError
 from multiprocessing.managers import RemoteError
 from typing import Any
 
-from . import keyfile, manager
+from . import keyfile, manager, signals
 from .errors import CrawlerError, RefusedError, UsageError
-from .http.fetcher import FetchConfig, Fetcher
-from .spider.handler import Handler, Rules
-from .spider.base import load_spider_class, source_hash
+from .spider.handler import Handler, build_handler
+from .spider.base import load_spider_class, make_spider, source_hash
 from .status.progress import WorkerMeter
 from .status.version import code_version
 
@@ -82,6 +81,8 @@ class Worker:
         finally:
             for _ in pool:
                 self.inbox.put(None)
+        self.handler.signals.send(signals.spider_closed, spider=self.handler.spider,
+                                  reason="finished" if status == 0 else "shutdown")
         return status
 
     def _configure(self, reply: dict[str, Any]) -> None:
@@ -92,7 +93,7 @@ class Worker:
             raise RefusedError(f"spider {reply['spider']!r} differs from the master's "
                                f"(code hash {self.spider_hash} vs {reply['spider_hash']}); "
                                "run the same project code on every host")
-        spider = cls(settings)
+        spider = make_spider(cls, settings, reply.get("spider_args"))
         spider.allowed_domains = reply["allowed_domains"]
         self.threads = self.threads or settings["CONCURRENT_REQUESTS"]
         self.batch, self.flush_interval = settings["BATCH_SIZE"], settings["FLUSH_INTERVAL"]
@@ -100,9 +101,9 @@ class Worker:
         self.renew_every = settings["LEASE_TIMEOUT"] / 3
         self.meter.interval = settings["LOGSTATS_INTERVAL"]
         manager.set_call_timeout(settings["CALL_TIMEOUT"])
-        rules = Rules.from_settings(settings, reply["allowed_domains"])
-        fetch_config = FetchConfig.from_settings(settings, reply["seed_hosts"])
-        self.handler = Handler(spider, Fetcher(fetch_config), rules)
+        self.handler = build_handler(spider, settings, reply["allowed_domains"],
+                                     reply["seed_hosts"])
+        self.handler.signals.send(signals.spider_opened, spider=spider)
         log.info("worker %s: spider %s, %d threads", self.id, reply["spider"], self.threads)
 
     def _connect(self, cap: float = FIRST_CONNECT_CAP) -> dict[str, Any] | None:
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     children = [_spawn_copy(argv) for _ in range(args.processes - 1)]
-    status = _run_one(address, args)
+    status = _run_one(address, args, children)
     for child in children:
         status = max(status, child.wait())
     return status
@@ -333,9 +334,16 @@ def _spawn_copy(argv: list[str] | None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "crawler.worker", *args])
 
 
-def _run_one(address: tuple[str, int], args: argparse.Namespace) -> int:
+def _run_one(address: tuple[str, int], args: argparse.Namespace,
+             children: list[subprocess.Popen]) -> int:
     worker = Worker(address, args.authkey_file, args.threads, args.max_wait, args.parent)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+
+    def stop(*_: Any) -> None:
+        worker.stop()
+        for child in children:  # -p N: the copies stop with this one
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         return worker.run()
     except CrawlerError as exc:

@@ -73,6 +73,7 @@ def test_parse_overrides_rejects_pairs_without_name_or_equals(pair):
     ("ROBOTSTXT_OBEY", "yes", True),
     ("ROBOTSTXT_OBEY", "ON", True),
     ("CONCURRENT_REQUESTS", "4", 4),
+    ("HTTPERROR_ALLOWED_CODES", "404, 410", [404, 410]),
     ("CONCURRENT_REQUESTS", " 32 ", 32),
     ("CONCURRENT_REQUESTS", "4.0", 4),
     ("DOWNLOAD_DELAY", "0.25", 0.25),
@@ -115,6 +116,11 @@ def test_settings_file_values_are_checked_too(tmp_path):
     ("CONCURRENT_REQUESTS", "0", ["CONCURRENT_REQUESTS", "at least 1"]),
     ("CONCURRENT_REQUESTS_PER_DOMAIN", "0", ["CONCURRENT_REQUESTS_PER_DOMAIN", "at least 1"]),
     ("BATCH_SIZE", "0", ["BATCH_SIZE", "at least 1"]),
+    ("CALL_TIMEOUT", "0", ["CALL_TIMEOUT", "more than 0"]),
+    ("LEASE_TIMEOUT", "0", ["LEASE_TIMEOUT", "more than 0"]),
+    ("DOWNLOAD_TIMEOUT", "0.0", ["DOWNLOAD_TIMEOUT", "more than 0"]),
+    ("HTTPERROR_ALLOWED_CODES", "404,abc", ["HTTPERROR_ALLOWED_CODES"]),
+    ("HTTPERROR_ALLOWED_CODES", "[404, 1000]", ["HTTPERROR_ALLOWED_CODES", "1000"]),
     ("LOG_LEVEL", "LOUD", ["LOG_LEVEL", "'LOUD'", "DEBUG"]),
 ])
 def test_bad_values_are_usage_errors_naming_the_setting(name, text, words):
@@ -159,3 +165,22 @@ def test_unknown_override_without_close_name():
     with pytest.raises(UsageError) as info:
         config.merge(strict=[{"XYZZY": "1"}])
     assert str(info.value) == "unknown setting XYZZY"
+
+
+def test_download_slots_are_checked_and_keyed_like_hosts():
+    slots = config.merge(strict=[{"DOWNLOAD_SLOTS": '{"Straße.de": {"concurrency": "2", '
+                                                     '"delay": 1}}'}])["DOWNLOAD_SLOTS"]
+    assert slots == {"xn--strae-oqa.de": {"concurrency": 2, "delay": 1.0}}
+
+
+@pytest.mark.parametrize("value, words", [
+    ('{"a.test": 3}', ["DOWNLOAD_SLOTS['a.test']", "dict"]),
+    ('{"a.test": {"speed": 3}}', ["unknown keys", "speed"]),
+    ('{"a.test": {"concurrency": 0}}', ["at least 1"]),
+    ('{"a.test": {"delay": "soon"}}', ["delay", "soon"]),
+])
+def test_bad_download_slots_are_usage_errors(value, words):
+    with pytest.raises(UsageError) as info:
+        config.merge(strict=[{"DOWNLOAD_SLOTS": value}])
+    for word in words:
+        assert word in str(info.value)

@@ -140,7 +140,9 @@ def test_transport_errors_are_classified(mocked, exc, reason, retryable):
 
 def test_session_ignores_the_environment(mocked, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://env-proxy.invalid:3128")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):  # these count: tests/test_tls.py
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/nonexistent/ca.pem")  # requests' own fallback
     mocked.get(URL, body=b"ok")
     make_fetcher().fetch(Request(URL))
     sent = mocked.calls[0].request.req_kwargs
@@ -213,7 +215,7 @@ class StubFetcher:
     def __init__(self, table):
         self.table, self.calls = table, []
 
-    def fetch(self, request, depth=0):
+    def fetch(self, request, depth=0, cookies=None):
         self.calls.append((request.url, depth))
         answer = self.table[request.url]
         if isinstance(answer, Exception):
@@ -267,12 +269,9 @@ def test_fetch_errors_become_outcomes(exc, expected):
     assert handle({URL: exc}) == expected
 
 
-def test_404_is_done_with_item():
+def test_404_fails_without_reaching_the_callback():
     result = handle({URL: (404, {"Content-Type": "text/html"}, b"<title>Nope</title>")})
-    assert result["outcome"] == "done"
-    assert result["status"] == 404
-    assert result["items"] == [{"url": URL, "status": 404, "title": "Nope", "depth": 0}]
-    assert result["requests"] == []
+    assert result == {"outcome": "failed", "reason": "http_404", "status": 404}
 
 
 def test_200_items_and_requests():
@@ -298,14 +297,16 @@ def test_redirect_gives_one_task_for_target():
     assert target["url"] == "http://example.com/moved?x=1"
     assert target["depth"] == 2
     assert target["callback"] == "parse_item"
-    assert target["meta"] == {"k": 1, "redirect_times": 1, "redirect_urls": [URL]}
+    assert target["meta"] == {"k": 1, "redirect_times": 1, "redirect_urls": [URL],
+                              "redirect_reasons": [301]}
 
 
 def test_second_redirect_hop_accumulates():
     t = task(meta={"redirect_times": 1, "redirect_urls": ["http://example.com/first"]})
     result = handle({URL: (302, {"Location": "http://example.com/third"}, b"")}, t)
     assert result["requests"][0]["meta"] == {
-        "redirect_times": 2, "redirect_urls": ["http://example.com/first", URL]}
+        "redirect_times": 2, "redirect_urls": ["http://example.com/first", URL],
+        "redirect_reasons": [302]}
 
 
 def test_303_turns_post_into_get():
@@ -339,14 +340,15 @@ class FailingSpider(Spider):
         yield 42
 
 
-def test_spider_error_never_raises():
+def test_spider_error_never_raises_and_keeps_what_was_yielded():
     result = handle({URL: html()}, spider=FailingSpider())
-    assert result == {"outcome": "failed", "reason": "spider_error", "status": 200}
+    assert result == {"outcome": "failed", "reason": "spider_error", "status": 200,
+                      "items": [{"partial": True}], "requests": [], "dropped": {}}
 
 
 def test_an_unexpected_fetch_error_fails_the_task(caplog):
     class Broken:
-        def fetch(self, request, depth):
+        def fetch(self, request, depth, cookies=None):
             raise IndexError("a bug in the downloader")
 
     result = Handler(GenericSpider(), Broken(), rules()).handle(task())

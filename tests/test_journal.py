@@ -1,6 +1,7 @@
 """crawler.frontier.journal: what a restarted master reads back is what was committed."""
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -21,7 +22,9 @@ def test_each_url_comes_back_in_its_last_state_in_order(tmp_path):
     journal.record([(a["fp"], "queued", None, a), (b["fp"], "queued", None, b)], [])
     journal.record([(a["fp"], "done", None, a), (c["fp"], "queued", None, c),
                     (b["fp"], "failed", "http_404", b)], [])
-    rows = list(Journal(str(tmp_path)).urls())
+    journal.close()
+    journal = Journal(str(tmp_path))
+    rows = list(journal.urls())
     assert [(r[0], r[1]) for r in rows] == [(a["fp"], "done"), (c["fp"], "queued"),
                                            (b["fp"], "failed")]
     assert rows[0][4] is None
@@ -46,6 +49,7 @@ def test_items_until_written(tmp_path):
     seqs = journal.record([], [{"n": 1}, {"n": 2}, {"n": 3}])
     assert seqs == [1, 2, 3]
     journal.mark_written(2, 100, 2)
+    journal.close()
     reopened = Journal(str(tmp_path))
     assert reopened.unwritten_items() == [(3, {"n": 3})]
     assert reopened.output_progress() == (100, 2)
@@ -60,3 +64,22 @@ def test_a_journal_of_the_older_format_is_refused(tmp_path):
     db.close()
     with pytest.raises(UsageError, match="older version"):
         Journal(str(tmp_path))
+
+
+def test_a_jobdir_is_private_and_held_by_one_journal(tmp_path):
+    jobdir = tmp_path / "job"
+    journal = Journal(str(jobdir))
+    assert jobdir.stat().st_mode & 0o777 == 0o700
+    assert (jobdir / "journal.sqlite").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(UsageError, match=f"in use by another master \\(pid {os.getpid()}\\)"):
+        Journal(str(jobdir))
+    journal.close()
+    Journal(str(jobdir)).close()  # free again
+
+
+def test_a_resume_with_other_spider_arguments_is_refused(tmp_path):
+    journal = Journal(str(tmp_path))
+    journal.check_same_crawl("books", "out.jsonl", {"category": "poetry"})
+    journal.check_same_crawl("books", "out.jsonl", {"category": "poetry"})  # the same: fine
+    with pytest.raises(UsageError, match="spider_args"):
+        journal.check_same_crawl("books", "out.jsonl", {"category": "travel"})

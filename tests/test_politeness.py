@@ -59,7 +59,7 @@ def close_starts(log, delay: float) -> list[tuple[str, str, float]]:
 
 def counters(proc) -> tuple[dict[str, int], dict[str, int]]:
     """({failure reason: count}, {drop reason: count}) from the master's summary."""
-    failed = {m[1]: int(m[2]) for m in re.finditer(r"^\s+failed\((\w+)\): (\d+)$",
+    failed = {m[1]: int(m[2]) for m in re.finditer(r"^\s+failed\(([\w:]+)\): (\d+)$",
                                                    proc.stdout, re.M)}
     dropped: dict[str, int] = {}
     line = re.search(r"^\s+links dropped: (.*)$", proc.stdout, re.M)
@@ -143,6 +143,22 @@ def test_per_domain_concurrency_caps_requests_in_flight(serve, project, run_mast
     assert peak <= 2, f"{peak} requests in flight at once to one host (limit 2)"
     # The measure can see overlap at all: three workers with 16 threads do use both slots.
     assert peak == 2, "never 2 requests in flight: the per-domain limit was not exercised"
+
+
+def test_download_slots_hold_across_three_workers(serve, project, run_master):
+    site = serve(Site(pages=23), delay=0.05)
+    pages = site.site.paths()
+    out = project / "out.jsonl"
+    slots = '{"127.0.0.1": {"concurrency": 1, "delay": 0.2, "randomize_delay": false}}'
+    master = run_master([write_seeds(project, site.url), "--workers", 3, "-o", out,
+                         "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=8", "-s", f"DOWNLOAD_SLOTS={slots}",
+                         *QUIET], timeout=40)
+    assert master.returncode == 0, master.describe()
+    log = full_log(site, len(pages) + 1)
+    assert_each_page_fetched_once(site)
+    assert max_in_flight(log) == 1, f"overlapping requests: {overlapping_pairs(log)}"
+    too_close = close_starts(log, 0.2)
+    assert not too_close, f"request starts less than the slot's 0.2 s apart: {too_close}"
 
 
 def test_slow_host_does_not_stall_the_crawl(serve, project, run_master):
@@ -243,9 +259,9 @@ def test_robots_server_error_makes_host_disallow_all(serve, project, run_master)
     assert requested(site) == Counter({ROBOTS: 2}), requested(site)
     assert summary_line(master).group(2, 3, 4) == ("0", "3", "0"), master.describe()
     failed, _ = counters(master)
-    assert failed == {"robots_unavailable": 3}, master.describe()
+    assert failed == {"robots_unavailable:http_500": 3}, master.describe()
     rows = failures_file(out)
-    assert sorted(rows) == sorted(("robots_unavailable", u)
+    assert sorted(rows) == sorted(("robots_unavailable:http_500", u)
                                   for u in site_urls(site, seed_paths)), rows
 
 

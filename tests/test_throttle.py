@@ -42,11 +42,38 @@ def test_autothrottle_off_keeps_delay():
     assert Throttle(delay=1.0).adjust(1.0, 1.0, latency=30.0, ok=True) == 1.0
 
 
-def test_randomized_spacing():
-    t = Throttle(delay=2.0, randomize=True)
-    assert t.spacing(2.0, lambda: 0.0) == 1.0
-    assert t.spacing(2.0, lambda: 0.999) == pytest.approx(2.998)
-    assert Throttle(delay=2.0).spacing(2.0, lambda: 0.0) == 2.0
+def gaps(f, clock, host, pages):
+    """Start times apart of `pages` requests to host, each settled at once."""
+    f.admit([make_task(f"http://{host}/{i}") for i in range(pages)])
+    starts = []
+    for _ in range(10_000):
+        for lease_id, _ in f.lease("w", 10)[0]:
+            starts.append(clock.now)
+            f.complete(lease_id, "done")
+        if len(starts) == pages:
+            return [round(b - a, 6) for a, b in zip(starts, starts[1:])]
+        clock.now += 0.01
+    raise AssertionError(f"only {len(starts)} leased")
+
+
+@pytest.mark.parametrize("rng, randomize, gap", [(0.0, True, 1.0), (0.99, True, 2.98),
+                                                 (0.0, False, 2.0)])
+def test_randomized_spacing(rng, randomize, gap):
+    clock = Clock()
+    f = Frontier(clock=clock, rng=lambda: rng, throttle=Throttle(2.0, randomize))
+    assert all(abs(g - gap) < 0.011 for g in gaps(f, clock, "a.test", 4))
+
+
+def test_download_slots_set_concurrency_and_delay_per_host():
+    clock = Clock()
+    slots = {"slow.test": {"concurrency": 1, "delay": 2.0, "randomize_delay": False},
+             "wide.test": {"concurrency": 3}}
+    f = Frontier(per_host=8, clock=clock, rng=lambda: 0.0, slots=slots,
+                 throttle=Throttle(0.0, randomize=True))
+    assert all(abs(g - 2.0) < 0.011 for g in gaps(f, clock, "slow.test", 3))
+    f.admit([make_task(f"http://{h}/{i}") for h in ("wide.test", "other.test") for i in range(9)])
+    leased = [t["host"] for _, t in f.lease("w", 100)[0]]
+    assert leased.count("wide.test") == 3 and leased.count("other.test") == 8
 
 
 @pytest.mark.parametrize("header, expected", [

@@ -196,3 +196,49 @@ def test_in_domains(host, domains, expected):
 ])
 def test_remove_dot_segments(path, expected):
     assert remove_dot_segments(path) == expected
+
+
+# -- hosts as browsers send them (UTS #46, non-transitional) and odd URLs -------------------
+@pytest.mark.parametrize("url, expected", [
+    ("http://straße.de/", "http://xn--strae-oqa.de/"),          # not strasse.de
+    ("http://faß.de/", "http://xn--fa-hia.de/"),
+    ("http://BÜCHER.de/", "http://xn--bcher-kva.de/"),
+    ("http://例え。テスト/パス", "http://xn--r8jz45g.xn--zckzah/%E3%83%91%E3%82%B9"),
+    ("http://ａｂｃ.com/", "http://abc.com/"),                 # full-width letters mapped
+    ("http://☃.net/", "http://xn--n3h.net/"),                  # valid in browsers, not IDNA2008
+    ("http://foo_bar.straße.de/x", "http://foo_bar.xn--strae-oqa.de/x"),
+    ("http://xn--strae-oqa.de/", "http://xn--strae-oqa.de/"),
+    ("http://straße.de/ä ö?q=ü é#frag", "http://xn--strae-oqa.de/%C3%A4%20%C3%B6?q=%C3%BC%20%C3%A9"),
+])
+def test_idn_hosts_as_browsers_send_them(url, expected):
+    assert normalize(url) == expected
+
+
+@pytest.mark.parametrize("url", [
+    "http://ex ample.com/", "http://exa%20mple.com/", "http://ü.de:99999/", "http://[::1/",
+    "http://\udcff.de/", "http://a\x00b.de/", "http://" + "ü" * 300 + ".de/", "http:///path",
+    "http://%/", "http://[]/", "http://.\u3002./", "http://\u0378.de/",
+])
+def test_odd_urls_never_raise(url):
+    assert normalize(url) in (None, normalize(normalize(url) or "http://x.invalid/"))
+
+
+def test_allowed_domains_compare_in_punycode():
+    from crawler.config import defaults
+    from crawler.spider.handler import Rules
+    assert Rules.from_settings(defaults(), ["Straße.de"]).allowed_domains == ("xn--strae-oqa.de",)
+
+
+def test_a_page_of_odd_links_is_parsed_and_the_bad_ones_counted():
+    from test_fetcher import URL, handle
+    odd = ["http://straße.de/ä", "/pfad mit leerzeichen", "?q=ü é", "#only-fragment",
+           "http://ex ample.com/", "http://[::1/", "http://\udcff.de/", "javascript:void(0)",
+           "http://%/", "//☃.net/x", "mailto:a@b.c", " http://abc.com/\t"]
+    body = "".join(f'<a href="{h}">x</a>' for h in odd).encode("utf-8", "surrogatepass")
+    result = handle({URL: (200, {"Content-Type": "text/html; charset=utf-8"}, body)})
+    assert result["outcome"] == "done"
+    assert [r["url"] for r in result["requests"]] == [
+        "http://xn--strae-oqa.de/%C3%A4", "http://example.com/pfad%20mit%20leerzeichen",
+        "http://example.com/page?q=%C3%BC%20%C3%A9", "http://example.com/page",
+        "http://xn--n3h.net/x", "http://abc.com/"]
+    assert result["dropped"] == {"invalid_url": 6}

@@ -83,3 +83,13 @@ def test_generic_spider_writes_an_item_for_xml_without_following_it():
     r = Response("http://docs.example/sitemap.xml", 200, {"Content-Type": "text/xml"}, SITEMAP)
     out = list(GenericSpider().parse(r))
     assert out == [{"url": r.url, "status": 200, "title": None, "depth": 0}]
+
+
+@pytest.mark.parametrize("prefix", [DECL + DOCTYPE, ""], ids=["xhtml", "html"])
+def test_generic_spider_links_honour_a_base_href_elsewhere(prefix):
+    body = BODY.replace("http://docs.example/guide/", "http://mirror.example/v2/")
+    r = Response("http://docs.example/guide/ch01.html", 200, {"Content-Type": "text/html"},
+                 (prefix + body).encode())
+    out = list(GenericSpider().parse(r))
+    assert [q.url for q in out[1:]] == ["http://mirror.example/v2/ch02.html",
+                                        "http://mirror.example/index.html"]

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import random
 import time
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from ..http.request import CORE_FIELDS, extra_fields
-from .robots import RobotsRules, robots_url
+from .robots import RobotsRules
 from .throttle import Throttle
 from ..urls import fingerprint
 
+log = logging.getLogger(__name__)
 QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
 _PRIORITY_STEP = 1 << 40
 _EXAMPLES = 3  # failed URLs kept per reason for the status page
@@ -41,19 +43,29 @@ class _Host:
     inflight: int = 0
     next_time: float = 0.0
     scheduled: bool = False
-    delay: float = 0.0
-    floor: float = 0.0  # the least delay: DOWNLOAD_DELAY or the robots Crawl-delay
+    limit: int = 8  # requests in flight at most: CONCURRENT_REQUESTS_PER_DOMAIN or its slot's
+    delay: float = 0.0  # DOWNLOAD_DELAY (or its slot's), or AutoThrottle's
+    randomize: bool = False  # spacing randomized x0.5..1.5 (RANDOMIZE_DOWNLOAD_DELAY)
+    floor: float = 0.0  # the least delay AutoThrottle may set: DOWNLOAD_DELAY
+    crawl_delay: float = 0.0  # robots.txt's Crawl-delay: a floor, never randomized
     admitted: int = 0
-    rules: RobotsRules | None = None
-    robots_pending: bool = False  # robots.txt not settled yet: lease nothing else
+    # robots.txt rules by origin (scheme://host:port, as sites serve one per origin);
+    # None while that robots.txt is being fetched
+    robots: dict[str, RobotsRules | None] = field(default_factory=dict)
+    robots_pending: int = 0  # robots.txt files not settled yet: lease nothing else
     done: int = 0    # counted as the frontier works, so a snapshot never walks URLs
     failed: int = 0
     last_error: str | None = None
 
+    @property
+    def spaced(self) -> bool:
+        """Requests to this host are spaced in time: one at a time, then a pause."""
+        return bool(self.delay or self.crawl_delay)
+
     def blocked(self) -> bool:
         """Waiting for robots.txt, and that task is not first in line (leased or delayed)."""
-        return self.robots_pending and not (self.queue and self.queue[0][4] is not None
-                                            and self.queue[0][4].get("robots"))
+        return self.robots_pending > 0 and not (self.queue and self.queue[0][4] is not None
+                                                and self.queue[0][4].get("robots"))
 
 
 @dataclass
@@ -69,11 +81,15 @@ class Frontier:
     def __init__(self, *, per_host: int = 8, delay: float = 0.0, randomize_delay: bool = False,
                  lease_timeout: float = 60.0, retry_times: int = 2, epoch: str = "0",
                  robots_agent: str | None = None, throttle: Throttle | None = None,
-                 host_page_limit: int = 0, clock: Callable[[], float] = time.monotonic,
+                 host_page_limit: int = 0, robots_max_delay: float = float("inf"),
+                 slots: Mapping[str, Mapping[str, Any]] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
                  rng: Callable[[], float] = random.random) -> None:
         self.per_host, self.host_page_limit = per_host, host_page_limit
         self.throttle = throttle or Throttle(delay, randomize_delay)
         self.robots_agent = robots_agent  # None: robots.txt is not obeyed
+        self.robots_max_delay = robots_max_delay
+        self.slots = dict(slots or {})  # DOWNLOAD_SLOTS: per-host concurrency and delay
         self.lease_timeout, self.retry_times = lease_timeout, retry_times
         self.clock, self.rng = clock, rng
         self.seen = SeenDict()
@@ -98,6 +114,7 @@ class Frontier:
         # The hot loop of a busy master (20 links a page): locals, no calls for the
         # common task (core fields only, known host).
         seen, hosts, changes, limit = self.seen, self._hosts, self.changes, self.host_page_limit
+        obey = self.robots_agent is not None
         new = duplicates = capped = 0
         for task in tasks:
             fp = task["fp"]
@@ -107,10 +124,14 @@ class Frontier:
             name = task["host"]
             host = hosts.get(name)
             if host is None:
-                host = self._new_host(name, task["url"])
+                host = self._new_host(name)
             elif limit and host.admitted >= limit:
                 capped += 1
                 continue
+            if obey:  # inline: a call per link costs the master ~2% (a page has 20)
+                origin = task["url"][:task["url"].find("/", 8)]  # a normalized URL has a path
+                if origin not in host.robots:
+                    self._ask_robots(host, name, origin)
             seen[fp] = QUEUED
             if len(task) == len(CORE_FIELDS):  # nothing beyond url, fp, host, depth
                 heapq.heappush(host.queue, (next(self._seq), task["url"].encode(), fp,
@@ -131,19 +152,34 @@ class Frontier:
         return new
 
     def _push(self, task: dict[str, Any]) -> None:
-        host = self._hosts.get(task["host"]) or self._new_host(task["host"], task["url"])
+        host = self._hosts.get(task["host"]) or self._new_host(task["host"])
+        url = task["url"]
+        if self.robots_agent is not None and not task.get("robots"):
+            origin = url[:url.find("/", 8)]
+            if origin not in host.robots:
+                self._ask_robots(host, task["host"], origin)
         self._enqueue(host, task)
         self._schedule(task["host"], host)
 
-    def _new_host(self, name: str, url: str) -> _Host:
-        host = self._hosts[name] = _Host(delay=self.throttle.initial(), floor=self.throttle.delay)
-        if self.robots_agent is not None:
-            # A new host's robots.txt goes first; nothing else leaves its queue before.
-            robots = robots_url(url)
-            host.robots_pending = True
-            self._enqueue(host, {"url": robots, "host": name, "fp": fingerprint(robots),
-                                 "depth": 0, "robots": True})
+    def _new_host(self, name: str) -> _Host:
+        slot, throttle = self.slots.get(name, {}), self.throttle
+        floor = slot.get("delay", throttle.delay)
+        host = self._hosts[name] = _Host(
+            limit=slot.get("concurrency", self.per_host), floor=floor,
+            delay=max(floor, throttle.initial()) if throttle.auto else floor,
+            randomize=slot.get("randomize_delay", throttle.randomize))
         return host
+
+    def _ask_robots(self, host: _Host, name: str, origin: str) -> None:
+        """A new origin's robots.txt goes first; nothing else of its host leaves the queue
+        before it is settled."""
+        host.robots[origin] = None
+        host.robots_pending += 1
+        robots = origin + "/robots.txt"
+        # Its own fingerprint: a page request for the same URL (a SitemapSpider's) must not
+        # count as a duplicate of it.
+        self._enqueue(host, {"url": robots, "host": name, "depth": 0, "robots": True,
+                             "fp": fingerprint(robots, method="ROBOTS")})
 
     def _enqueue(self, host: _Host, task: dict[str, Any]) -> None:
         # One key orders by priority, then first come first served (seq < 2**40).
@@ -155,7 +191,7 @@ class Frontier:
         self.queued += 1
 
     def _schedule(self, name: str, host: _Host) -> None:
-        if host.queue and not host.scheduled and host.inflight < self.per_host \
+        if host.queue and not host.scheduled and host.inflight < host.limit \
                 and not host.blocked():
             host.scheduled = True
             heapq.heappush(self._ready, (host.next_time, next(self._seq), name))
@@ -199,14 +235,15 @@ class Frontier:
 
     def _take(self, name: str, host: _Host, worker: str, room: int, now: float,
               out: list) -> None:
-        take = min(room, self.per_host - host.inflight, 1 if host.delay else room)
+        take = min(room, host.limit - host.inflight, 1 if host.spaced else room)
         while take > 0 and host.queue and not host.blocked():
             _, url, fp, depth, extra = heapq.heappop(host.queue)
             task = {"url": url.decode(), "fp": fp, "host": name, "depth": depth, **(extra or {})}
             self.queued -= 1
-            if host.rules is not None and not host.rules.allowed(task["url"]):
-                self._finish(task, FAILED, "robots_unavailable" if host.rules.disallow_all
-                             else "robots")
+            rules = host.robots.get(url[:url.find(b"/", 8)].decode()) if host.robots else None
+            if rules is not None and not rules.allowed(task["url"]) and \
+                    not (extra and (extra.get("meta") or {}).get("dont_obey_robotstxt")):
+                self._finish(task, FAILED, rules.refusal)
                 continue
             lease_id = next(self._lease_ids)
             self._leases[lease_id] = _Lease(task, worker, now + self.lease_timeout)
@@ -215,11 +252,13 @@ class Frontier:
             host.inflight += 1
             out.append((lease_id, task))
             take -= 1
-        if host.delay:
+        if host.spaced:
             host.next_time = now + self._spacing(host)
 
     def _spacing(self, host: _Host) -> float:
-        return self.throttle.spacing(host.delay, self.rng)
+        # Only DOWNLOAD_DELAY/AutoThrottle's delay is randomized; Crawl-delay is a floor.
+        spacing = host.delay * (0.5 + self.rng()) if host.randomize else host.delay
+        return max(host.crawl_delay, spacing)
 
     def feedback(self, name: str, latency: float | None, ok: bool,
                  retry_after: float | None = None) -> None:
@@ -244,11 +283,17 @@ class Frontier:
         return 0.05 if self._leases else 0.5
 
     # -- results ---------------------------------------------------------------
+    def parse_robots(self, status: int, body: str) -> RobotsRules:
+        """The rules of a robots.txt response. The slow part of settling one (a big file
+        takes a while): call it before taking the lock, then pass the rules to complete()."""
+        return RobotsRules.from_status(status, body, self.robots_agent or "*",
+                                       self.robots_max_delay)
+
     def complete(self, lease_id: str, outcome: str, reason: str | None = None,
-                 robots: tuple[int, str] | None = None) -> dict | None:
-        """Settle a lease: outcome is DONE, FAILED or "retry"; `robots` is (status, body)
-        for a robots.txt task. Returns the task, or None when the lease is unknown or
-        expired (a late result, to be ignored)."""
+                 robots: RobotsRules | None = None) -> dict | None:
+        """Settle a lease: outcome is DONE, FAILED or "retry"; `robots` the parsed rules
+        (parse_robots) for a robots.txt task. Returns the task, or None when the lease is
+        unknown or expired (a late result, to be ignored)."""
         lease = self._leases.pop(lease_id, None)
         if lease is None:
             self.stats["stale_results"] += 1
@@ -258,10 +303,10 @@ class Frontier:
         if outcome == "retry":
             self._retry(lease.task, reason or "error")
         elif lease.task.get("robots"):
-            self._set_robots(host, outcome, robots)
+            self._set_robots(host, lease.task, outcome, robots, reason)
         else:
             self._finish(lease.task, outcome, reason)
-        if host.delay:
+        if host.spaced:
             # Space the next start from this response too (after any Crawl-delay was
             # learnt), so jitter in when a worker really started cannot bring two
             # requests closer than the delay.
@@ -269,23 +314,30 @@ class Frontier:
         self._schedule(lease.task["host"], host)
         return lease.task
 
-    def _set_robots(self, host: _Host, outcome: str, robots: tuple[int, str] | None) -> None:
-        host.robots_pending = False
+    def _set_robots(self, host: _Host, task: dict[str, Any], outcome: str,
+                    robots: RobotsRules | None, reason: str | None) -> None:
+        host.robots_pending -= 1
+        origin = task["url"][:-len("/robots.txt")]
         if outcome == DONE and robots is not None:
-            host.rules = RobotsRules.from_status(robots[0], robots[1], self.robots_agent)
-            host.floor = max(host.floor, host.rules.crawl_delay)
-            host.delay = max(host.delay, host.floor)
+            host.robots[origin] = robots
+            host.crawl_delay = max(host.crawl_delay, robots.crawl_delay)
+            if robots.crawl_delay >= self.robots_max_delay:
+                log.warning("%s: Crawl-delay capped at ROBOTSTXT_MAX_CRAWL_DELAY (%s s)",
+                            task["url"], self.robots_max_delay)
             self.stats["robots_fetched"] += 1
         else:
-            host.rules = RobotsRules(None, self.robots_agent, disallow_all=True)
-            host.last_error = "robots_unavailable"
+            cause = reason or "error"
+            rules = host.robots[origin] = RobotsRules(None, self.robots_agent, unavailable=cause)
+            host.last_error = f"robots_unavailable:{cause}"
             self.stats["robots_unavailable"] += 1
+            log.warning("%s: unavailable (%s); the origin's URLs fail as %s", task["url"], cause,
+                        rules.refusal)
 
     def _retry(self, task: dict[str, Any], reason: str) -> None:
         attempt = task.get("attempt", 0) + 1
-        if attempt > self.retry_times:
+        if attempt > (task.get("meta") or {}).get("max_retry_times", self.retry_times):
             if task.get("robots"):
-                self._set_robots(self._hosts[task["host"]], FAILED, None)
+                self._set_robots(self._hosts[task["host"]], task, FAILED, None, reason)
             else:
                 self._finish(task, FAILED, reason)
             return
@@ -384,9 +436,10 @@ class Frontier:
     def _robots_state(self, host: _Host) -> str:
         if self.robots_agent is None:
             return "off"
-        if host.robots_pending or host.rules is None:
+        if host.robots_pending or not host.robots:
             return "pending"
-        return "unavailable" if host.rules.disallow_all else "ok"
+        settled = [rules for rules in host.robots.values() if rules is not None]
+        return "unavailable" if any(r.unavailable for r in settled) else "ok"
 
     @property
     def leased(self) -> int:

@@ -9,6 +9,8 @@ good; on resume the file is cut back to that length and later items re-written.
 """
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import pickle
 import sqlite3
@@ -31,12 +33,32 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+def lock_jobdir(jobdir: str) -> int:
+    """Make JOBDIR private (0700) and hold its lock for this process's life: a second
+    master on the same JOBDIR is refused, naming the first one's pid. Returns the lock's fd."""
+    os.makedirs(jobdir, mode=0o700, exist_ok=True)
+    os.chmod(jobdir, 0o700)  # it holds the authkey and the crawl's data
+    fd = os.open(os.path.join(jobdir, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise UsageError(f"{jobdir} is in use by another master (pid {holder}); stop it "
+                         "first, or give another --jobdir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd  # kept open: the lock lasts as long as the process
+
+
 class Journal:
     """One crawl's durable state; methods may be called from any thread."""
 
     def __init__(self, jobdir: str) -> None:
-        os.makedirs(jobdir, exist_ok=True)
+        self._lock = lock_jobdir(jobdir)
         self.path = os.path.join(jobdir, "journal.sqlite")
+        if not os.path.exists(self.path):  # SQLite would create it (and its WAL) 0644
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._local = threading.local()
         try:
             db = self._db()
@@ -51,6 +73,16 @@ class Journal:
             raise UsageError(f"journal {self.path} is damaged ({exc}); it cannot be resumed "
                              "safely: move the JOBDIR away to start afresh") from None
         self.next_seq = max(row[0] or 0, int(self.get("written_seq", "0"))) + 1
+
+    def close(self) -> None:
+        """Release the JOBDIR (this thread's connection and the lock)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -75,17 +107,19 @@ class Journal:
         """True when nothing was ever admitted in this JOBDIR."""
         return self._db().execute("SELECT 1 FROM log LIMIT 1").fetchone() is None
 
-    def check_same_crawl(self, spider: str, output: str) -> None:
-        """Refuse to resume a journal with another spider or output file."""
-        old = {"spider": self.get("spider"), "output": self.get("output")}
-        new = {"spider": spider, "output": os.path.abspath(output)}
-        if old["spider"] is None:
+    def check_same_crawl(self, spider: str, output: str,
+                         args: dict[str, str] | None = None) -> None:
+        """Refuse to resume a journal with another spider, output file or spider arguments."""
+        new = {"spider": spider, "output": os.path.abspath(output),
+               "spider_args": json.dumps(args or {}, sort_keys=True)}
+        if self.get("spider") is None:
             self.put_meta(new)
             return
-        for key in old:
-            if old[key] != new[key]:
-                raise UsageError(f"{self.path} belongs to a crawl with {key} {old[key]}, "
-                                 f"not {new[key]}")
+        for key, value in new.items():
+            old = self.get(key, "{}" if key == "spider_args" else None)
+            if old != value:
+                raise UsageError(f"{self.path} belongs to a crawl with {key} {old}, "
+                                 f"not {value}")
 
     # -- URLs and items ----------------------------------------------------------
     def record(self, changes: list[tuple[bytes, str, str | None, dict]],

@@ -3,7 +3,8 @@
 The rule for a robots.txt that cannot be had: a 4xx answer allows everything
 (as Google and Scrapy do); 5xx answers and network errors are retried like any
 request, and when retries run out the host counts as disallow-all for this
-crawl, so its URLs end failed(robots_unavailable).
+crawl, so its URLs end failed(robots_unavailable:<cause>), the cause being the robots.txt
+fetch's own failure reason (tls, connection, http_503, ...).
 """
 from __future__ import annotations
 
@@ -13,31 +14,36 @@ from protego import Protego
 class RobotsRules:
     """What one host's robots.txt allows for our user agent."""
 
-    def __init__(self, body: str | None, user_agent: str, disallow_all: bool = False) -> None:
+    def __init__(self, body: str | None, user_agent: str, unavailable: str | None = None) -> None:
         self.agent = user_agent.split("/")[0].strip() or "*"
-        self.disallow_all = disallow_all
+        self.unavailable = unavailable  # why robots.txt could not be had: disallow all
+        self.max_delay = float("inf")
         self._parser = Protego.parse(body) if body else None
 
     @classmethod
-    def from_status(cls, status: int, body: str, user_agent: str) -> "RobotsRules":
-        """Rules from a robots.txt response (anything but 2xx allows all)."""
-        return cls(body if 200 <= status < 300 else None, user_agent)
+    def from_status(cls, status: int, body: str, user_agent: str,
+                    max_delay: float = float("inf")) -> "RobotsRules":
+        """Rules from a robots.txt response (anything but 2xx allows all); a Crawl-delay
+        above max_delay counts as max_delay."""
+        rules = cls(body if 200 <= status < 300 else None, user_agent)
+        rules.max_delay = max_delay
+        return rules
 
     def allowed(self, url: str) -> bool:
         """May we fetch this URL?"""
-        if self.disallow_all:
+        if self.unavailable is not None:
             return False
         return self._parser is None or self._parser.can_fetch(url, self.agent)
 
     @property
+    def refusal(self) -> str:
+        """The failure reason of a URL these rules do not allow."""
+        return "robots" if self.unavailable is None else f"robots_unavailable:{self.unavailable}"
+
+    @property
     def crawl_delay(self) -> float:
-        """The host's Crawl-delay for us, 0 when it sets none."""
+        """The host's Crawl-delay for us (at most max_delay), 0 when it sets none."""
         if self._parser is None:
             return 0.0
-        return float(self._parser.crawl_delay(self.agent) or 0.0)
-
-
-def robots_url(url: str) -> str:
-    """The robots.txt URL for the origin of a normalized URL."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}/robots.txt"
+        delay = float(self._parser.crawl_delay(self.agent) or 0.0)
+        return min(delay, self.max_delay) if delay == delay else 0.0  # NaN: none

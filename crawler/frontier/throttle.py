@@ -1,14 +1,15 @@
 """How long to wait between two requests to one host.
 
-DOWNLOAD_DELAY (optionally randomized x0.5..1.5, as in Scrapy) is the floor,
-raised by a robots.txt Crawl-delay; AutoThrottle moves the delay toward
+DOWNLOAD_DELAY (or a host's DOWNLOAD_SLOTS delay) is the floor AutoThrottle keeps to (the
+frontier randomizes it x0.5..1.5 when asked, as Scrapy does, and never goes below a robots.txt
+Crawl-delay); AutoThrottle moves the delay toward
 latency / AUTOTHROTTLE_TARGET_CONCURRENCY; a Retry-After pauses the host.
 Pure arithmetic: the frontier applies it with its own clock.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,6 @@ class Throttle:
     def initial(self) -> float:
         """A new host's delay."""
         return max(self.delay, self.start_delay) if self.auto else self.delay
-
-    def spacing(self, delay: float, rng: Callable[[], float]) -> float:
-        """Seconds from one request start (or response) to the next start."""
-        return delay * (0.5 + rng()) if self.randomize else delay
 
     def adjust(self, delay: float, floor: float, latency: float, ok: bool) -> float:
         """AutoThrottle: the next delay after a response that took `latency` seconds.

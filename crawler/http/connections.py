@@ -10,6 +10,7 @@ Every socket a fetch uses, new or kept alive, is registered with the watchdog.
 """
 from __future__ import annotations
 
+import os
 import socket
 import time
 from typing import Any, Mapping
@@ -93,17 +94,29 @@ _DIRECT_POOLS = {"http": _pool(urllib3.HTTPConnectionPool, _HTTPConnection),
 _PROXIED_POOLS = {"http": _pool(urllib3.HTTPConnectionPool, _ProxiedHTTPConnection),
                   "https": _pool(urllib3.HTTPSConnectionPool, _ProxiedHTTPSConnection)}
 _REQUESTS_SEND = requests.adapters.HTTPAdapter.send
-_POOL_KWARGS = {"cert_reqs": "CERT_REQUIRED"}  # what requests asks for with verify=True
+
+
+def _tls_pool_kwargs(verify: bool | str) -> dict[str, str]:
+    """The TLS part of the pool key requests uses for `verify` (so both paths share one
+    pool per host)."""
+    if verify is False:
+        return {"cert_reqs": "CERT_NONE"}
+    if verify is True:
+        return {"cert_reqs": "CERT_REQUIRED"}
+    return {"ca_cert_dir" if os.path.isdir(verify) else "ca_certs": verify,
+            "cert_reqs": "CERT_REQUIRED"}
 
 
 class Adapter(requests.adapters.HTTPAdapter):
     """requests' adapter with our connection classes (direct and through proxies), and
     `get()`: a plain GET without requests' per-request machinery (http:// on crawler.http1's
-    kept-alive connections, https:// on urllib3's pools)."""
+    kept-alive connections, https:// on urllib3's pools). `verify` is requests' (False, True
+    or a CA bundle path) and the session's: both paths then check certificates alike."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, verify: bool | str = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.plain = http1.Pool()
+        self.verify, self._pool_kwargs = verify, _tls_pool_kwargs(verify)
 
     def close(self) -> None:
         super().close()
@@ -127,17 +140,17 @@ class Adapter(requests.adapters.HTTPAdapter):
 
     def get(self, url: str, where: tuple[str, str, int | None, str],
             headers: Mapping[str, str], timeout: float) -> Any:
-        """GET url, given as (scheme, host, port, path?query), without a proxy and with
-        certificates verified: what send() does for such a request, with failures the
-        fetcher classifies alike, minus building a requests.Response."""
+        """GET url, given as (scheme, host, port, path?query), without a proxy: what send()
+        does for such a request with verify=self.verify, with failures the fetcher
+        classifies alike, minus building a requests.Response."""
         scheme, host, port, target = where
         if scheme == "http":
             return self.plain.get(host, port, target, headers.items(), timeout)
         try:
-            pool = self.poolmanager.connection_from_host(host, port, scheme, _POOL_KWARGS)
+            pool = self.poolmanager.connection_from_host(host, port, scheme, self._pool_kwargs)
         except u3.LocationValueError as exc:
             raise rq.InvalidURL(exc) from None
-        self.cert_verify(pool, url, True, None)
+        self.cert_verify(pool, url, self.verify, None)
         try:
             return pool.urlopen(
                 "GET", target, body=None, headers=headers, redirect=False,

@@ -22,6 +22,10 @@ What fetch() guarantees:
   the proxy resolves the name again: there the check is best effort (rebinding remains
   possible).
 
+* Certificates. Checked on both paths unless TLS_VERIFY is off: against TLS_CA_BUNDLE, else
+  the environment's bundle on this host, else certifi's (FetchConfig.verify, crawler.http.tls).
+  Nothing else comes from the environment (trust_env is off: no proxies, no .netrc).
+
 Plain GETs take a faster path (crawler.fastpath, crawler.http1) with the same headers,
 cookies, address guard, deadline, caps and failure reasons; everything else goes through
 requests.
@@ -33,15 +37,17 @@ from __future__ import annotations
 
 import http.cookiejar
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
-from . import addresses, watchdog
+from . import addresses, tls, watchdog
 from .bodies import ACCEPT_ENCODING, BodyDecoder
 from .connections import Adapter
 from .failures import TRANSPORT_ERRORS, FetchError, classify, refuse_private, timed_out
@@ -68,12 +74,17 @@ class FetchConfig:
     trusted_hosts: frozenset[str] = frozenset()  # seed hosts: exempt from the address guard
     proxy: str | None = None
     cookies: bool = True
+    verify: bool | str = True  # requests' verify: False, True (certifi) or a CA bundle path
 
     @classmethod
-    def from_settings(cls, s: dict[str, Any], trusted_hosts=()) -> "FetchConfig":
+    def from_settings(cls, s: dict[str, Any], trusted_hosts=(),
+                      env: Mapping[str, str] = os.environ) -> "FetchConfig":
+        """The config for these settings; `env` supplies the CA bundle when TLS_CA_BUNDLE is
+        unset (crawler.http.tls). UsageError when the bundle cannot be used here."""
         return cls(s["USER_AGENT"], dict(s["DEFAULT_REQUEST_HEADERS"]), s["DOWNLOAD_TIMEOUT"],
                    s["DOWNLOAD_MAXSIZE"], s["DOWNLOAD_WARNSIZE"], s["ADDRESS_GUARD"],
-                   frozenset(trusted_hosts), s["HTTP_PROXY"], s["COOKIES_ENABLED"])
+                   frozenset(trusted_hosts), s["HTTP_PROXY"], s["COOKIES_ENABLED"],
+                   tls.verify_value(s["TLS_VERIFY"], s["TLS_CA_BUNDLE"], env))
 
 
 class Fetcher:
@@ -87,6 +98,10 @@ class Fetcher:
         self.fast_path = True
         self._trusted = frozenset(addresses.normalize_host(h) for h in config.trusted_hosts)
         self._local = threading.local()
+        if config.verify is False:
+            # instead of urllib3's warning for every host reached unverified
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            log.warning("TLS_VERIFY is off: server certificates are not checked")
 
     @property
     def session(self) -> requests.Session:
@@ -99,22 +114,31 @@ class Fetcher:
 
     def _new_session(self) -> requests.Session:
         session = _Session()
-        session.trust_env = False  # no proxies, .netrc or CA bundle from the environment
+        session.trust_env = False  # no proxies or .netrc from the environment
+        session.verify = self.config.verify
         session.headers.clear()
         session.headers["Accept-Encoding"] = ACCEPT_ENCODING
         session.headers.update(self.config.default_headers)
         session.headers["User-Agent"] = self.config.user_agent
-        session.mount("http://", Adapter())
-        session.mount("https://", Adapter())
+        session.mount("http://", Adapter(verify=self.config.verify))
+        session.mount("https://", Adapter(verify=self.config.verify))
         if not self.config.cookies:
             session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         return session
 
-    def fetch(self, request: Request, depth: int = 0) -> Response:
-        """Download one request or raise FetchError; never follows redirects."""
-        ctx = watchdog.FetchContext(time.monotonic() + self.config.timeout,
-                                    self.config.address_guard, self._trusted)
-        watchdog.start(ctx, self.config.timeout)
+    def fetch(self, request: Request, depth: int = 0,
+              cookies: http.cookiejar.CookieJar | None = None) -> Response:
+        """Download one request or raise FetchError; never follows redirects. The request's
+        meta["download_timeout"] (seconds, as in Scrapy) replaces DOWNLOAD_TIMEOUT.
+        `cookies`: the jar this request sends from and stores into (default: the thread's)."""
+        if cookies is not None:
+            self.session.cookies = cookies
+        timeout = request.meta.get("download_timeout")
+        if type(timeout) not in (int, float) or not timeout > 0:
+            timeout = self.config.timeout
+        ctx = watchdog.FetchContext(time.monotonic() + timeout, self.config.address_guard,
+                                    self._trusted)
+        watchdog.start(ctx, timeout)
         try:
             return self._fetch(request, depth, ctx)
         finally:
@@ -134,7 +158,7 @@ class Fetcher:
         except TRANSPORT_ERRORS as exc:
             raise classify(exc, ctx) from None
         try:
-            body = self._read(raw, ctx)
+            body = self._read(raw, ctx, self._maxsize(request))
         finally:
             try:
                 raw.close()
@@ -180,15 +204,23 @@ class Fetcher:
                              "names only the proxy can resolve") from None
         refuse_private(host, found)
 
-    def _read(self, raw: Any, ctx: watchdog.FetchContext) -> bytes:
-        """The decoded body, read in small steps against the deadline and the size caps."""
-        cap, stream = self.config.maxsize, raw.raw
+    def _maxsize(self, request: Request) -> int:
+        """The body cap: the request's meta["download_maxsize"] (bytes, as in Scrapy) when it
+        is a positive whole number, else DOWNLOAD_MAXSIZE."""
+        cap = request.meta.get("download_maxsize")
+        if type(cap) is int and cap > 0:
+            return cap
+        return self.config.maxsize
+
+    def _read(self, raw: Any, ctx: watchdog.FetchContext, cap: int) -> bytes:
+        """The decoded body, read in small steps against the deadline and the size cap."""
+        stream = raw.raw
         declared = stream.length_remaining  # Content-Length, or None (chunked, or no length)
         if declared is not None and declared > cap:
             raise FetchError("too_large", f"Content-Length {declared} over DOWNLOAD_MAXSIZE "
                              f"{cap}")
         decoder = BodyDecoder(raw.headers.get("Content-Encoding", ""), cap)
-        received = self._pump(stream, decoder, ctx)
+        received = self._pump(stream, decoder, ctx, cap)
         if ctx.expired:  # the watchdog cut the connection: what we have is not the whole body
             raise timed_out("while reading the body", self.config.timeout)
         if declared is not None and received < declared:
@@ -199,9 +231,10 @@ class Fetcher:
             log.warning("%s: large body, %d bytes", raw.url, len(body))
         return body
 
-    def _pump(self, stream: Any, decoder: BodyDecoder, ctx: watchdog.FetchContext) -> int:
+    def _pump(self, stream: Any, decoder: BodyDecoder, ctx: watchdog.FetchContext,
+              cap: int) -> int:
         """Feed the raw body to the decoder until its end; the raw bytes received."""
-        cap, received = self.config.maxsize, 0
+        received = 0
         while True:
             if ctx.expired or time.monotonic() >= ctx.deadline:
                 raise timed_out("while reading the body", self.config.timeout)

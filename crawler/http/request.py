@@ -1,6 +1,7 @@
 """Request: what a spider asks to fetch. Plain data; the callback travels by name."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -23,23 +24,31 @@ def extra_fields(task: dict[str, Any]) -> dict[str, Any] | None:
 class Request:
     """A page to fetch and the spider method (by name) that parses it.
 
-    `callback` may be given as a bound method of the spider; only its name travels.
+    `callback` and `errback` may be given as bound methods of the spider; only their names
+    travel. `cb_kwargs` are passed to the callback as keyword arguments (plain data).
     """
 
     url: str
     callback: str | Callable | None = None
     method: str = "GET"
-    headers: dict[str, str] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     meta: dict[str, Any] = field(default_factory=dict)
     priority: int = 0
     dont_filter: bool = False
+    errback: str | Callable | None = None
+    cb_kwargs: dict[str, Any] = field(default_factory=dict)
+    cookies: dict[str, str] | list[dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.url, str):
             raise CrawlerError(f"Request url must be a string, got {type(self.url).__name__}")
         if callable(self.callback):
             self.callback = self.callback.__name__
+        if callable(self.errback):
+            self.errback = self.errback.__name__
+        if self.headers is None:
+            self.headers = {}
         if isinstance(self.body, str):
             self.body = self.body.encode("utf-8")
         self.method = self.method.upper()
@@ -66,7 +75,7 @@ class Request:
             task["callback"] = self.callback
         if self.method != "GET":
             task["method"] = self.method
-        if self.headers is not None:
+        if self.headers:
             task["headers"] = self.headers
         if self.body:
             task["body"] = self.body
@@ -74,12 +83,24 @@ class Request:
             task["priority"] = self.priority
         if self.meta:
             task["meta"] = self.meta
+        if self.errback is not None:
+            task["errback"] = self.errback
+        if self.cb_kwargs:
+            task["cb_kwargs"] = self.cb_kwargs
+        if self.cookies:
+            task["own_cookies"] = self.cookies
         return task
+
+    def replace(self, **changes: Any) -> "Request":
+        """A copy with some attributes changed, as Scrapy's Request.replace()."""
+        return dataclasses.replace(self, **changes)
 
     @classmethod
     def from_task(cls, task: dict[str, Any]) -> "Request":
         """Rebuild a Request from its wire form."""
         return cls(url=task["url"], callback=task.get("callback"), method=task.get("method", "GET"),
-                   headers=task.get("headers"), body=task.get("body", b""),
+                   headers=dict(task.get("headers") or {}), body=task.get("body", b""),
                    meta=dict(task.get("meta") or {}), priority=task.get("priority", 0),
-                   dont_filter=task.get("dont_filter", False))
+                   dont_filter=task.get("dont_filter", False), errback=task.get("errback"),
+                   cb_kwargs=dict(task.get("cb_kwargs") or {}),
+                   cookies=task.get("own_cookies") or {})

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _SNIFF = 5000  # bytes looked at to tell HTML from XML when a body comes without a type
+_REFRESH_HINTS = (b"efresh", b"EFRESH")  # cheap test before any parsing: most pages have none
+_REFRESH_XPATH = "//meta[translate(@http-equiv, 'REFSH', 'refsh')='refresh']/@content"
+# content="N", "N; url=...", "N;URL='...'", "N, ..." (as browsers read it)
+_REFRESH_CONTENT = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)[\d.]*\s*(?:[;,]\s*)?(?:url\s*=\s*)?(.*)",
+                              re.I | re.S)
 _HTML_START = re.compile(rb"<(?:html|head|body|title|!doctype\s+html)[\s>]", re.I)
 
 
@@ -126,6 +131,17 @@ class Response:
     def _origin(self) -> str | None:
         return origin_of(self.base_url)
 
+    def meta_refresh(self) -> tuple[float, str] | None:
+        """(delay in seconds, absolute URL) of the page's first <meta http-equiv="refresh">
+        when it names a URL; None otherwise (and for malformed ones)."""
+        if not self.is_html or not any(h in self.body for h in _REFRESH_HINTS):
+            return None
+        for content in self.selector.root.xpath(_REFRESH_XPATH)[:1]:
+            found = parse_refresh(content)
+            if found is not None:
+                return found[0], self.urljoin(found[1])
+        return None
+
     def urljoin(self, url: str) -> str:
         """Resolve a relative URL against this page (honouring <base href>)."""
         return join(self.base_url, url, self._origin)
@@ -146,6 +162,17 @@ class Response:
             href = _href(url, strict=False)
             if href:
                 yield Request(self.urljoin(href), callback=callback, **kwargs)
+
+
+def parse_refresh(content: str) -> tuple[float, str] | None:
+    """(delay, URL as written) from a refresh content attribute, or None without a URL."""
+    match = _REFRESH_CONTENT.match(content)
+    if match is None:
+        return None
+    url = match.group(2).strip()
+    if url[:1] in ("'", '"'):
+        url = url[1:].split(url[0], 1)[0].strip()
+    return (float(match.group(1)), url) if url else None
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,4 @@
-"""Spider base class, the built-in generic spider, and finding spiders by name."""
+"""Spider base class, SitemapSpider, the built-in generic spider, and finding spiders by name."""
 from __future__ import annotations
 
 import hashlib
@@ -14,9 +14,15 @@ from typing import Any, Iterable, Iterator
 
 from lxml import etree
 
+from ..components import Crawler
 from ..errors import UsageError
+from ..signals import SignalManager
 from ..http.request import Request
 from ..http.response import Response
+from ..urls import join
+from .sitemap import SitemapMixin
+
+_CLIENT_ERRORS = list(range(400, 500))
 
 
 class Spider:
@@ -27,8 +33,21 @@ class Spider:
     start_urls: list[str] = []
     custom_settings: dict[str, Any] = {}
 
-    def __init__(self, settings: dict[str, Any] | None = None) -> None:
-        self.settings = settings or {}
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> "Spider":
+        """Make the spider: `crawler.settings` and `crawler.signals` are this process's; the
+        spider arguments go to __init__ (so a Scrapy-style `__init__(self, category=None,
+        *args, **kwargs)` works), and self.settings and self.crawler are there before it
+        runs. Override it, as in Scrapy, to connect signals."""
+        spider = cls.__new__(cls)
+        spider.settings, spider.crawler = crawler.settings, crawler
+        spider.__init__(*args, **kwargs)
+        return spider
+
+    def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if settings is not None or not hasattr(self, "settings"):  # make_spider set them
+            self.settings = settings or {}
+        self.__dict__.update(kwargs)  # spider arguments (-a NAME=VALUE) become attributes
         self.logger = logging.getLogger(f"spider.{self.name or type(self).__name__}")
 
     def start_requests(self) -> Iterable[Request]:
@@ -36,16 +55,46 @@ class Spider:
         for url in self.start_urls:
             yield Request(url)
 
+    def seed_requests(self, urls: list[str]) -> Iterable[Request]:
+        """Requests to start from for the URLs of a seeds file (default: one each)."""
+        for url in urls:
+            yield Request(url)
+
     def parse(self, response: Response) -> Iterable[Any]:
         """The default callback."""
         raise NotImplementedError(f"{type(self).__name__}.parse is not defined")
 
 
-class GenericSpider(Spider):
-    """Follows every in-scope link; one item per page with url, status, title and depth."""
+class SitemapSpider(SitemapMixin, Spider):
+    """Scrapy's SitemapSpider: crawls the URLs that sitemaps list (crawler.spider.sitemap).
+
+    Starts from `sitemap_urls`, or from the seeds file's URLs when one is given: sitemaps,
+    sitemap indexes, or robots.txt files whose Sitemap: lines are followed."""
+
+    sitemap_urls: list[str] = []
+
+    def start_requests(self) -> Iterable[Request]:
+        for url in self.sitemap_urls:
+            yield self.sitemap_request(url)
+
+    def seed_requests(self, urls: list[str]) -> Iterable[Request]:
+        for url in urls:
+            yield self.sitemap_request(url)
+
+
+class GenericSpider(SitemapMixin, Spider):
+    """Follows every in-scope link; one item per page with url, status, title and depth.
+    With SITEMAP_FROM_ROBOTS it also crawls the sitemaps each seed host's robots.txt lists."""
 
     name = "generic"
     link_xpath = "//a/@href | //area/@href | //link[@rel='next']/@href"
+
+    def seed_requests(self, urls: list[str]) -> Iterable[Request]:
+        yield from super().seed_requests(urls)
+        if self.settings.get("SITEMAP_FROM_ROBOTS"):
+            for robots in dict.fromkeys(join(u, "/robots.txt") for u in urls):
+                # A host without robots.txt simply lists no sitemaps: not a failure.
+                yield self.sitemap_request(robots, {"handle_httpstatus_list": _CLIENT_ERRORS})
 
     def parse(self, response: Response) -> Iterator[Any]:
         root = response.selector.root if response.is_html else None
@@ -69,6 +118,15 @@ class GenericSpider(Spider):
     @cached_property
     def _per_thread(self) -> threading.local:
         return threading.local()
+
+
+def make_spider(cls: type[Spider], settings: dict[str, Any],
+                args: dict[str, str] | None = None) -> Spider:
+    """The spider of this process, made as Scrapy makes one: through its from_crawler(),
+    with the spider arguments as keyword arguments."""
+    crawler = Crawler(settings, SignalManager())
+    crawler.spider = cls.from_crawler(crawler, **(args or {}))
+    return crawler.spider
 
 
 def load_spider_class(name: str | None, modules: Iterable[str]) -> type[Spider]:

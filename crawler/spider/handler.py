@@ -2,54 +2,58 @@
 
 Runs on workers. The result is plain data: items, new request tasks (normalized
 and fingerprinted here, so the master only dedups), and counts of what was dropped.
+A request that fails for good (after its retries) goes to its errback, if it has one.
 """
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
-from .. import urls
-from ..errors import PageError
-from ..http.fetcher import Fetcher, FetchError
+from .. import components, signals, urls, wire
+from ..errors import IgnoreRequest, PageError
+from ..http.fetcher import FetchConfig, Fetcher, FetchError
 from ..http.request import Request
 from ..http.response import Response
+from . import cookies
 from .base import Spider
+from .failure import Failure, HttpError
+from .middleware import Middlewares
+from .rules import REDIRECTS, Rules, retry_after
+
+__all__ = ["Handler", "Rules", "build_handler", "retry_after"]
 
 log = logging.getLogger(__name__)
-_REDIRECTS = {301, 302, 303, 307, 308}
+# What of a robots.txt is read (RFC 9309: at least 500 KiB must be): a bigger file would
+# cost the master time to ship and parse, for rules no site needs.
+ROBOTS_MAX_BYTES = 500 * 1024
 
 
-@dataclass(frozen=True)
-class Rules:
-    """What the handler enforces, as plain values from the merged settings."""
-
-    allowed_domains: tuple[str, ...]
-    depth_limit: int
-    depth_priority: int
-    retry_codes: frozenset[int]
-    ignore_params: tuple[str, ...]
-    url_length_limit: int
-    redirect_max: int
-    trap_repeat: int = 0
-
-    @classmethod
-    def from_settings(cls, s: Mapping[str, Any], allowed_domains: Iterable[str]) -> "Rules":
-        return cls(tuple(d.lower() for d in allowed_domains), s["DEPTH_LIMIT"],
-                   s["DEPTH_PRIORITY"], frozenset(s["RETRY_HTTP_CODES"]),
-                   tuple(s["FINGERPRINT_IGNORE_PARAMS"]), s["URLLENGTH_LIMIT"],
-                   s["REDIRECT_MAX_TIMES"], s["TRAP_SEGMENT_REPEAT"])
+def build_handler(spider: Spider, settings: dict[str, Any], allowed_domains: list[str],
+                  seed_hosts: list[str]) -> Handler:
+    """A worker's handler for the crawl: its fetcher, rules, middlewares, and the signals of
+    the spider's crawler."""
+    crawler = spider.crawler  # made with the spider (make_spider)
+    middlewares = Middlewares(
+        spider, components.load("DOWNLOADER_MIDDLEWARES", settings["DOWNLOADER_MIDDLEWARES"],
+                                crawler),
+        components.load("SPIDER_MIDDLEWARES", settings["SPIDER_MIDDLEWARES"], crawler))
+    fetcher = Fetcher(FetchConfig.from_settings(settings, seed_hosts))
+    return Handler(spider, fetcher, Rules.from_settings(settings, allowed_domains), middlewares,
+                   crawler.signals)
 
 
 class Handler:
     """Turns a leased task into a result dict for the master."""
 
-    def __init__(self, spider: Spider, fetcher: Fetcher, rules: Rules) -> None:
+    def __init__(self, spider: Spider, fetcher: Fetcher, rules: Rules,
+                 middlewares: Middlewares | None = None,
+                 signal_manager: signals.SignalManager | None = None) -> None:
         self.spider, self.fetcher, self.rules = spider, fetcher, rules
+        self.middlewares = middlewares or Middlewares(spider)
+        self.signals = signal_manager or signals.SignalManager()
 
     def handle(self, task: dict[str, Any]) -> dict[str, Any]:
         """Fetch and parse one task; never raises. An unexpected error (a bug) is logged and
@@ -64,20 +68,34 @@ class Handler:
         if task.get("robots"):
             return self._robots(task["url"])
         request = Request.from_task(task)
-        depth = task.get("depth", 0)
+        jar = cookies.jar_for(task, request) if self.rules.cookies else None
+        result = self._download(request, task, jar)
+        cookies.attach(result.get("requests", ()), cookies.carried(jar, request), request)
+        return result
+
+    def _download(self, request: Request, task: dict[str, Any], jar: Any) -> dict[str, Any]:
+        depth, attempt = task.get("depth", 0), task.get("attempt", 0)
         started = time.monotonic()
         try:
-            response = self.fetcher.fetch(request, depth)
+            got = self.middlewares.download(request,
+                                            lambda r: self.fetcher.fetch(r, depth, cookies=jar))
         except FetchError as exc:
-            return {"outcome": "retry" if exc.retryable else "failed", "reason": exc.reason,
-                    "latency": time.monotonic() - started}
+            if exc.retryable and self.rules.retries_left(request, attempt):
+                result = {"outcome": "retry", "reason": exc.reason}
+            else:
+                result = self._fail(Failure(request, exc.reason, exc), depth)
+            result["latency"] = time.monotonic() - started
+            return result
+        except IgnoreRequest as exc:
+            return self._fail(Failure(request, "ignored", exc), depth)
         latency = time.monotonic() - started
-        if response.status in self.rules.retry_codes:
-            result = {"outcome": "retry", "reason": f"http_{response.status}"}
-        elif response.status in _REDIRECTS and "Location" in response.headers:
-            result = self._redirect(request, response, depth)
-        else:
-            result = self._parse(request, response, depth)
+        if isinstance(got, Request):  # a middleware asks for another request instead
+            return self._follow(got, depth, {"outcome": "done", "latency": latency})
+        response = got
+        if self.signals.has_receivers(signals.response_received):
+            self.signals.send(signals.response_received, response=response, request=request,
+                              spider=self.spider)
+        result = self._respond(request, response, attempt, depth)
         result["latency"] = latency
         result["bytes"] = len(response.body)
         pause = retry_after(response.headers.get("Retry-After"))
@@ -85,59 +103,132 @@ class Handler:
             result["retry_after"] = pause
         return result
 
+    def _respond(self, request: Request, response: Response, attempt: int,
+                 depth: int) -> dict[str, Any]:
+        """Retry, redirect, fail or parse, by the response's status (Scrapy's rules)."""
+        status, rules = response.status, self.rules
+        if status in rules.retry_codes and rules.retries_left(request, attempt):
+            return {"outcome": "retry", "reason": f"http_{status}"}
+        if rules.follows_redirect(request, response, self.spider):
+            return self._redirect(request, response, depth, response.headers["Location"],
+                                  status)
+        if not 200 <= status < 300 and not rules.allowed(request, status, self.spider):
+            return self._fail(Failure(request, f"http_{status}", HttpError(response),
+                                      response), depth)
+        refresh = rules.refresh(request, response)
+        if refresh is not None:
+            return self._redirect(request, response, depth, refresh, "meta refresh")
+        callback = self._method(request.callback or "parse")
+        if callback is None:
+            log.error("%s: spider has no callback %r", request.url, request.callback)
+            return {"outcome": "failed", "reason": "spider_error", "status": status}
+        return self._run(request, lambda: callback(response, **request.cb_kwargs), depth,
+                         {"outcome": "done", "status": status}, response)
+
+    def _fail(self, failure: Failure, depth: int) -> dict[str, Any]:
+        """A request failed for good: its errback (if any) may still yield items and requests."""
+        result: dict[str, Any] = {"outcome": "failed", "reason": failure.reason}
+        if failure.response is not None:
+            result["status"] = failure.response.status
+        if failure.request.errback is None:
+            return result
+        errback = self._method(failure.request.errback)
+        if errback is None:
+            log.error("%s: spider has no errback %r", failure.request.url,
+                      failure.request.errback)
+            return result
+        return self._run(failure.request, lambda: errback(failure), depth, result,
+                         failure.response)
+
+    def _method(self, name: str) -> Callable | None:
+        method = getattr(self.spider, name, None)
+        return method if callable(method) else None
+
     def _robots(self, url: str) -> dict[str, Any]:
         """Fetch a robots.txt, following up to 5 redirects; the master parses it."""
         try:
             for _ in range(6):
-                response = self.fetcher.fetch(Request(url))
+                robots = Request(url)
+                response = self.fetcher.fetch(robots, cookies=cookies.jar_for({}, robots))
                 location = response.headers.get("Location")
-                if response.status not in _REDIRECTS or not location:
+                if response.status not in REDIRECTS or not location:
                     break
                 url = urls.join(url, location)
         except FetchError as exc:
+            log.warning("%s: %s", url, exc)  # the details; the master gets the reason
             return {"outcome": "retry" if exc.retryable else "failed", "reason": exc.reason}
         if response.status >= 500 or response.status == 429:
             return {"outcome": "retry", "reason": f"http_{response.status}"}
-        return {"outcome": "done", "status": response.status, "robots": response.text}
+        body = response.body
+        if len(body) > ROBOTS_MAX_BYTES:
+            body = body[:body.rfind(b"\n", 0, ROBOTS_MAX_BYTES) + 1]  # whole lines only
+        return {"outcome": "done", "status": response.status,
+                "robots": Response(url, response.status, response.headers, body).text}
 
-    def _redirect(self, request: Request, response: Response, depth: int) -> dict[str, Any]:
+    def _redirect(self, request: Request, response: Response, depth: int, location: str,
+                  why: int | str) -> dict[str, Any]:
+        """A redirect (`why`: its status, or "meta refresh") as a new request."""
         hops = request.meta.get("redirect_times", 0) + 1
         if hops > self.rules.redirect_max:
-            return {"outcome": "failed", "reason": "redirect_max", "status": response.status}
+            return self._fail(Failure(request, "redirect_max", HttpError(response), response),
+                              depth)
         meta = dict(request.meta, redirect_times=hops,
-                    redirect_urls=request.meta.get("redirect_urls", []) + [request.url])
-        method = "GET" if response.status == 303 else request.method
-        target = Request(urls.join(request.url, response.headers["Location"]),
-                         callback=request.callback, method=method, headers=request.headers,
-                         body=request.body if method != "GET" else b"", meta=meta,
-                         priority=request.priority)
-        dropped: Counter = Counter()
-        tasks = self._vet([target], depth, dropped, same_depth=True)
-        return {"outcome": "done", "status": response.status, "items": [], "requests": tasks,
-                "dropped": dict(dropped)}
+                    redirect_urls=request.meta.get("redirect_urls", []) + [request.url],
+                    redirect_reasons=request.meta.get("redirect_reasons", []) + [why])
+        # As browsers (and Scrapy) do: 301/302/303 turn a POST into a GET, 307/308 keep it.
+        method = request.method
+        if why == "meta refresh" or why == 303 and method != "HEAD" or \
+                why in (301, 302) and method == "POST":
+            method = "GET"
+        headers = request.headers
+        if method != request.method:
+            headers = {k: v for k, v in headers.items()
+                       if k.lower() not in ("content-type", "content-length")}
+        target = request.replace(url=urls.join(request.url, location), method=method,
+                                 headers=headers, body=request.body if method != "GET" else b"",
+                                 meta=meta, dont_filter=False)
+        return self._follow(target, depth, {"outcome": "done", "status": response.status})
 
-    def _parse(self, request: Request, response: Response, depth: int) -> dict[str, Any]:
-        callback = getattr(self.spider, request.callback or "parse", None)
-        if not callable(callback):
-            log.error("%s: spider has no callback %r", request.url, request.callback)
-            return {"outcome": "failed", "reason": "spider_error", "status": response.status}
-        items, new = [], []
+    def _follow(self, target: Request, depth: int, result: dict[str, Any]) -> dict[str, Any]:
+        """The page is replaced by another request at the same depth (a redirect, or a
+        middleware's): the result carries only that."""
+        dropped: Counter = Counter()
+        result.update(items=[], requests=self._vet([target], depth, dropped, same_depth=True),
+                      dropped=dict(dropped))
+        return result
+
+    def _run(self, request: Request, call: Callable[[], Any], depth: int,
+             result: dict[str, Any], response: Response | None = None) -> dict[str, Any]:
+        """Run a callback or errback and add what it yields to the result. One that raises
+        fails the page but keeps what it yielded before, as in Scrapy."""
+        items: list[dict] = []
+        new: list[Request] = []
         try:
-            for out in callback(response) or ():
+            output = call() or ()
+            if response is not None:
+                output = self.middlewares.spider_output(response, output)
+            for out in output:
                 if isinstance(out, Request):
+                    if out.meta:
+                        out.meta = wire.plain(out.meta, "Request.meta")
+                    if out.cb_kwargs:
+                        out.cb_kwargs = wire.plain(out.cb_kwargs, "Request.cb_kwargs")
                     new.append(out)
                 else:
-                    items.append(_as_item(out))
+                    items.append(wire.plain(_as_item(out)))
+        except wire.NotPlainData as exc:
+            log.error("spider error on %s: %s", request.url, exc)
+            result.update(outcome="failed", reason="spider_error")
         except PageError as exc:
             log.warning("%s: %s", request.url, exc)
-            return {"outcome": "failed", "reason": exc.reason, "status": response.status}
+            result.update(outcome="failed", reason=exc.reason)
         except Exception:
             log.exception("spider error on %s", request.url)
-            return {"outcome": "failed", "reason": "spider_error", "status": response.status}
+            result.update(outcome="failed", reason="spider_error")
         dropped: Counter = Counter()
-        tasks = self._vet(new, depth, dropped)
-        return {"outcome": "done", "status": response.status, "items": items,
-                "requests": tasks, "dropped": dict(dropped)}
+        result.update(items=items, requests=self._vet(new, depth, dropped),
+                      dropped=dict(dropped))
+        return result
 
     def _vet(self, requests: list[Request], depth: int, dropped: Counter,
              same_depth: bool = False) -> list[dict[str, Any]]:
@@ -145,39 +236,29 @@ class Handler:
         tasks = []
         for request in requests:
             if rules.depth_limit and child > rules.depth_limit:
-                dropped["depth"] += 1
+                self._drop(dropped, "depth", request)
                 continue
             if len(request.url) > rules.url_length_limit:
-                dropped["url_too_long"] += 1
+                self._drop(dropped, "url_too_long", request)
                 continue
             request.priority -= 0 if same_depth else child * rules.depth_priority
             task = request.to_task(child, rules.ignore_params)
             if task is None:
-                dropped["invalid_url"] += 1
+                self._drop(dropped, "invalid_url", request)
             elif rules.trap_repeat and urls.repeats_segment(task["url"], rules.trap_repeat):
-                dropped["trap"] += 1
+                self._drop(dropped, "trap", request)
             elif rules.allowed_domains and not request.dont_filter and \
                     not urls.in_domains(task["host"], rules.allowed_domains):
-                dropped["offsite"] += 1
+                self._drop(dropped, "offsite", request)
             else:
                 tasks.append(task)
         return tasks
 
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number, or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    def _drop(self, dropped: Counter, reason: str, request: Request) -> None:
+        dropped[reason] += 1
+        if self.signals.has_receivers(signals.request_dropped):
+            self.signals.send(signals.request_dropped, request=request, reason=reason,
+                              spider=self.spider)
 
 
 def _as_item(out: Any) -> dict[str, Any]:
