@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -237,6 +238,21 @@ def test_server_serves_stats_metrics_and_the_page(status_server):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "external resource"
     assert "@import" not in html and "url(" not in html
     assert get(server.url + "nothing")[0] == 404
+
+
+def test_server_on_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    snap = compose(crawl_state(Clock()))
+    server = StatusServer(("::1", 0), lambda: snap).start()
+    try:
+        assert server.url.startswith("http://[::1]:")
+        assert json.loads(get(server.url + "stats.json")[2]) == snap
+    finally:
+        server.close()
 
 
 def test_server_is_read_only(status_server):

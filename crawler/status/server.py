@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -24,8 +25,9 @@ class StatusServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], current: Callable[[], dict[str, Any]],
                  token: str | None = None) -> None:
         self.current, self.token = current, token
-        self._cache: tuple[int, bytes, bytes] | None = None  # (id(snapshot), json, metrics)
+        self._cache: tuple[dict, bytes, bytes] | None = None  # (snapshot, json, metrics)
         self._cache_lock = threading.Lock()
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
         self._thread = threading.Thread(target=self.serve_forever, name="status-http",
                                         daemon=True)
@@ -47,8 +49,8 @@ class StatusServer(ThreadingHTTPServer):
         """(stats.json, metrics) of the current snapshot, encoded once for every request."""
         snap = self.current()
         with self._cache_lock:
-            if self._cache is None or self._cache[0] != id(snap):
-                self._cache = (id(snap), json.dumps(snap).encode(),
+            if self._cache is None or self._cache[0] is not snap:
+                self._cache = (snap, json.dumps(snap).encode(),
                                metrics.render(snap).encode())
             return self._cache[1], self._cache[2]
 
