@@ -3,6 +3,7 @@
 
     python bench/master_capacity.py [--workers 2] [--duration 15] [--warmup 3]
                                     [--links 20] [--batch 64] [--hosts 1000] [--journal]
+                                    [--status-poll 10 [--poll-period 3] | --no-status]
                                     [--json out.json]
 
 Starts a real master (`python -m crawler.master --workers 0`) whose seeds are fake URLs
@@ -21,11 +22,20 @@ control.status() once a second. Reported: pages/s settled by the master over the
 window (after --warmup), master CPU seconds per page in that window (so 1/that is what one
 fully busy master could settle), master RSS, lease/put latencies (probe: p50/p90/p99/max;
 workers' own batched calls too). Everything runs on 127.0.0.1 and stops by itself.
+
+The master serves its status page on a free loopback port (as it does by default);
+`--status-poll R` adds a process that GETs /stats.json and / from it R times a second each
+(a busy status page; 10 is a browser tab polling ten times faster than the page does) and
+reports their latency; `--no-status` runs the master with `--status off`. With
+`--poll-period P` the poller polls for P seconds, pauses for P, and so on, and the pages/s of
+the polled and the quiet seconds of the same run are compared (pairs a second apart see the
+same load from the rest of a shared machine, which runs minutes apart do not).
 """
 from __future__ import annotations
 
 import argparse
 from hashlib import blake2b
+import http.client
 import json
 import multiprocessing as mp
 import os
@@ -69,6 +79,27 @@ def _connect(address, key_path: str, deadline: float):
         if time.time() > deadline:
             raise RuntimeError(f"no master at {address}")
         time.sleep(0.1)
+
+
+def _polled_vs_quiet(series: list, args: argparse.Namespace) -> dict:
+    """Mean pages/s of the seconds (after the warm-up, before the last second, where the
+    synthetic workers stop) whose middle lies in a polled half of the period, against those
+    in a quiet half."""
+    kinds: dict[bool, list[float]] = {True: [], False: []}
+    for a, b in zip(series, series[1:]):
+        if a[0] >= args.warmup and b[0] <= args.duration - 1 and b[0] > a[0]:
+            kinds[polling((a[0] + b[0]) / 2, args.poll_period)].append(
+                (b[1] - a[1]) / (b[0] - a[0]))
+    mean = {k: sum(v) / len(v) if v else 0.0 for k, v in kinds.items()}
+    return {"polled_pages_per_s": round(mean[True], 1), "quiet_pages_per_s": round(mean[False], 1),
+            "polled_n": len(kinds[True]), "quiet_n": len(kinds[False]),
+            "ratio": round(mean[True] / mean[False], 4) if mean[False] else None}
+
+
+def _free_port() -> int:
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _code_state() -> dict:
@@ -199,6 +230,47 @@ def probe(address, key_path: str, start, duration: float, interval: float,
     report.put({"role": "probe", "lease_s": lease_t, "put_s": put_t, "samples": samples})
 
 
+def polling(t: float, period: float) -> bool:
+    """Is the poller at work `t` seconds after the start (always, without a period)?"""
+    return not period or int(t // period) % 2 == 0
+
+
+def status_poller(port: int, start, duration: float, rate: float, period: float,
+                  report: mp.Queue, ready: mp.Queue) -> None:
+    """GET /stats.json and / `rate` times a second each, over one kept-alive connection
+    (only in the polling halves of each 2 x `period` seconds, when a period is given)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    start_at, stop_at = _wait_for_start(ready, start, duration, "status-poller")
+    times: dict[str, list[float]] = {"/stats.json": [], "/": []}
+    errors, snapshot_s, conn = 0, [], None
+    next_at = time.perf_counter()
+    while time.time() < stop_at:
+        if not polling(time.time() - start_at, period):
+            time.sleep(0.01)
+            next_at = time.perf_counter()
+            continue
+        for path in times:
+            t0 = time.perf_counter()
+            try:
+                conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", path)
+                response = conn.getresponse()
+                body = response.read()
+                if response.status != 200:
+                    raise OSError(f"status {response.status}")
+            except (OSError, http.client.HTTPException):
+                errors += 1
+                conn = None
+                continue
+            times[path].append(time.perf_counter() - t0)
+            if path == "/stats.json":
+                snapshot_s.append(json.loads(body)["snapshot_seconds"])
+        next_at += 1.0 / rate
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    report.put({"role": "status", "errors": errors, "snapshot_s": snapshot_s,
+                **{f"get{path}": _percentiles(v) for path, v in times.items()}})
+
+
 # ---------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,8 +294,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--master-gc", choices=("on", "off", "raised"), default="on",
                    help="experiment: run the master with Python's cyclic GC as is (on), "
                         "disabled (off), or with the generation-0 threshold raised 100x (raised)")
+    p.add_argument("--status-poll", type=float, default=0.0, metavar="R",
+                   help="GET the master's /stats.json and / R times a second each (0: never)")
+    p.add_argument("--poll-period", type=float, default=0.0, metavar="P",
+                   help="poll for P s, pause for P s, ...; compare the two kinds of second")
+    p.add_argument("--no-status", action="store_true",
+                   help="run the master without its status page (--status off)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
+    if args.status_poll and args.no_status:
+        p.error("--status-poll needs the status page: drop --no-status")
 
     workdir = tempfile.mkdtemp(prefix="crawler-capacity-")
     seeds = os.path.join(workdir, "seeds.txt")
@@ -231,9 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         f.writelines(f"http://h{i}.invalid/\n" for i in range(args.hosts))
     key_path = os.path.join(workdir, "crawl.key")
     keyfile.create(key_path)
-    with __import__("socket").socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port, status_port = _free_port(), _free_port()
     address = ("127.0.0.1", port)
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -252,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                     "runpy.run_module('crawler.master', run_name='__main__', alter_sys=True)"]
     argv_master = [*launcher, seeds, "--workers", "0",
                    "--bind", f"127.0.0.1:{port}", "--authkey-file", key_path,
-                   "-o", os.path.join(workdir, "items.jsonl")]
+                   "-o", os.path.join(workdir, "items.jsonl"),
+                   "--status", "off" if args.no_status else f"127.0.0.1:{status_port}"]
     for s in settings:
         argv_master += ["-s", s]
     master_log = open(os.path.join(workdir, "master.log"), "w+")
@@ -280,6 +359,12 @@ def main(argv: list[str] | None = None) -> int:
                                                  args.probe_interval, report, ready))
         prober.start()
         children.append(prober)
+        if args.status_poll:
+            poller = ctx.Process(target=status_poller, args=(
+                status_port, start, args.duration, args.status_poll, args.poll_period, report,
+                ready))
+            poller.start()
+            children.append(poller)
         control = _connect(address, key_path, time.time() + 30)["control"]
         for _ in children:
             ready.get(timeout=300)
@@ -324,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_per_page = (c1 - c0) / pages if pages and c1 is not None else None
         probe_rep = next((r for r in reports if r["role"] == "probe"), None)
         workers_rep = [r for r in reports if r["role"] == "worker"]
+        status_rep = next((r for r in reports if r["role"] == "status"), None)
         lease_window = [dt for ts, dt in probe_rep["samples"]
                         if start_at + args.warmup <= ts <= start_at + args.duration] \
             if probe_rep else []
@@ -353,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
             "workers": [{k: v for k, v in r.items() if not k.endswith("_s")}
                         for r in workers_rep],
             "series": series,
+            "polled_vs_quiet": _polled_vs_quiet(series, args) if args.poll_period else None,
+            "status_poll": status_rep and {
+                **{k: v for k, v in status_rep.items() if k != "snapshot_s"},
+                "snapshot_ms_max": round(1000 * max(status_rep["snapshot_s"] or [0]), 3),
+                "snapshot_ms_median": round(1000 * sorted(status_rep["snapshot_s"] or [0])[
+                    len(status_rep["snapshot_s"]) // 2], 3)},
         }
     finally:
         if master.poll() is None:
@@ -391,6 +483,17 @@ def main(argv: list[str] | None = None) -> int:
     for w in r["workers"]:
         print(f"  worker {w['index']}: {w['pages']} pages, {w['empty_leases']} empty leases, "
               f"{w['pool_used']} pre-built links used, {w['generated_fast']} made on the fly")
+    if r["status_poll"]:
+        sp = r["status_poll"]
+        print(f"status page: {sp['get/stats.json'].get('n')} GET /stats.json (p50 "
+              f"{sp['get/stats.json'].get('p50_ms')} ms, p99 {sp['get/stats.json'].get('p99_ms')}"
+              f" ms), {sp['get/'].get('n')} GET / (p99 {sp['get/'].get('p99_ms')} ms), "
+              f"{sp['errors']} errors; snapshot under the lock: median "
+              f"{sp['snapshot_ms_median']} ms, max {sp['snapshot_ms_max']} ms")
+    if r["polled_vs_quiet"]:
+        pq = r["polled_vs_quiet"]
+        print(f"seconds polled: {pq['polled_pages_per_s']} pages/s (n={pq['polled_n']}); quiet: "
+              f"{pq['quiet_pages_per_s']} (n={pq['quiet_n']}); ratio {pq['ratio']}")
     if "error" in tail.lower() or "traceback" in tail.lower():
         print("master output:\n" + tail, file=sys.stderr)
     if args.json:

@@ -113,6 +113,8 @@ HTTP_PROXY = None
 COOKIES_ENABLED = True
 # Logging threshold for master and workers.
 LOG_LEVEL = "INFO"
+# Seconds between progress lines of the master and of each worker (0 = none).
+LOGSTATS_INTERVAL = 10.0
 # Python packages searched for Spider subclasses.
 SPIDER_MODULES = ["spiders"]
 
@@ -129,3 +131,5 @@ FLUSH_INTERVAL = 0.05
 RECONNECT_MAX_DELAY = 5.0
 # Seconds the finished master keeps answering "done" so workers exit on their own.
 SHUTDOWN_GRACE = 5.0
+# HOST:PORT of the master's status page, /stats.json and /metrics (port 0: a free one; off: none).
+STATUS_BIND = "127.0.0.1:0"

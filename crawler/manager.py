@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 SERIALIZER = "crawler"
 _call_timeout = 10.0
 REFUSED_REPORT_EVERY = 60.0  # seconds between two log lines about refused connections
+_peer = threading.local()  # on each server thread: the address of the client it serves
 
 # What each registered object exposes to workers.
 EXPOSED = {
@@ -130,6 +131,17 @@ class _Listener(connection.Listener):
         return conn
 
 
+class _Server(managers.Server):
+    def accept_connection(self, c: connection.Connection, name: str) -> None:
+        _peer.address = getattr(c, "peer", None)  # this thread serves only this connection
+        super().accept_connection(c, name)
+
+
+def peer_address() -> tuple[str, int] | None:
+    """The client address of the call being served on this thread (None elsewhere)."""
+    return getattr(_peer, "address", None)
+
+
 def _client(address: tuple[str, int], authkey: bytes | None = None) -> connection.Connection:
     sock = socket.create_connection(address, timeout=_call_timeout)
     sock.settimeout(None)
@@ -159,8 +171,8 @@ def serve(objects: dict[str, Any], address: tuple[str, int], authkey: bytes) -> 
         server_manager.register(name, callable=_constant(obj), proxytype=_PROXIES[name],
                                 exposed=EXPOSED[name])
     try:  # checked before anything started (check_listen), but the port may be gone since
-        server = server_manager(address=address, authkey=authkey,
-                                serializer=SERIALIZER).get_server()
+        # _Server, not get_server(), which would build a plain managers.Server
+        server = _Server(server_manager._registry, address, authkey, SERIALIZER)
     except OSError as exc:
         raise _cannot_listen(address, exc) from None
     server.stop_event = threading.Event()

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -23,7 +24,7 @@ from typing import Any
 
 from . import components, config, feeds, keyfile, manager, signals
 from .errors import CrawlerError, UsageError
-from .frontier import DONE, FAILED, Frontier
+from .frontier import DONE, Frontier
 from .frontier.journal import Journal
 from .frontier.throttle import Throttle
 from .http.request import Request
@@ -32,10 +33,16 @@ from .seeds import read_seeds
 from .sink import Sink
 from .spider.base import GenericSpider, Spider, load_spider_class, make_spider, source_hash
 from .starts import StartRequests
+from .status import live, snapshot
+from .status.monitor import Monitor
+from .status.server import StatusServer
+from .status.summary import summary_lines
 
 log = logging.getLogger("crawler.master")
 # Start requests stream in while fewer than this many URLs are queued, a batch at a time.
 _FEED_BELOW, _FEED_BATCH = 10_000, 1_000
+STATUS_TOKEN_ENV = "CRAWLER_STATUS_TOKEN"
+TOP_HOSTS = 20  # hosts shown by queue and by failures
 
 
 @dataclass
@@ -54,6 +61,9 @@ class Plan:
     spider_args: dict[str, str] = field(default_factory=dict)
     temp_dirs: list[str] = field(default_factory=list)
     command: str = ""  # the command line, shown as the way to resume
+    status: tuple[str, int] | None = None  # where the status page listens
+    status_token: str | None = None        # required from clients when not on loopback
+    stats_file: str | None = None
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -80,6 +90,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--authkey-file", default=os.environ.get(keyfile.ENV_VAR),
                    help="key file shared with remote workers (created 0600 if missing)")
     p.add_argument("--jobdir", help="folder for crawl state and stats.json")
+    p.add_argument("--status", metavar="HOST:PORT", help="status page address, or off "
+                   "(default: STATUS_BIND, 127.0.0.1:0)")
+    p.add_argument("--stats", metavar="FILE", help="write the final stats.json here "
+                   "(default: JOBDIR/stats.json)")
     p.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a setting")
     return p.parse_args(argv)
@@ -122,8 +136,12 @@ def prepare(args: argparse.Namespace) -> Plan:
                          "is DIR/authkey)")
     if key_path and os.path.exists(key_path):
         keyfile.read(key_path)
+    status = _status_address(args.status or settings["STATUS_BIND"])
+    token = None if status is None or _is_loopback(status[0]) else \
+        os.environ.get(STATUS_TOKEN_ENV) or secrets.token_urlsafe(24)
+    stats_file = args.stats or (os.path.join(jobdir, "stats.json") if jobdir else None)
     return Plan(spider_cls, settings, starts, outputs, (host, port), workers, key_path, jobdir,
-                journal, spider_args)
+                journal, spider_args, status=status, status_token=token, stats_file=stats_file)
 
 
 def _feed_specs(args: argparse.Namespace, settings: dict[str, Any],
@@ -148,6 +166,15 @@ def _feed_paths(specs: list[feeds.FeedSpec], journal: Journal | None,
     if len(set(paths)) < len(paths):
         raise UsageError(f"two feeds write to the same place: {', '.join(paths)}")
     return outputs
+
+
+def _status_address(text: str) -> tuple[str, int] | None:
+    if text.strip().lower() in ("off", "none", ""):
+        return None
+    try:
+        return manager.parse_address(text, port_zero=True)
+    except UsageError:
+        raise UsageError(f"--status/STATUS_BIND {text!r}: expected HOST:PORT or off") from None
 
 
 def _spider_args(pairs: list[str]) -> dict[str, str]:
@@ -204,6 +231,8 @@ class Master:
         self.children: list[subprocess.Popen] = []
         self.exited: set[int] = set()  # pids of local workers seen to have exited
         self.started = time.monotonic()
+        self.monitor: Monitor | None = None
+        self.status_server: StatusServer | None = None
 
     def _feed(self, spec: feeds.FeedSpec, path: str) -> feeds.Feed:
         progress = self.plan.journal.feed_progress(spec.key) if self.plan.journal else None
@@ -260,17 +289,58 @@ class Master:
 
     def start(self) -> tuple[str, int]:
         """Serve the queues and start local workers; return the bound address."""
+        self._start_status()  # first: a port in use stops it before anything is made
         key_path = self.plan.key_path or self._temp_key_path()
         key = keyfile.read_or_create(key_path)
         address = manager.serve(registered_objects(self.scheduler), self.plan.bind, key)
         self.sink.start()
         self.signals.send(signals.spider_opened, spider=self.spider)
         target = f"{address[0]}:{address[1]}"
+        screen = self.monitor.live
         for _ in range(self.plan.workers):
             self.children.append(subprocess.Popen(
                 [sys.executable, "-m", "crawler.worker", target, "--authkey-file", key_path,
-                 "--log-level", self.plan.settings["LOG_LEVEL"], "--parent", str(os.getpid())]))
+                 "--log-level", self.plan.settings["LOG_LEVEL"], "--parent", str(os.getpid())],
+                stderr=subprocess.PIPE if screen else None))
+            if screen:  # its log lines go above the live line, not through it
+                screen.relay(self.children[-1].stderr)
         return address
+
+    def _start_status(self) -> None:
+        """Start the monitor (progress lines, or a live line on a terminal) and the page."""
+        interval = self.plan.settings["LOGSTATS_INTERVAL"]
+        screen = live.LiveLine(sys.stderr) if interval and live.wanted(sys.stderr) else None
+        if self.plan.status is not None:
+            try:
+                self.status_server = StatusServer(self.plan.status, self.current_snapshot,
+                                                  self.plan.status_token)
+            except OSError as exc:
+                host, port = self.plan.status
+                raise UsageError(f"cannot listen on {host}:{port} for the status page: "
+                                 f"{exc.strerror}") from None
+        self.monitor = Monitor(self.snapshot, interval, screen)
+        self.monitor.start()
+        if self.status_server is not None:
+            self.status_server.start()
+
+    def current_snapshot(self) -> dict[str, Any]:
+        """The latest snapshot the monitor took (what the status page shows)."""
+        return self.monitor.current()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The one snapshot every view renders (see crawler.status.snapshot)."""
+        plan = self.plan
+        return snapshot.compose(
+            self.scheduler.snapshot(TOP_HOSTS),
+            crawl={"spider": plan.spider_cls.name, "jobdir": plan.jobdir,
+                   "output": ", ".join(feed.path for feed in self.sink.feeds),
+                   "feeds": [feed.path for feed in self.sink.feeds],
+                   "appended": {feed.path: feed.held_before for feed in self.sink.feeds
+                                if feed.held_before},  # items each appended file held before
+                   "started_at": round(time.time() - self.elapsed(), 3)},
+            seconds=self.elapsed(), done_before=self.done_before, items=self.sink.count,
+            items_dropped=self.sink.dropped, last_items=self.sink.recent.copy(),
+            connected_within=plan.settings["LEASE_TIMEOUT"] / 2)
 
     def _temp_key_path(self) -> str:
         folder = tempfile.mkdtemp(prefix="crawler-key-")
@@ -333,11 +403,11 @@ class Master:
         jobdir = self.plan.jobdir
         if self.frontier.failures:
             summary["failures_file"] = self._write_failures()
-        if jobdir:
-            with open(os.path.join(jobdir, "stats.json"), "w") as f:
-                json.dump(summary, f, indent=2)
-            if finished:
-                self.plan.journal.put_meta({"finished": 1})
+        if self.plan.stats_file:
+            with open(self.plan.stats_file, "w") as f:
+                json.dump(summary, f, indent=1)
+        if jobdir and finished:
+            self.plan.journal.put_meta({"finished": 1})
         return summary
 
     def _write_failures(self) -> str:
@@ -353,43 +423,17 @@ class Master:
         return time.monotonic() - self.started
 
     def summary(self) -> dict[str, Any]:
-        stats, seconds = self.frontier.stats, self.elapsed()
-        this_run = stats[DONE] - self.done_before
-        return {
-            "pages_done": stats[DONE], "pages_failed": stats[FAILED],
-            "failed_by_reason": {k.split("/", 1)[1]: v for k, v in stats.items()
-                                 if k.startswith("failed/")},
-            "dropped": {k.split("/", 1)[1]: v for k, v in stats.items()
-                        if k.startswith("dropped/")},
-            "items": self.sink.count, "items_dropped": self.sink.dropped,
-            "admitted": stats["admitted"], "retries": stats["retries"],
-            "duplicates": stats["duplicates"], "stale_results": stats["stale_results"],
-            "leases_expired": stats["leases_expired"],
-            "closed_by": self.scheduler.closing or "finished",
-            "seconds": round(seconds, 3),
-            "pages_done_this_run": this_run,
-            "pages_per_second": round(this_run / seconds, 1) if seconds else 0.0,
-            "output": ", ".join(feed.path for feed in self.sink.feeds),
-            "feeds": [feed.path for feed in self.sink.feeds],
-            "appended": {feed.path: feed.held_before for feed in self.sink.feeds
-                         if feed.held_before},  # items each appended file held before
-        }
+        """The final snapshot (with the time series): the summary and stats.json."""
+        if self.monitor is None:
+            return snapshot.finished(self.snapshot())
+        summary = self.monitor.stop(snapshot.finished)
+        if self.status_server is not None:
+            self.status_server.close()
+        return summary
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    where = ", ".join(f"appended to {path} (which held {summary['appended'][path]} before)"
-                      if path in summary["appended"] else f"-> {path}"
-                      for path in summary["feeds"])
-    print(f"crawl {summary['closed_by']}: {summary['pages_done']} pages done, "
-          f"{summary['pages_failed']} failed, {summary['items']} items {where}")
-    for reason, count in sorted(summary["failed_by_reason"].items()):
-        print(f"  failed({reason}): {count}")
-    if summary["dropped"]:
-        print("  links dropped: " + ", ".join(f"{k} {v}" for k, v in
-                                              sorted(summary["dropped"].items())))
-    print(f"  {summary['seconds']:.1f} s, {summary['pages_per_second']} pages/s")
-    if "failures_file" in summary:
-        print(f"  failures listed in {summary['failures_file']}")
+    print("\n".join(summary_lines(summary)))
 
 
 def _print_resume_hint(plan: Plan) -> None:
@@ -423,6 +467,13 @@ def _announce(address: tuple[str, int], plan: Plan) -> None:
     if plan.key_path:
         print(f"remote workers: python -m crawler.worker {where} --authkey-file "
               f"{plan.key_path}", flush=True)
+
+
+def _announce_status(master: Master) -> None:
+    server = master.status_server
+    if server is not None:
+        token = master.plan.status_token
+        print(f"status page: {server.url}" + (f"?token={token}" if token else ""), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -461,6 +512,7 @@ def _run(plan: Plan) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:  # a SIGTERM right after "master listening" is an interrupt too, not a kill
         _announce(address, plan)
+        _announce_status(master)
         master.run_until_over()
         master.drain(plan.settings["SHUTDOWN_GRACE"])
         status = 0

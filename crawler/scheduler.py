@@ -7,10 +7,13 @@ Every method returns at once: nothing here ever waits for work to appear.
 from __future__ import annotations
 
 import logging
+import heapq
 import threading
 import time
+from collections import Counter
 from typing import Any, Callable
 
+from . import manager
 from .frontier import DONE, Frontier
 from .frontier.journal import Journal
 from .frontier.robots import RobotsRules
@@ -32,6 +35,8 @@ class Scheduler:
         self.lock = threading.Lock()
         self.ended = threading.Event()  # set by the put that ends the crawl: wakes the master
         self.workers: dict[str, float] = {}
+        self.worker_info: dict[str, dict[str, Any]] = {}  # what each said in hello
+        self.pages_by_worker: Counter = Counter()
         self.told_done: set[str] = set()
         self.joining: dict[str, int] = {}  # said hello, not yet leased: id -> threads
         self.closing: str | None = None
@@ -45,6 +50,7 @@ class Scheduler:
         with self.lock:
             self.workers[info["worker"]] = time.monotonic()
             self.joining[info["worker"]] = threads
+            self.worker_info[info["worker"]] = _worker_info(info, threads)
         return self.hello_reply
 
     def lease(self, worker: str, want: int, renew: list[str] = ()) -> dict[str, Any]:
@@ -75,6 +81,7 @@ class Scheduler:
             self.workers[worker] = time.monotonic()
             accepted = [r["lease"] for r, robots in zip(results, rules)
                         if self._settle(r, robots, items)]
+            self.pages_by_worker[worker] += len(accepted)
             numbered = self._commit(items)
             if numbered:
                 # Under the lock, so the sink sees items in journal order: it records
@@ -121,6 +128,21 @@ class Scheduler:
         with self.lock:
             return dict(self.frontier.stats, queued=self.frontier.queued,
                         leased=self.frontier.leased, workers=len(self.workers))
+
+    def snapshot(self, top: int, workers_shown: int = 100) -> dict[str, Any]:
+        """The frontier's snapshot (crawler.status renders it) plus the workers: the most
+        recently seen `workers_shown`, with pages settled and leases held."""
+        now = time.monotonic()
+        with self.lock:
+            snap = self.frontier.snapshot(top)
+            leases = snap.pop("leases_by_worker")
+            recent = heapq.nlargest(workers_shown, self.workers.items(), key=lambda kv: kv[1])
+            snap["workers"] = [dict(self.worker_info.get(w, {}), id=w, seen_ago=now - seen,
+                                    pages=self.pages_by_worker[w], leases=leases[w])
+                               for w, seen in recent]
+            snap["workers_known"] = len(self.workers)
+            snap["closing"] = self.closing
+        return snap
 
     # -- called by the master's own loop ---------------------------------------
     def tick(self) -> None:
@@ -175,6 +197,8 @@ class Scheduler:
                                    result.get("status", 0) < 400, result.get("retry_after"))
         if task is None:
             return False
+        if "bytes" in result:
+            self.frontier.stats["bytes"] += result["bytes"]
         if outcome != "retry" and robots is None:  # a failed callback may have yielded some
             stats = self.frontier.stats
             for reason, count in result.get("dropped", {}).items():
@@ -182,6 +206,13 @@ class Scheduler:
             self.frontier.admit(result.get("requests", ()))
             items.extend(result.get("items", ()))
         return True
+
+
+def _worker_info(info: dict[str, Any], default_threads: int | None) -> dict[str, Any]:
+    peer = manager.peer_address()
+    return {"address": f"{peer[0]}:{peer[1]}" if peer else None,
+            "threads": info.get("threads") or default_threads,
+            "pid": info.get("pid"), "version": info.get("version")}
 
 
 class UrlQueue:

@@ -10,6 +10,7 @@ import inspect
 import logging
 import queue
 import threading
+from collections import deque
 from typing import Any, Callable, Iterable
 
 from . import signals
@@ -36,6 +37,7 @@ class Sink:
         self._loop: asyncio.AbstractEventLoop | None = None  # for async def pipelines
         self.on_written = on_written  # (last seq, progress) after a flush
         self.dropped = 0
+        self.recent: deque = deque(maxlen=10)  # the last items written, for the status page
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="sink", daemon=True)
 
@@ -117,6 +119,7 @@ class Sink:
                 feed.write(item)
             except Exception:  # e.g. a value no format can encode: that feed goes without
                 log.exception("item left out of feed %s", feed.path)
+        self.recent.append(item)
         if self.signals.has_receivers(signals.item_scraped):
             self.signals.send(signals.item_scraped, item=item, spider=self.spider)
 

@@ -25,6 +25,8 @@ from . import keyfile, manager, signals
 from .errors import CrawlerError, RefusedError, UsageError
 from .spider.handler import Handler, build_handler
 from .spider.base import load_spider_class, make_spider, source_hash
+from .status.progress import WorkerMeter
+from .status.version import code_version
 
 log = logging.getLogger(__name__)
 _LOST = (OSError, EOFError, RemoteError)
@@ -58,6 +60,7 @@ class Worker:
         self.handler: Handler | None = None
         self.spider_hash = ""
         self.backoff = 0.1   # grows while the master is unreachable, reset by a good call
+        self.meter = WorkerMeter(0.0, time.monotonic())  # interval set by the master
 
     # -- lifecycle --------------------------------------------------------------
     def run(self) -> int:
@@ -101,6 +104,7 @@ class Worker:
         self.batch, self.flush_interval = settings["BATCH_SIZE"], settings["FLUSH_INTERVAL"]
         self.reconnect_cap = settings["RECONNECT_MAX_DELAY"]
         self.renew_every = settings["LEASE_TIMEOUT"] / 3
+        self.meter.interval = settings["LOGSTATS_INTERVAL"]
         manager.set_call_timeout(settings["CALL_TIMEOUT"])
         self.handler = build_handler(spider, settings, reply["allowed_domains"],
                                      reply["seed_hosts"])
@@ -123,7 +127,9 @@ class Worker:
             try:
                 if key is not None:
                     proxies = manager.connect(self.address, key)
-                    reply = proxies["control"].hello({"worker": self.id, "threads": self.threads})
+                    reply = proxies["control"].hello({"worker": self.id, "threads": self.threads,
+                                                      "pid": os.getpid(),
+                                                      "version": code_version()})
                     self.proxies, self.key = proxies, key
                     return reply
             except AuthenticationError:
@@ -173,6 +179,7 @@ class Worker:
     def _coordinate(self) -> int:
         while True:
             self._collect()
+            self._log_progress()
             if self._orphaned():
                 return 1
             try:
@@ -231,6 +238,14 @@ class Worker:
             if not self.pending:
                 self.first_pending = time.monotonic()
             self.pending.append(result)
+            self.meter.pages += 1
+
+    def _log_progress(self) -> None:
+        # held = queued for a fetcher thread + being fetched + finished, not yet acknowledged
+        busy = len(self.held) - len(self.pending) - self.inbox.qsize() - self.outbox.qsize()
+        line = self.meter.line(time.monotonic(), max(0, min(busy, self.threads)), self.threads)
+        if line:
+            log.info("worker %s: %s", self.id, line)
 
     def _lease(self, want: int, renew: bool) -> dict[str, Any]:
         held = list(self.held) if renew else []
@@ -276,6 +291,7 @@ class Worker:
         return fresh - unseen - {t["fp"] for r in batch for t in r.get("requests", ())}
 
     def _reconnect(self) -> bool:
+        self.meter.reconnects += 1
         self._back_off(self.reconnect_cap)
         reply = self._connect(cap=self.reconnect_cap)
         if reply is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -226,6 +227,22 @@ def read_jsonl(path: Path) -> list[dict]:
         except json.JSONDecodeError as exc:
             raise AssertionError(f"{path}:{number}: not JSON ({exc}): {line[:200]!r}") from None
     return items
+
+
+def terminal_lines(text: str) -> list[str]:
+    """What stays on a terminal: text replayed with newlines, and carriage return + erase-line
+    (the live status line's redraw) clearing the current line; the last item is the line
+    the cursor is on."""
+    lines, current = [], ""
+    for token in re.split(r"(\r\x1b\[K|\n)", text):
+        if token == "\n":
+            lines.append(current)
+            current = ""
+        elif token == "\r\x1b[K":
+            current = ""
+        else:
+            current += token
+    return lines + [current]
 
 
 def count_lines(path: Path) -> int:

@@ -258,6 +258,7 @@ def handle(table, t=None, spider=None, **rule_kwargs):
     handler = Handler(spider or GenericSpider(), StubFetcher(table), rules(**rule_kwargs))
     result = handler.handle(t or task())
     assert result.pop("latency") >= 0  # every fetched result reports its latency
+    assert result.pop("bytes", 0) >= 0  # and its body's size, when there was a response
     return result
 
 

@@ -5,7 +5,7 @@ import itertools
 import pytest
 from test_fetcher import StubFetcher, URL, html, rules, task
 
-from crawler import (CrawlerError, Failure, FormRequest, HttpError, Request, Response, Spider,
+from crawler import (CrawlerError, FormRequest, HttpError, Request, Response, Spider,
                      UsageError)
 from crawler.frontier import FAILED, Frontier
 from crawler.http.errors import FetchError

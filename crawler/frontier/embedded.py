@@ -11,7 +11,7 @@ import itertools
 import logging
 import random
 import time
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -23,6 +23,7 @@ from ..urls import fingerprint
 log = logging.getLogger(__name__)
 QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
 _PRIORITY_STEP = 1 << 40
+_EXAMPLES = 3  # failed URLs kept per reason for the status page
 
 
 class SeenDict(dict):
@@ -52,6 +53,9 @@ class _Host:
     # None while that robots.txt is being fetched
     robots: dict[str, RobotsRules | None] = field(default_factory=dict)
     robots_pending: int = 0  # robots.txt files not settled yet: lease nothing else
+    done: int = 0    # counted as the frontier works, so a snapshot never walks URLs
+    failed: int = 0
+    last_error: str | None = None
 
     @property
     def spaced(self) -> bool:
@@ -91,6 +95,7 @@ class Frontier:
         self.seen = SeenDict()
         self.stats: Counter = Counter()
         self.failures: list[tuple[str, str]] = []
+        self._examples: defaultdict[str, deque] = defaultdict(lambda: deque(maxlen=_EXAMPLES))
         self._hosts: dict[str, _Host] = {}
         self._ready: list[tuple[float, int, str]] = []  # (time, seq, host)
         self._leases: dict[str, _Lease] = {}
@@ -323,6 +328,7 @@ class Frontier:
         else:
             cause = reason or "error"
             rules = host.robots[origin] = RobotsRules(None, self.robots_agent, unavailable=cause)
+            host.last_error = f"robots_unavailable:{cause}"
             self.stats["robots_unavailable"] += 1
             log.warning("%s: unavailable (%s); the origin's URLs fail as %s", task["url"], cause,
                         rules.refusal)
@@ -336,6 +342,7 @@ class Frontier:
                 self._finish(task, FAILED, reason)
             return
         self.stats["retries"] += 1
+        self._hosts[task["host"]].last_error = reason
         task = dict(task, attempt=attempt)
         self.seen[task["fp"]] = QUEUED
         self._changed(task, QUEUED)
@@ -346,9 +353,15 @@ class Frontier:
     def _finish(self, task: dict[str, Any], outcome: str, reason: str | None) -> None:
         self.seen[task["fp"]] = outcome
         self._changed(task, outcome, reason)
+        host = self._hosts[task["host"]]
         if outcome == FAILED:
             self.stats[f"failed/{reason}"] += 1
             self.failures.append((task["url"], reason or "error"))
+            self._examples[reason or "error"].append(task["url"])
+            host.failed += 1
+            host.last_error = reason
+        else:
+            host.done += 1
         self.stats[outcome] += 1
 
     def _release_delayed(self, now: float) -> None:
@@ -390,6 +403,43 @@ class Frontier:
             self._enqueue(host, task)
             self._schedule(task["host"], host)
         return len(ids)
+
+    # -- monitoring ------------------------------------------------------------------
+    def snapshot(self, top: int = 20) -> dict[str, Any]:
+        """Plain-dict state for crawler.status, taken under the caller's lock: totals and
+        the `top` hosts by queue and by failures. Per-host numbers are kept as the frontier
+        works, so this walks the hosts once (plus two nlargest), never the URLs."""
+        now, hosts = self.clock(), self._hosts
+        with_work = waiting = 0
+        for host in hosts.values():
+            if host.queue or host.inflight:
+                with_work += 1
+                waiting += bool(host.queue) and host.next_time > now
+        by_queue = heapq.nlargest(top, hosts.items(), key=lambda kv: len(kv[1].queue))
+        by_failures = heapq.nlargest(top, hosts.items(), key=lambda kv: kv[1].failed)
+        return {
+            "stats": dict(self.stats), "queued": self.queued, "in_flight": len(self._leases),
+            "hosts": {"known": len(hosts), "with_work": with_work, "waiting": waiting,
+                      "by_queue": [self._host_row(n, h, now) for n, h in by_queue if h.queue],
+                      "by_failures": [self._host_row(n, h, now) for n, h in by_failures
+                                      if h.failed]},
+            "failure_examples": {r: list(urls) for r, urls in self._examples.items()},
+            "leases_by_worker": Counter(lease.worker for lease in self._leases.values()),
+        }
+
+    def _host_row(self, name: str, host: _Host, now: float) -> dict[str, Any]:
+        return {"host": name, "queued": len(host.queue), "in_flight": host.inflight,
+                "done": host.done, "failed": host.failed, "delay": host.delay,
+                "next_in": round(max(0.0, host.next_time - now), 3),
+                "robots": self._robots_state(host), "last_error": host.last_error}
+
+    def _robots_state(self, host: _Host) -> str:
+        if self.robots_agent is None:
+            return "off"
+        if host.robots_pending or not host.robots:
+            return "pending"
+        settled = [rules for rules in host.robots.values() if rules is not None]
+        return "unavailable" if any(r.unavailable for r in settled) else "ok"
 
     @property
     def leased(self) -> int:

@@ -97,6 +97,7 @@ class Handler:
                               spider=self.spider)
         result = self._respond(request, response, attempt, depth)
         result["latency"] = latency
+        result["bytes"] = len(response.body)
         pause = retry_after(response.headers.get("Retry-After"))
         if pause is not None and response.status in (429, 503):
             result["retry_after"] = pause

@@ -10,7 +10,7 @@ import functools
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 from lxml import etree

@@ -1,0 +1,23 @@
+"""The end-of-crawl summary, as printed by the master and by `python -m crawler.status`."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The summary's lines, from a (finished) snapshot."""
+    appended = summary.get("appended", {})
+    where = ", ".join(f"appended to {path} (which held {appended[path]} before)"
+                      if path in appended else f"-> {path}"
+                      for path in summary.get("feeds") or [summary["output"]])
+    lines = [f"crawl {summary['closed_by']}: {summary['pages_done']} pages done, "
+             f"{summary['pages_failed']} failed, {summary['items']} items {where}"]
+    for reason, count in sorted(summary["failed_by_reason"].items()):
+        lines.append(f"  failed({reason}): {count}")
+    if summary["dropped"]:
+        lines.append("  links dropped: " + ", ".join(f"{k} {v}" for k, v in
+                                                     sorted(summary["dropped"].items())))
+    lines.append(f"  {summary['seconds']:.1f} s, {summary['pages_per_second']} pages/s")
+    if "failures_file" in summary:
+        lines.append(f"  failures listed in {summary['failures_file']}")
+    return lines
