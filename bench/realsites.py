@@ -215,6 +215,7 @@ def serve(sites: list[dict], workdir: str) -> Nginx:
 # The two crawls
 
 SCRAPY_SPIDER = '''
+import re
 from urllib.parse import urlsplit
 
 import scrapy
@@ -243,7 +244,9 @@ class RealSitesSpider(scrapy.Spider):
 
     def parse(self, response):
         html = isinstance(response, HtmlResponse)
-        title = response.xpath("string(//title)").get().strip() if html else ""
+        # as the generic spider (and browsers) read a title: ASCII whitespace collapsed
+        title = " ".join(re.split("[\\t\\n\\f\\r ]+", response.xpath("string(//title)")
+                                  .get())).strip(" ") if html else ""
         yield {"url": response.url, "status": response.status, "title": title or None}
         for href in response.xpath(self.link_xpath).getall() if html else ():
             try:
