@@ -5,13 +5,10 @@ BaseManager; starts local workers; decides when the crawl is over.
 """
 from __future__ import annotations
 
-import argparse
 import gc
-import ipaddress
 import json
 import logging
 import os
-import secrets
 import shlex
 import shutil
 import signal
@@ -19,190 +16,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import components, config, feeds, keyfile, manager, signals
+from . import components, feeds, keyfile, manager, signals
 from .errors import CrawlerError, UsageError
 from .frontier import DONE, Frontier
-from .frontier.journal import Journal
 from .frontier.throttle import Throttle
 from .http.request import Request
+from .plan import Plan, is_loopback, parse_args, prepare
 from .scheduler import Scheduler, registered_objects
-from .seeds import read_seeds
 from .sink import Sink
-from .spider.base import GenericSpider, Spider, load_spider_class, make_spider, source_hash
-from .starts import StartRequests
+from .spider.base import GenericSpider, source_hash
 from .status import live, snapshot
 from .status.monitor import Monitor
 from .status.server import StatusServer
 from .status.summary import summary_lines
 
 log = logging.getLogger("crawler.master")
+TOP_HOSTS = 20  # hosts shown by queue and by failures
 # Start requests stream in while fewer than this many URLs are queued, a batch at a time.
 _FEED_BELOW, _FEED_BATCH = 10_000, 1_000
-STATUS_TOKEN_ENV = "CRAWLER_STATUS_TOKEN"
-TOP_HOSTS = 20  # hosts shown by queue and by failures
-
-
-@dataclass
-class Plan:
-    """Everything checked before anything starts."""
-
-    spider_cls: type[Spider]
-    settings: dict[str, Any]
-    starts: StartRequests  # the start requests, as tasks: the first batch, then a stream
-    feeds: list[tuple[feeds.FeedSpec, str]]  # each feed, with its path (URI parameters filled)
-    bind: tuple[str, int]
-    workers: int
-    key_path: str | None
-    jobdir: str | None
-    journal: Journal | None = None
-    spider_args: dict[str, str] = field(default_factory=dict)
-    temp_dirs: list[str] = field(default_factory=list)
-    command: str = ""  # the command line, shown as the way to resume
-    status: tuple[str, int] | None = None  # where the status page listens
-    status_token: str | None = None        # required from clients when not on loopback
-    stats_file: str | None = None
-
-
-def _args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m crawler.master",
-                                description="Run a crawl: the scheduler node, plus local workers.")
-    p.add_argument("seeds", nargs="?", help="file of start URLs, one a line (default: the "
-                   "spider's start_urls)")
-    p.add_argument("--spider", help="spider name (default: the generic spider)")
-    p.add_argument("-a", dest="spider_args", action="append", default=[],
-                   metavar="NAME=VALUE", help="spider argument (given to its __init__)")
-    p.add_argument("--workers", type=int, help="local worker processes (default: CPU count, "
-                   "or 0 when --bind is not a loopback address)")
-    p.add_argument("-o", "--output", dest="outputs", action="append", default=[],
-                   type=lambda v: (v, False), metavar="FILE[:FORMAT]",
-                   help="append items to FILE, format by extension (.jsonl/.jl, .json, .csv, "
-                   ".xml) or :FORMAT; - or stdout: for standard output; may be repeated "
-                   "(default: the FEEDS setting, else <spider>.jsonl)")
-    p.add_argument("-O", "--overwrite-output", dest="outputs", action="append",
-                   type=lambda v: (v, True), metavar="FILE[:FORMAT]",
-                   help="like -o, but replace an existing file")
-    p.add_argument("--overwrite", action="store_true", help="every feed replaces an existing "
-                   "file (as -O)")
-    p.add_argument("--bind", default="127.0.0.1:0", help="HOST:PORT workers connect to")
-    p.add_argument("--authkey-file", default=os.environ.get(keyfile.ENV_VAR),
-                   help="key file shared with remote workers (created 0600 if missing)")
-    p.add_argument("--jobdir", help="folder for crawl state and stats.json")
-    p.add_argument("--status", metavar="HOST:PORT", help="status page address, or off "
-                   "(default: STATUS_BIND, 127.0.0.1:0)")
-    p.add_argument("--stats", metavar="FILE", help="write the final stats.json here "
-                   "(default: JOBDIR/stats.json)")
-    p.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a setting")
-    return p.parse_args(argv)
-
-
-def prepare(args: argparse.Namespace) -> Plan:
-    """Check settings, spider, seeds, output and address; UsageError on any problem."""
-    project = config.load_module_settings("settings.py")
-    overrides = config.parse_overrides(args.set)
-    modules = config.merge(project, strict=[overrides])["SPIDER_MODULES"]
-    spider_cls = load_spider_class(args.spider, modules)
-    settings = config.merge(project, spider_cls.custom_settings, strict=[overrides])
-    for setting in ("DOWNLOADER_MIDDLEWARES", "SPIDER_MIDDLEWARES"):  # they run on workers
-        for path in settings[setting]:
-            components.load_class(setting, path)
-    spider_args = _spider_args(args.spider_args)
-    starts = _start_requests(spider_cls, settings, spider_args,
-                             read_seeds(args.seeds) if args.seeds else None)
-    if not starts.first:
-        raise UsageError("no start URLs: give a seeds file or set start_urls on the spider")
-    specs = _feed_specs(args, settings, spider_cls.name)
-    jobdir = args.jobdir or settings["JOBDIR"]
-    settings["JOBDIR"] = jobdir
-    journal = Journal(jobdir) if jobdir else None
-    if journal is not None:
-        journal.check_same_crawl(spider_cls.name, feeds.identity(specs), spider_args)
-    outputs = _feed_paths(specs, journal, feeds.uri_params(starts.spider))
-    host, port = manager.parse_address(args.bind, port_zero=True)
-    manager.check_listen((host, port))
-    loopback = _is_loopback(host)
-    workers = args.workers if args.workers is not None else (os.cpu_count() or 1) * loopback
-    if workers < 0:
-        raise UsageError("--workers takes 0 or more")
-    key_path = args.authkey_file or (os.path.join(jobdir, "authkey") if jobdir else None)
-    if workers == 0 and not key_path:
-        default = "" if args.workers is not None else ", the default with this --bind"
-        raise UsageError(f"no local workers (--workers 0{default}) and no --authkey-file: no "
-                         "remote worker could join, since the key would be a private "
-                         "temporary file; give --authkey-file FILE (or --jobdir DIR, whose key "
-                         "is DIR/authkey)")
-    if key_path and os.path.exists(key_path):
-        keyfile.read(key_path)
-    status = _status_address(args.status or settings["STATUS_BIND"])
-    token = None if status is None or _is_loopback(status[0]) else \
-        os.environ.get(STATUS_TOKEN_ENV) or secrets.token_urlsafe(24)
-    stats_file = args.stats or (os.path.join(jobdir, "stats.json") if jobdir else None)
-    return Plan(spider_cls, settings, starts, outputs, (host, port), workers, key_path, jobdir,
-                journal, spider_args, status=status, status_token=token, stats_file=stats_file)
-
-
-def _feed_specs(args: argparse.Namespace, settings: dict[str, Any],
-                name: str) -> list[feeds.FeedSpec]:
-    """-o/-O if given, else FEEDS, else <spider>.jsonl; --overwrite makes each overwrite."""
-    specs = feeds.from_cli(args.outputs, settings) or feeds.from_settings(settings) or \
-        feeds.from_cli([(f"{name}.jsonl", False)], settings)
-    return [replace(s, overwrite=True) for s in specs] if args.overwrite else specs
-
-
-def _feed_paths(specs: list[feeds.FeedSpec], journal: Journal | None,
-                params: dict[str, Any]) -> list[tuple[feeds.FeedSpec, str]]:
-    """Each feed's path: a resumed one's from the journal, a new one's rendered and checked."""
-    outputs = []
-    for spec in specs:
-        progress = journal.feed_progress(spec.key) if journal is not None else None
-        path = progress[0] if progress else spec.render(params)
-        if progress is None:
-            feeds.check_new(spec, path)
-        outputs.append((spec, path))
-    paths = [path for _, path in outputs]
-    if len(set(paths)) < len(paths):
-        raise UsageError(f"two feeds write to the same place: {', '.join(paths)}")
-    return outputs
-
-
-def _status_address(text: str) -> tuple[str, int] | None:
-    if text.strip().lower() in ("off", "none", ""):
-        return None
-    try:
-        return manager.parse_address(text, port_zero=True)
-    except UsageError:
-        raise UsageError(f"--status/STATUS_BIND {text!r}: expected HOST:PORT or off") from None
-
-
-def _spider_args(pairs: list[str]) -> dict[str, str]:
-    args = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip().isidentifier():
-            raise UsageError(f"-a {pair!r}: expected NAME=VALUE, NAME a Python identifier")
-        args[name.strip()] = value
-    return args
-
-
-def _start_requests(spider_cls: type[Spider], settings: dict[str, Any], args: dict[str, str],
-                    seed_urls: list[str] | None) -> StartRequests:
-    try:
-        spider = make_spider(spider_cls, settings, args)
-    except Exception as exc:  # the spider's own code: a clear error, before anything starts
-        raise UsageError(f"spider {spider_cls.name!r} fails to start with arguments "
-                         f"{args}: {exc!r}") from exc
-    return StartRequests(spider, settings["FINGERPRINT_IGNORE_PARAMS"], seed_urls)
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
 
 class Master:
     """A running crawl: frontier, scheduler, manager server, sink, local workers."""
@@ -459,7 +292,7 @@ def _announce(address: tuple[str, int], plan: Plan) -> None:
     starts = f"{len(plan.starts.first)}{'' if plan.starts.exhausted else '+'}"
     print(f"master listening on {where}; {starts} start requests; spider "
           f"{plan.spider_cls.name}; {plan.workers} local workers", flush=True)
-    if not _is_loopback(address[0]):
+    if not is_loopback(address[0]):
         print("warning: workers talk to this master unencrypted and the key file lets anyone "
               "run code here; reach it over a tunnel instead, e.g. "
               f"ssh -L {address[1]}:127.0.0.1:{address[1]} <this host>, or WireGuard",
@@ -478,7 +311,7 @@ def _announce_status(master: Master) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    args = _args(argv)
+    args = parse_args(argv)
     try:
         plan = prepare(args)
     except UsageError as exc:

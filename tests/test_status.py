@@ -369,11 +369,11 @@ def test_live_line_fits_the_terminal_width(monkeypatch):
 
 # -- the master's options ------------------------------------------------------------------
 def plan_for(project, monkeypatch, *args):
-    from crawler import master
+    from crawler import plan
     from procs import write_seeds
     monkeypatch.chdir(project)
     seeds = write_seeds(project, "http://127.0.0.1:9/")
-    return master.prepare(master._args([str(seeds), *args]))
+    return plan.prepare(plan.parse_args([str(seeds), *args]))
 
 
 def test_status_page_on_loopback_by_default_without_a_token(project, monkeypatch):
