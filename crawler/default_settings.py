@@ -133,3 +133,30 @@ RECONNECT_MAX_DELAY = 5.0
 SHUTDOWN_GRACE = 5.0
 # HOST:PORT of the master's status page, /stats.json and /metrics (port 0: a free one; off: none).
 STATUS_BIND = "127.0.0.1:0"
+
+# -- media pipelines: crawler.pipelines.FilesPipeline and ImagesPipeline (as Scrapy's) --
+# Where FilesPipeline stores files: a folder, or an fsspec URL (s3://bucket/path, ...).
+FILES_STORE = None
+# Where ImagesPipeline stores images: a folder, or an fsspec URL.
+IMAGES_STORE = None
+# Days a stored file stays fresh: a fresher one is not downloaded again ("uptodate").
+FILES_EXPIRES = 90
+# Days a stored image stays fresh.
+IMAGES_EXPIRES = 90
+# The item fields FilesPipeline reads URLs from and writes its entries to.
+FILES_URLS_FIELD = "file_urls"
+FILES_RESULT_FIELD = "files"
+# The item fields ImagesPipeline reads URLs from and writes its entries to.
+IMAGES_URLS_FIELD = "image_urls"
+IMAGES_RESULT_FIELD = "images"
+# Thumbnails made of each image: {"name": (width, height)}, stored as thumbs/<name>/<sha1>.jpg.
+IMAGES_THUMBS = {}
+# Images narrower or lower than this (pixels) are not stored: failed(image_too_small).
+IMAGES_MIN_WIDTH = 0
+IMAGES_MIN_HEIGHT = 0
+# Follow redirects of media downloads (else a 3xx fails the download, as in Scrapy).
+MEDIA_ALLOW_REDIRECTS = False
+# Who writes media files to the store: "master" (the bytes travel back in the workers'
+# results; works with workers anywhere) or "workers" (each writes to the store itself,
+# which every worker host must then reach: an fsspec URL such as s3://, or a shared mount).
+MEDIA_WRITTEN_BY = "master"

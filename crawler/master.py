@@ -23,6 +23,7 @@ from .errors import CrawlerError, UsageError
 from .frontier import DONE, Frontier
 from .frontier.throttle import Throttle
 from .http.request import Request
+from .pipelines.downloads import MediaDownloads
 from .plan import Plan, is_loopback, parse_args, prepare
 from .scheduler import Scheduler, registered_objects
 from .sink import Sink
@@ -52,6 +53,7 @@ class Master:
                                  robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None,
                                  robots_max_delay=s["ROBOTSTXT_MAX_CRAWL_DELAY"],
                                  slots=s["DOWNLOAD_SLOTS"])
+        media = self.spider.crawler.media = MediaDownloads()  # for media pipelines
         pipelines = components.load("ITEM_PIPELINES", s["ITEM_PIPELINES"], self.spider.crawler)
         journal = plan.journal
         if journal is not None:
@@ -60,7 +62,11 @@ class Master:
         self.sink = Sink([self._feed(spec, path) for spec, path in plan.feeds], pipelines,
                          self.spider, journal.mark_written if journal else None, self.signals)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
-                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal)
+                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal,
+                                   media if media.pipelines else None)
+        if media.pipelines:
+            media.bind(self.scheduler, self.sink.unfinished)
+            self.frontier.on_failed = media.failed
         self.children: list[subprocess.Popen] = []
         self.exited: set[int] = set()  # pids of local workers seen to have exited
         self.started = time.monotonic()

@@ -26,8 +26,10 @@ class Scheduler:
 
     def __init__(self, frontier: Frontier, hello_reply: dict[str, Any],
                  emit_items: Callable[[list[tuple[int, dict]]], None], batch_size: int,
-                 page_limit: int = 0, journal: Journal | None = None) -> None:
+                 page_limit: int = 0, journal: Journal | None = None,
+                 media: Any = None) -> None:
         self.frontier, self.hello_reply, self.emit_items = frontier, hello_reply, emit_items
+        self.media = media  # crawler.pipelines.downloads.MediaDownloads, when pipelines use it
         self.batch_size, self.page_limit, self.journal = batch_size, page_limit, journal
         self._item_seq = 1  # numbers items when there is no journal to do it
         if journal is not None:
@@ -77,6 +79,8 @@ class Scheduler:
         lease ids of the results taken."""
         items: list[dict] = []
         rules = [self._robots_rules(r) for r in results]  # slow for a big file: unlocked
+        if self.media is not None:
+            self.media.store(results)  # files that came in results: stored before settled
         with self.lock:
             self.workers[worker] = time.monotonic()
             accepted = [r["lease"] for r, robots in zip(results, rules)
@@ -99,6 +103,13 @@ class Scheduler:
             self.more_to_come = more
             self._commit([])
         return new
+
+    def locked(self, change: Callable[[Frontier], Any]) -> Any:
+        """Run change(frontier) under the lock and journal what it changed."""
+        with self.lock:
+            out = change(self.frontier)
+            self._commit([])
+        return out
 
     def _commit(self, items: list[dict]) -> list[tuple[int, dict]]:
         """Journal what changed, before anyone is told; number the items."""
@@ -174,7 +185,8 @@ class Scheduler:
     def _over(self) -> bool:
         if self.closing is not None:
             return self.frontier.leased == 0
-        return self.frontier.finished() and not self.more_to_come
+        return self.frontier.finished() and not self.more_to_come and \
+            not (self.media is not None and self.media.busy())
 
     def workers_pending(self, within: float) -> list[str]:
         """Workers seen in the last `within` seconds that were not yet told the end."""
@@ -199,6 +211,8 @@ class Scheduler:
             return False
         if "bytes" in result:
             self.frontier.stats["bytes"] += result["bytes"]
+        if "media" in result and self.media is not None:
+            self.media.settled_ok(task, result)
         if outcome != "retry" and robots is None:  # a failed callback may have yielded some
             stats = self.frontier.stats
             for reason, count in result.get("dropped", {}).items():

@@ -2,6 +2,9 @@
 
 Server threads hand items over with put_many() and return at once; the writer
 thread runs the pipelines and writes, so slow output never slows a lease call.
+A pipeline may hold an item back (Held: the media pipelines, until its downloads are
+settled); the feeds still get items in the order they came, so "written up to seq N"
+stays true and a resumed JOBDIR writes each item exactly once.
 """
 from __future__ import annotations
 
@@ -26,6 +29,42 @@ class DropItem(CrawlerError):
     """Raise in a pipeline's process_item to drop the item."""
 
 
+class Held:
+    """What a pipeline's process_item returns to hold its item back: the later pipelines
+    and the feeds get it once release(then) is called, from any thread; the sink's thread
+    then calls then(), which returns the item (or raises DropItem). `abandon`, when given,
+    is called instead if the crawl ends first without a JOBDIR to resume it from."""
+
+    def __init__(self, abandon: Callable[[], Any] | None = None) -> None:
+        self.abandon = abandon
+        self._lock = threading.Lock()
+        self._then: Callable[[], Any] | None = None
+        self._wake: Callable[[Callable[[], Any]], None] | None = None
+
+    def release(self, then: Callable[[], Any]) -> None:
+        with self._lock:
+            self._then, wake = then, self._wake
+        if wake is not None:
+            wake(then)
+
+    def _attach(self, wake: Callable[[Callable[[], Any]], None]) -> None:
+        with self._lock:  # released already (before process_item returned) or later
+            self._wake, then = wake, self._then
+        if then is not None:
+            wake(then)
+
+
+class _Entry:
+    """An item in the sink's line: its seq, the item so far, and where it stands."""
+
+    __slots__ = ("seq", "item", "stage", "held", "dropped")
+
+    def __init__(self, seq: int, item: dict[str, Any]) -> None:
+        self.seq, self.item, self.stage = seq, item, 0
+        self.held: Held | None = None
+        self.dropped: Exception | None = None
+
+
 class Sink:
     """Item pipelines plus feeds, fed from any thread, written by one."""
 
@@ -39,6 +78,8 @@ class Sink:
         self.dropped = 0
         self.recent: deque = deque(maxlen=10)  # the last items written, for the status page
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._line: deque[_Entry] = deque()  # handed over, not yet written, in order
+        self._handed = self._finished = 0  # each written by one thread only
         self._thread = threading.Thread(target=self._run, name="sink", daemon=True)
 
     @property
@@ -54,7 +95,12 @@ class Sink:
 
     def put_many(self, items: list[tuple[int, dict[str, Any]]]) -> None:
         """Hand over (seq, item) pairs; returns at once."""
+        self._handed += len(items)
         self._queue.put(items)
+
+    def unfinished(self) -> int:
+        """Items handed over and not yet written or dropped (held ones included)."""
+        return self._handed - self._finished
 
     def close(self) -> None:
         """Write everything handed over so far, then close pipelines and file."""
@@ -78,21 +124,86 @@ class Sink:
         return progress
 
     def _run(self) -> None:
-        last, unflushed = 0, 0
+        last, unflushed = None, 0
         while True:
-            batch = self._queue.get()
-            if batch is None:
-                return
-            for last, item in batch:
-                self._write(item)
-            unflushed += len(batch)
+            message = self._queue.get()
+            if message is None:
+                self._abandon_held()
+            elif type(message) is tuple:  # a held item released: (entry, then)
+                self._resume(*message)
+            else:
+                for seq, item in message:
+                    entry = _Entry(seq, item)
+                    self._line.append(entry)
+                    self._advance(entry)
+            written, last = self._write_ready(last)
+            unflushed += written
             # Flush when caught up, and at least every 1,000 items under a steady stream,
             # so the journal can forget written items.
-            if self._queue.empty() or unflushed >= 1000:
+            if unflushed and (self._queue.empty() or unflushed >= 1000 or message is None):
                 progress = self.progress()
                 if self.on_written is not None:
                     self.on_written(last, progress)
                 unflushed = 0
+            if message is None:
+                return
+
+    def _advance(self, entry: _Entry) -> None:
+        """Run the entry's item through the pipelines from its stage on, until one holds
+        it, drops it, or all are done."""
+        try:
+            for stage in range(entry.stage, len(self.pipelines)):
+                value = self._settle(self.pipelines[stage].process_item(entry.item, self.spider))
+                if isinstance(value, Held):
+                    entry.stage, entry.held = stage + 1, value
+                    value._attach(lambda then: self._queue.put((entry, then)))
+                    return
+                entry.item = value
+            entry.stage = len(self.pipelines)
+        except DropItem as exc:
+            entry.dropped = exc
+            log.debug("dropped item: %s", exc)
+        except Exception as exc:
+            log.exception("item pipeline failed; item dropped")
+            entry.dropped = exc
+
+    def _resume(self, entry: _Entry, then: Callable[[], Any]) -> None:
+        if entry.held is None:  # released twice (abandoned, then settled): once is enough
+            return
+        entry.held = None
+        try:
+            entry.item = self._settle(then())
+        except DropItem as exc:
+            entry.dropped = exc
+            return
+        except Exception as exc:
+            log.exception("item pipeline failed; item dropped")
+            entry.dropped = exc
+            return
+        self._advance(entry)
+
+    def _abandon_held(self) -> None:
+        """The crawl is over with items still held. With a journal they stay unwritten, to
+        be resumed; without one each is finished as its pipeline says (abandon)."""
+        if self.on_written is not None:
+            return
+        for entry in list(self._line):
+            if entry.held is not None and entry.held.abandon is not None:
+                self._resume(entry, entry.held.abandon)
+
+    def _write_ready(self, last: int | None) -> tuple[int, int | None]:
+        """Write the items at the head of the line that are ready: how many were written
+        (or dropped), and the seq of the last one."""
+        line, count = self._line, 0
+        while line and line[0].held is None:
+            entry = line.popleft()
+            if entry.dropped is not None:
+                self._dropped(entry.item, entry.dropped)
+            else:
+                self._write(entry.item)
+            self._finished += 1
+            count, last = count + 1, entry.seq
+        return count, last
 
     def _settle(self, value: Any) -> Any:
         """What a pipeline method returned, awaited first when it is awaitable (async def)."""
@@ -103,17 +214,6 @@ class Sink:
         return self._loop.run_until_complete(_awaited(value))
 
     def _write(self, item: dict[str, Any]) -> None:
-        try:
-            for pipeline in self.pipelines:
-                item = self._settle(pipeline.process_item(item, self.spider))
-        except DropItem as exc:
-            self._dropped(item, exc)
-            log.debug("dropped item: %s", exc)
-            return
-        except Exception as exc:
-            log.exception("item pipeline failed; item dropped")
-            self._dropped(item, exc)
-            return
         for feed in self.feeds:
             try:
                 feed.write(item)

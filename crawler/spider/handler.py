@@ -17,6 +17,7 @@ from ..errors import IgnoreRequest, PageError
 from ..http.fetcher import FetchConfig, Fetcher, FetchError
 from ..http.request import Request
 from ..http.response import Response
+from ..pipelines.fetch import MediaFetch, load_media_pipelines
 from . import cookies
 from .base import Spider
 from .failure import Failure, HttpError
@@ -41,8 +42,10 @@ def build_handler(spider: Spider, settings: dict[str, Any], allowed_domains: lis
                                 crawler),
         components.load("SPIDER_MIDDLEWARES", settings["SPIDER_MIDDLEWARES"], crawler))
     fetcher = Fetcher(FetchConfig.from_settings(settings, seed_hosts))
-    return Handler(spider, fetcher, Rules.from_settings(settings, allowed_domains), middlewares,
-                   crawler.signals)
+    rules = Rules.from_settings(settings, allowed_domains)
+    pipelines = load_media_pipelines(settings, crawler)  # ITEM_PIPELINES' media ones
+    media = MediaFetch(pipelines, fetcher, rules, middlewares) if pipelines else None
+    return Handler(spider, fetcher, rules, middlewares, crawler.signals, media)
 
 
 class Handler:
@@ -50,8 +53,9 @@ class Handler:
 
     def __init__(self, spider: Spider, fetcher: Fetcher, rules: Rules,
                  middlewares: Middlewares | None = None,
-                 signal_manager: signals.SignalManager | None = None) -> None:
-        self.spider, self.fetcher, self.rules = spider, fetcher, rules
+                 signal_manager: signals.SignalManager | None = None,
+                 media: MediaFetch | None = None) -> None:
+        self.spider, self.fetcher, self.rules, self.media = spider, fetcher, rules, media
         self.middlewares = middlewares or Middlewares(spider)
         self.signals = signal_manager or signals.SignalManager()
 
@@ -67,6 +71,10 @@ class Handler:
     def _handle(self, task: dict[str, Any]) -> dict[str, Any]:
         if task.get("robots"):
             return self._robots(task["url"])
+        if task.get("kind") == "media":  # a download for FilesPipeline or ImagesPipeline
+            if self.media is None:
+                return {"outcome": "failed", "reason": "no_pipeline"}
+            return self.media.handle(task)
         request = Request.from_task(task)
         jar = cookies.jar_for(task, request) if self.rules.cookies else None
         result = self._download(request, task, jar)
