@@ -143,16 +143,19 @@ IMAGES_STORE = None
 FILES_EXPIRES = 90
 # Days a stored image stays fresh.
 IMAGES_EXPIRES = 90
-# The item fields FilesPipeline reads URLs from and writes its entries to.
+# The item field FilesPipeline reads URLs from.
 FILES_URLS_FIELD = "file_urls"
+# The item field FilesPipeline writes its entries to ({url, path, checksum, status}).
 FILES_RESULT_FIELD = "files"
-# The item fields ImagesPipeline reads URLs from and writes its entries to.
+# The item field ImagesPipeline reads URLs from.
 IMAGES_URLS_FIELD = "image_urls"
+# The item field ImagesPipeline writes its entries to.
 IMAGES_RESULT_FIELD = "images"
 # Thumbnails made of each image: {"name": (width, height)}, stored as thumbs/<name>/<sha1>.jpg.
 IMAGES_THUMBS = {}
-# Images narrower or lower than this (pixels) are not stored: failed(image_too_small).
+# Images narrower than this (pixels) are not stored: failed(image_too_small).
 IMAGES_MIN_WIDTH = 0
+# Images lower than this (pixels) are not stored: failed(image_too_small).
 IMAGES_MIN_HEIGHT = 0
 # Follow redirects of media downloads (else a 3xx fails the download, as in Scrapy).
 MEDIA_ALLOW_REDIRECTS = False

@@ -81,3 +81,110 @@ def test_an_image_on_20_pages_is_fetched_once_by_2_workers(media_project, media_
             assert Image.open(store / entry["path"]).format == "JPEG"
     assert sorted(p.name for p in (store / "full").iterdir()) == \
         sorted(f"{sha1(u)}.jpg" for u in {e["url"] for it in items.values() for e in it["images"]})
+
+
+def test_files_are_stored_by_extension_and_failures_are_recorded(media_project, media_site,
+                                                                 run_master, tmp_path):
+    pdf = b"%PDF-1.4 a small document"
+    files = {"/doc/a.pdf": (200, pdf, "application/pdf"),
+             "/doc/empty.txt": (200, b"", "text/plain")}
+    pages = {"/p/0": ([], ["/doc/a.pdf", "/doc/missing.pdf", "/doc/empty.txt"], [])}
+    site = media_site(pages, files)
+    store = tmp_path / "files"
+    items, proc = crawl(run_master, media_project, site, *FILES, "-s", f"FILES_STORE={store}")
+
+    entries = items[site.url + "/p/0"]["files"]
+    ok, missing, empty = entries
+    assert ok == {"url": site.url + "/doc/a.pdf", "path": f"full/{sha1(ok['url'])}.pdf",
+                  "checksum": hashlib.md5(pdf).hexdigest(), "status": "downloaded"}
+    assert (store / ok["path"]).read_bytes() == pdf
+    assert missing == {"url": site.url + "/doc/missing.pdf", "path": None, "checksum": None,
+                       "status": "failed", "reason": "http_404"}
+    assert empty["status"] == "failed" and empty["reason"] == "empty_content"
+    assert [p.name for p in (store / "full").iterdir()] == [f"{sha1(ok['url'])}.pdf"]
+    assert not list(store.rglob("*.tmp"))  # written to a temporary name, then renamed
+
+
+def test_thumbnails_and_the_minimum_size(media_project, media_site, run_master, tmp_path):
+    files = {"/img/big.png": (200, image_bytes(1, (300, 200)), "image/png"),
+             "/img/tiny.png": (200, image_bytes(2, (10, 10)), "image/png"),
+             "/img/text.png": (200, b"not an image", "image/png")}
+    site = media_site({"/p/0": (["/img/big.png", "/img/tiny.png", "/img/text.png"], [], [])},
+                      files)
+    store = tmp_path / "images"
+    items, _ = crawl(run_master, media_project, site, *IMAGES, "-s", f"IMAGES_STORE={store}",
+                     "-s", 'IMAGES_THUMBS={"small": [50, 50], "big": [150, 150]}',
+                     "-s", "IMAGES_MIN_WIDTH=20", "-s", "IMAGES_MIN_HEIGHT=20")
+
+    big, tiny, text = items[site.url + "/p/0"]["images"]
+    assert big["status"] == "downloaded"
+    digest = sha1(big["url"])
+    full = Image.open(store / big["path"])
+    assert (full.format, full.mode, full.size) == ("JPEG", "RGB", (300, 200))
+    assert Image.open(store / f"thumbs/small/{digest}.jpg").size == (50, 33)
+    assert Image.open(store / f"thumbs/big/{digest}.jpg").size == (150, 100)
+    assert (tiny["status"], tiny["reason"]) == ("failed", "image_too_small")
+    assert (text["status"], text["reason"]) == ("failed", "image_invalid")
+    assert sorted(str(p.relative_to(store)) for p in store.rglob("*.jpg")) == sorted(
+        [f"full/{digest}.jpg", f"thumbs/small/{digest}.jpg", f"thumbs/big/{digest}.jpg"])
+
+
+def test_a_fresh_stored_image_is_not_fetched_again(media_project, media_site, run_master,
+                                                   tmp_path):
+    files = {f"/img/{i}.png": (200, image_bytes(i), "image/png") for i in range(3)}
+    site = media_site(chain(3, lambda i: [f"/img/{i}.png"]), files)
+    store = tmp_path / "images"
+    first, _ = crawl(run_master, media_project, site, *IMAGES, "-s", f"IMAGES_STORE={store}")
+    (media_project / "out.jsonl").unlink()
+    second, _ = crawl(run_master, media_project, site, *IMAGES, "-s", f"IMAGES_STORE={store}")
+
+    assert [site.count(f"/img/{i}.png") for i in range(3)] == [1, 1, 1]
+    for url, item in second.items():
+        (entry,) = item["images"]
+        assert entry["status"] == "uptodate"
+        assert entry["checksum"] == first[url]["images"][0]["checksum"]
+    # Expired (IMAGES_EXPIRES=0 days): fetched again.
+    (media_project / "out.jsonl").unlink()
+    third, _ = crawl(run_master, media_project, site, *IMAGES, "-s", f"IMAGES_STORE={store}",
+                     "-s", "IMAGES_EXPIRES=0")
+    assert [site.count(f"/img/{i}.png") for i in range(3)] == [2, 2, 2]
+    assert {item["images"][0]["status"] for item in third.values()} == {"downloaded"}
+
+
+def test_workers_write_to_an_fsspec_store(media_project, media_site, run_master, tmp_path):
+    pytest.importorskip("fsspec")
+    files = {f"/img/{i}.png": (200, image_bytes(i), "image/png") for i in range(4)}
+    site = media_site(chain(4, lambda i: [f"/img/{i}.png", "/img/0.png"]), files)
+    store = tmp_path / "bucket"
+    items, _ = crawl(run_master, media_project, site, *IMAGES,
+                     "-s", f"IMAGES_STORE=file://{store}/images", "-s", "MEDIA_WRITTEN_BY=workers")
+
+    assert [site.count(f"/img/{i}.png") for i in range(4)] == [1, 1, 1, 1]
+    for item in items.values():
+        for entry in item["images"]:
+            assert entry["status"] == "downloaded"
+            assert entry["checksum"] == md5(store / "images" / entry["path"])
+    assert len(list((store / "images" / "full").iterdir())) == 4
+
+
+def test_without_pillow_the_master_says_how_to_install_it(media_project, media_site,
+                                                          run_master, tmp_path):
+    # The project folder comes first on the master's sys.path: a PIL there that cannot be
+    # imported stands for a missing Pillow.
+    (media_project / "PIL").mkdir()
+    (media_project / "PIL" / "__init__.py").write_text("raise ImportError('no Pillow')\n")
+    site = media_site({"/p/0": (["/img/0.png"], [], [])}, {})
+    seeds = write_seeds(media_project, site.url + "/p/0")
+    proc = run_master([seeds, "--spider", "media", *IMAGES, "-s",
+                       f"IMAGES_STORE={tmp_path / 'images'}", *QUIET])
+    assert proc.returncode == 2, proc.describe()
+    assert "ImagesPipeline needs Pillow: pip install 'crawler[images]'" in proc.stderr
+    assert site.started == []  # nothing started
+
+
+def test_a_store_is_required(media_project, media_site, run_master):
+    site = media_site({"/p/0": ([], [], [])}, {})
+    seeds = write_seeds(media_project, site.url + "/p/0")
+    proc = run_master([seeds, "--spider", "media", *FILES, *QUIET])
+    assert proc.returncode == 2, proc.describe()
+    assert "FilesPipeline needs FILES_STORE" in proc.stderr
