@@ -43,6 +43,7 @@ class MediaSite:
         self.started: list[str] = []
         self.answered: list[str] = []
         self.gates: dict[str, threading.Event] = {}
+        self.locations: dict[str, str] = {}  # Location headers, by path
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,6 +59,8 @@ class MediaSite:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", kind)
+                    if path in site.locations:
+                        self.send_header("Location", site.locations[path])
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
@@ -74,7 +77,7 @@ class MediaSite:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def answer(self, path: str) -> tuple[int, bytes, str]:
-        if path == "/robots.txt":
+        if path == "/robots.txt" and path not in self.files:
             return 404, b"", "text/plain"
         if path in self.pages:
             images, files, links = self.pages[path]
@@ -83,6 +86,10 @@ class MediaSite:
                 "".join(f'<a class="page" href="{p}">p</a>' for p in links)
             return 200, f"<html><body>{html}</body></html>".encode(), "text/html"
         return self.files.get(path, (404, b"not found", "text/plain"))
+
+    def redirect(self, path: str, to: str) -> None:
+        self.files[path] = (301, b"", "text/plain")
+        self.locations[path] = to
 
     def count(self, path: str) -> int:
         """How many times `path` was requested (started)."""

@@ -188,3 +188,27 @@ def test_a_store_is_required(media_project, media_site, run_master):
     proc = run_master([seeds, "--spider", "media", *FILES, *QUIET])
     assert proc.returncode == 2, proc.describe()
     assert "FilesPipeline needs FILES_STORE" in proc.stderr
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_robots_txt_and_redirects_apply_to_media(allow, media_project, media_site, run_master,
+                                                 tmp_path):
+    files = {"/robots.txt": (200, b"User-agent: *\nDisallow: /img/private/\n", "text/plain"),
+             "/img/0.png": (200, image_bytes(0), "image/png"),
+             "/img/private/1.png": (200, image_bytes(1), "image/png")}
+    site = media_site({"/p/0": (["/img/private/1.png", "/img/moved.png"], [], [])}, files)
+    site.redirect("/img/moved.png", "/img/0.png")
+    store = tmp_path / "images"
+    items, _ = crawl(run_master, media_project, site, *IMAGES, "-s", f"IMAGES_STORE={store}",
+                     "-s", f"MEDIA_ALLOW_REDIRECTS={allow}", "-s", "ROBOTSTXT_OBEY=true")
+
+    private, moved = items[site.url + "/p/0"]["images"]
+    assert (private["status"], private["reason"]) == ("failed", "robots")
+    assert site.count("/img/private/1.png") == 0
+    if allow:  # stored under the URL the item gave
+        assert moved["status"] == "downloaded"
+        assert moved["path"] == f"full/{sha1(site.url + '/img/moved.png')}.jpg"
+        assert (store / moved["path"]).exists()
+    else:
+        assert (moved["status"], moved["reason"]) == ("failed", "http_301")
+        assert site.count("/img/0.png") == 0
