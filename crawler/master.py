@@ -233,7 +233,7 @@ class Master:
 
     def finish(self, finished: bool) -> dict[str, Any]:
         """Close the sink, write stats and failures, remove temporary keys; the summary."""
-        self.sink.close()
+        self.sink.close(resumable=not finished and self.plan.journal is not None)
         self.signals.send(signals.spider_closed, spider=self.spider,
                           reason=self.scheduler.closing or "finished")
         for folder in self.plan.temp_dirs:

@@ -33,7 +33,7 @@ class Held:
     """What a pipeline's process_item returns to hold its item back: the later pipelines
     and the feeds get it once release(then) is called, from any thread; the sink's thread
     then calls then(), which returns the item (or raises DropItem). `abandon`, when given,
-    is called instead if the crawl ends first without a JOBDIR to resume it from."""
+    is called instead if the sink is closed first, unless the crawl is to be resumed."""
 
     def __init__(self, abandon: Callable[[], Any] | None = None) -> None:
         self.abandon = abandon
@@ -80,6 +80,7 @@ class Sink:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._line: deque[_Entry] = deque()  # handed over, not yet written, in order
         self._handed = self._finished = 0  # each written by one thread only
+        self._resumable = False
         self._thread = threading.Thread(target=self._run, name="sink", daemon=True)
 
     @property
@@ -102,8 +103,11 @@ class Sink:
         """Items handed over and not yet written or dropped (held ones included)."""
         return self._handed - self._finished
 
-    def close(self) -> None:
-        """Write everything handed over so far, then close pipelines and file."""
+    def close(self, resumable: bool = False) -> None:
+        """Write everything handed over so far, then close pipelines and file. Items still
+        held are finished by their pipeline's `abandon`, unless `resumable` (an interrupted
+        crawl with a journal: they are written when it is resumed)."""
+        self._resumable = resumable
         self._queue.put(None)
         self._thread.join()
         for pipeline in self.pipelines:
@@ -183,9 +187,9 @@ class Sink:
         self._advance(entry)
 
     def _abandon_held(self) -> None:
-        """The crawl is over with items still held. With a journal they stay unwritten, to
-        be resumed; without one each is finished as its pipeline says (abandon)."""
-        if self.on_written is not None:
+        """Closed with items still held: unless the crawl is to be resumed (they stay in
+        the journal), each is finished as its pipeline says (abandon)."""
+        if self._resumable:
             return
         for entry in list(self._line):
             if entry.held is not None and entry.held.abandon is not None:

@@ -79,15 +79,17 @@ def test_a_held_item_keeps_its_place_in_the_feed(tmp_path):
     assert marks[-1] == 2 and sink.unfinished() == 0
 
 
-def test_without_a_journal_a_held_item_is_abandoned_at_the_end(tmp_path):
+@pytest.mark.parametrize("resumable", [False, True])
+def test_a_held_item_is_abandoned_at_the_end_unless_resumed_later(resumable, tmp_path):
     import json
     holder = HoldFirst()
     sink, path = make_sink(tmp_path, [holder])
     sink.start()
     sink.put_many([(1, {"n": 1}), (2, {"n": 2})])
-    sink.close()
+    sink.close(resumable=resumable)
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert lines == [{"n": 1, "abandoned": True}, {"n": 2}]
+    # Resumable: neither is written (item 2 waits behind 1); both are in the journal.
+    assert lines == ([] if resumable else [{"n": 1, "abandoned": True}, {"n": 2}])
 
 
 @pytest.mark.parametrize("url", ["http://example.com/a/b.png", "http://example.com/x?y=1",
