@@ -24,6 +24,7 @@ from .frontier import DONE, Frontier
 from .frontier.throttle import Throttle
 from .http.request import Request
 from .pipelines.downloads import MediaDownloads
+from .pipelines.fetch import media_pipelines
 from .plan import Plan, is_loopback, parse_args, prepare
 from .scheduler import Scheduler, registered_objects
 from .sink import Sink
@@ -84,6 +85,7 @@ class Master:
         return {"spider": self.plan.spider_cls.name, "settings": self.plan.settings,
                 "spider_args": self.plan.spider_args,
                 "spider_hash": source_hash(self.plan.spider_cls), "allowed_domains": domains,
+                "media_pipelines": media_pipelines(self.plan.settings["ITEM_PIPELINES"]),
                 "seed_hosts": sorted({t["host"] for t in self.plan.starts.first})}
 
     def seed(self) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from .. import components, urls
 from ..errors import IgnoreRequest
@@ -22,14 +22,22 @@ from .files import FilesPipeline, MediaError
 log = logging.getLogger(__name__)
 
 
-def load_media_pipelines(settings: dict[str, Any], crawler: Any) -> dict[str, FilesPipeline]:
-    """The media pipelines of ITEM_PIPELINES, made on this worker, by name."""
+def media_pipelines(spec: dict[str, int | None]) -> list[str]:
+    """The paths of ITEM_PIPELINES that are media pipelines (the master tells its workers:
+    they make only those, and never import the other pipelines, which run on the master)."""
+    paths = [path for path, order in spec.items() if order is not None]
+    classes = [components.load_class("ITEM_PIPELINES", path) for path in paths]
+    return [path for path, cls in zip(paths, classes)
+            if isinstance(cls, type) and issubclass(cls, FilesPipeline)]
+
+
+def load_media_pipelines(paths: Iterable[str], crawler: Any) -> dict[str, FilesPipeline]:
+    """The media pipelines at these paths, made on this worker, by name."""
     pipelines = {}
-    for path, order in settings["ITEM_PIPELINES"].items():
+    for path in paths:
         cls = components.load_class("ITEM_PIPELINES", path)
-        if order is not None and isinstance(cls, type) and issubclass(cls, FilesPipeline):
-            pipeline = components.make("ITEM_PIPELINES", cls, crawler)
-            pipelines[pipeline.name] = pipeline
+        pipeline = components.make("ITEM_PIPELINES", cls, crawler)
+        pipelines[pipeline.name] = pipeline
     return pipelines
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .. import components, signals, urls, wire
 from ..errors import IgnoreRequest, PageError
@@ -33,9 +33,9 @@ ROBOTS_MAX_BYTES = 500 * 1024
 
 
 def build_handler(spider: Spider, settings: dict[str, Any], allowed_domains: list[str],
-                  seed_hosts: list[str]) -> Handler:
-    """A worker's handler for the crawl: its fetcher, rules, middlewares, and the signals of
-    the spider's crawler."""
+                  seed_hosts: list[str], media_pipelines: Iterable[str] = ()) -> Handler:
+    """A worker's handler for the crawl: its fetcher, rules, middlewares, the signals of
+    the spider's crawler, and the media pipelines (ITEM_PIPELINES paths) it downloads for."""
     crawler = spider.crawler  # made with the spider (make_spider)
     middlewares = Middlewares(
         spider, components.load("DOWNLOADER_MIDDLEWARES", settings["DOWNLOADER_MIDDLEWARES"],
@@ -43,7 +43,7 @@ def build_handler(spider: Spider, settings: dict[str, Any], allowed_domains: lis
         components.load("SPIDER_MIDDLEWARES", settings["SPIDER_MIDDLEWARES"], crawler))
     fetcher = Fetcher(FetchConfig.from_settings(settings, seed_hosts))
     rules = Rules.from_settings(settings, allowed_domains)
-    pipelines = load_media_pipelines(settings, crawler)  # ITEM_PIPELINES' media ones
+    pipelines = load_media_pipelines(media_pipelines, crawler)
     media = MediaFetch(pipelines, fetcher, rules, middlewares) if pipelines else None
     return Handler(spider, fetcher, rules, middlewares, crawler.signals, media)
 
