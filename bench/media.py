@@ -2,8 +2,8 @@
 """Media benchmark: ImagesPipeline in this project (2 workers) against Scrapy's, one site.
 
     python bench/media.py [--pages 2000] [--images 5000] [--workers 2] [--threads 8]
-                          [--written-by master,workers] [--no-scrapy] [--json out.json]
-                          [--smoke]
+                          [--written-by master,workers] [--no-scrapy] [--repeat N]
+                          [--json out.json] [--smoke]
 
 Generates --images real images with Pillow (PNG: RGB, RGBA and palette; JPEG; sizes from
 40x40 to 480x360, textured so they compress as photos do), and --pages pages, each
@@ -306,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scrapy", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--scrapy-python")
     p.add_argument("--timeout", type=float, default=900)
+    p.add_argument("--repeat", type=int, default=1, help="rounds, alternating the order")
     p.add_argument("--json")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--smoke", action="store_true")
@@ -330,11 +331,15 @@ def run(args, workdir: str) -> int:
     base = f"http://127.0.0.1:{server.port}"
     python = find_scrapy_python(args.scrapy_python) if args.scrapy else None
     runs, failed = {}, False
+    order = [f"ours-{mode}" for mode in args.written_by.split(",")] + ["scrapy"] * bool(python)
     try:
-        for mode in args.written_by.split(","):
-            runs[f"ours-{mode}"] = crawl_ours(base, workdir, args, mode, server)
-        if python:
-            runs["scrapy"] = crawl_scrapy(python, base, workdir, args, server)
+        for round_ in range(args.repeat):  # alternating: every other round in reverse
+            for name in order if round_ % 2 == 0 else order[::-1]:
+                key = name if args.repeat == 1 else f"{name} #{round_ + 1}"
+                folder = os.path.join(workdir, f"round-{round_}")
+                os.makedirs(folder, exist_ok=True)
+                runs[key] = crawl_scrapy(python, base, folder, args, server) \
+                    if name == "scrapy" else crawl_ours(base, folder, args, name[5:], server)
     finally:
         server.close()
     report = {"code": code_state(), "server": server.description, "pages": args.pages,
@@ -347,8 +352,9 @@ def run(args, workdir: str) -> int:
         report["runs"][name] = dict(figures(result, sizes), problems=problems)
         if problems:
             print(f"{name}: {'; '.join(problems)}\n{result['stderr'][-2000:]}", file=sys.stderr)
-    if "scrapy" in runs:
-        theirs = runs["scrapy"]["stored"]
+    scrapy_runs = [r for name, r in runs.items() if name.startswith("scrapy")]
+    if scrapy_runs:
+        theirs = scrapy_runs[0]["stored"]
         for name, result in runs.items():
             same = sum(1 for path, md5 in result["stored"].items() if theirs.get(path) == md5)
             report["runs"][name]["same_path_and_bytes_as_scrapy"] = same
