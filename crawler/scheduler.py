@@ -14,8 +14,10 @@ from collections import Counter
 from typing import Any, Callable
 
 from . import manager
+from .feeds import warc
 from .frontier import DONE, Frontier
 from .frontier.journal import Journal
+from .frontier.recrawl import Rounds
 from .frontier.robots import RobotsRules
 
 log = logging.getLogger(__name__)
@@ -26,9 +28,11 @@ class Scheduler:
 
     def __init__(self, frontier: Frontier, hello_reply: dict[str, Any],
                  emit_items: Callable[[list[tuple[int, dict]]], None], batch_size: int,
-                 page_limit: int = 0, journal: Journal | None = None) -> None:
+                 page_limit: int = 0, journal: Journal | None = None,
+                 rounds: Rounds | None = None) -> None:
         self.frontier, self.hello_reply, self.emit_items = frontier, hello_reply, emit_items
         self.batch_size, self.page_limit, self.journal = batch_size, page_limit, journal
+        self.rounds = rounds  # with a journal: verdicts and validators (--recrawl)
         self._item_seq = 1  # numbers items when there is no journal to do it
         if journal is not None:
             frontier.changes = []
@@ -108,7 +112,8 @@ class Scheduler:
         changes, self.frontier.changes = self.frontier.changes, []
         if not changes and not items:
             return []
-        return list(zip(self.journal.record(changes, items), items))
+        validators = self.rounds.take() if self.rounds is not None else ()
+        return list(zip(self.journal.record(changes, items, validators), items))
 
     def bye(self, worker: str, refused: str | None = None) -> int:
         """A worker leaves: its unsettled leases go back to the queue at once. `refused`:
@@ -142,6 +147,7 @@ class Scheduler:
                                for w, seen in recent]
             snap["workers_known"] = len(self.workers)
             snap["closing"] = self.closing
+            snap["recrawl"] = self.rounds.summary() if self.rounds is not None else None
         return snap
 
     # -- called by the master's own loop ---------------------------------------
@@ -197,6 +203,8 @@ class Scheduler:
                                    result.get("status", 0) < 400, result.get("retry_after"))
         if task is None:
             return False
+        if "warc" in result:  # the fetch's WARC records: to the WARC feed, through the sink
+            items.append({warc.RECORDS: result["warc"]})
         if "bytes" in result:
             self.frontier.stats["bytes"] += result["bytes"]
         if outcome != "retry" and robots is None:  # a failed callback may have yielded some
@@ -205,6 +213,8 @@ class Scheduler:
                 stats[f"dropped/{reason}"] += count
             self.frontier.admit(result.get("requests", ()))
             items.extend(result.get("items", ()))
+            if self.rounds is not None:
+                self.rounds.settled(task, result)
         return True
 
 

@@ -1,0 +1,97 @@
+"""--recrawl: a finished JOBDIR crawled again with conditional requests; only what changed is
+fetched in full and written again (checked from the server's own log)."""
+import json
+from collections import Counter
+from email.utils import formatdate
+
+from crawler.sitegen import Site
+from pageserver import PageHandler, serving
+from procs import QUIET, read_jsonl, write_seeds
+
+NO_ROBOTS = ["-s", "ROBOTSTXT_OBEY=false"]
+
+
+def _changed_page(title: str, links: str = "") -> tuple[int, str, bytes]:
+    body = f"<html><head><title>{title}</title></head><body>{links}</body></html>"
+    return 200, "text/html; charset=utf-8", body.encode()
+
+
+def test_a_recrawl_fetches_in_full_and_writes_only_what_changed(serve, project, run_master,
+                                                                tmp_path):
+    site = serve(Site(pages=40, links=3))
+    seeds, jobdir = write_seeds(project, site.url), tmp_path / "job"
+    first = run_master([seeds, "--workers", 1, "-o", project / "first.jsonl", "--jobdir",
+                        jobdir, *QUIET, *NO_ROBOTS], timeout=60)
+    assert first.returncode == 0, first.describe()
+    known = {item["url"] for item in read_jsonl(project / "first.jsonl")}
+    assert len(known) == len(site.site.paths())
+
+    changed = ["/book/3.html", "/book/17.html", "/catalogue/page-2.html"]
+    for n, path in enumerate(changed):
+        links = '<a href="/new.html">new</a>' if n == 0 else ""
+        site.extra[path] = lambda n=n, links=links: _changed_page(f"Changed {n}", links)
+    site.extra["/new.html"] = lambda: _changed_page("New page")
+    site.extra["/book/25.html"] = lambda: (404, "text/html", b"gone")
+    site.extra["/book/26.html"] = lambda: (410, "text/html", b"gone")
+    site.statuses.clear()
+
+    second = run_master([seeds, "--workers", 1, "-o", project / "second.jsonl", "--jobdir",
+                         jobdir, "--recrawl", *QUIET, *NO_ROBOTS], timeout=60)
+    assert second.returncode == 0, second.describe()
+    answered = dict(site.statuses)
+    assert len(site.statuses) == len(answered), "a URL was fetched twice in one round"
+    full = {path for path, status in answered.items() if status == 200}
+    assert full == set(changed) | {"/new.html"}, second.describe()
+    assert {p for p, s in answered.items() if s == 304} == \
+        site.site.paths() - set(changed) - {"/book/25.html", "/book/26.html"}
+    assert answered["/book/25.html"] == 404 and answered["/book/26.html"] == 410
+    base = site.url.rstrip("/")
+    written = Counter(item["url"] for item in read_jsonl(project / "second.jsonl"))
+    assert written == Counter(base + p for p in full)
+    unchanged = len(known) - len(changed) - 2
+    assert f"recrawl: {unchanged} unchanged, 3 changed, 1 new, 2 gone" in second.stdout
+    stats = json.loads((jobdir / "stats.json").read_text())
+    assert stats["recrawl"] == {"unchanged": unchanged, "changed": 3, "new": 1, "gone": 2}
+
+    again = run_master([seeds, "--workers", 1, "--jobdir", jobdir, "-o",
+                        project / "second.jsonl", *QUIET, *NO_ROBOTS], timeout=30)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.describe()
+
+
+class _LastModifiedOnly(PageHandler):
+    """Two pages that give Last-Modified and no ETag, and answer If-Modified-Since."""
+
+    stamp = formatdate(1_700_000_000, usegmt=True)
+    asked: list = []
+
+    def do_GET(self) -> None:
+        since = self.headers.get("If-Modified-Since")
+        self.asked.append((self.path, since, self.headers.get("If-None-Match")))
+        if since == self.stamp:
+            self.send(304, b"")
+            return
+        links = '<a href="/b">b</a>' if self.path == "/" else ""
+        self.send(200, f"<title>{self.path}</title>{links}".encode(),
+                  {"Last-Modified": self.stamp})
+
+
+def test_a_recrawl_sends_if_modified_since_from_last_modified(project, run_master, tmp_path):
+    _LastModifiedOnly.asked = []
+    with serving(_LastModifiedOnly) as base:
+        seeds, jobdir = write_seeds(project, base + "/"), tmp_path / "job"
+        first = run_master([seeds, "--workers", 1, "--jobdir", jobdir, *QUIET, *NO_ROBOTS])
+        assert first.returncode == 0, first.describe()
+        assert sorted(_LastModifiedOnly.asked) == [("/", None, None), ("/b", None, None)]
+        _LastModifiedOnly.asked = []
+        second = run_master([seeds, "--workers", 1, "--jobdir", jobdir, "--recrawl", *QUIET,
+                             *NO_ROBOTS], name="recrawl")
+    assert second.returncode == 0, second.describe()
+    stamp = _LastModifiedOnly.stamp
+    assert sorted(_LastModifiedOnly.asked) == [("/", stamp, None), ("/b", stamp, None)]
+    assert "recrawl: 2 unchanged, 0 changed, 0 new, 0 gone" in second.stdout, second.describe()
+
+
+def test_recrawl_needs_a_jobdir(project, run_master, site):
+    proc = run_master([write_seeds(project, site.url), "--recrawl", *QUIET])
+    assert proc.returncode == 2
+    assert "--recrawl needs the --jobdir" in proc.stderr
