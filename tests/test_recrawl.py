@@ -1,12 +1,14 @@
 """--recrawl: a finished JOBDIR crawled again with conditional requests; only what changed is
 fetched in full and written again (checked from the server's own log)."""
 import json
+import signal
 from collections import Counter
 from email.utils import formatdate
 
 from crawler.sitegen import Site
 from pageserver import PageHandler, serving
-from procs import QUIET, read_jsonl, write_seeds
+from procs import QUIET, read_jsonl, wait_for, write_seeds
+from test_faults import Cluster
 
 NO_ROBOTS = ["-s", "ROBOTSTXT_OBEY=false"]
 
@@ -95,3 +97,48 @@ def test_recrawl_needs_a_jobdir(project, run_master, site):
     proc = run_master([write_seeds(project, site.url), "--recrawl", *QUIET])
     assert proc.returncode == 2
     assert "--recrawl needs the --jobdir" in proc.stderr
+
+
+def test_a_304_reaches_the_callback_when_the_spider_asks_for_it(project, run_master,
+                                                                 tmp_path):
+    _LastModifiedOnly.asked = []
+    with serving(_LastModifiedOnly) as base:
+        seeds, jobdir = write_seeds(project, base + "/"), tmp_path / "job"
+        assert run_master([seeds, "--workers", 1, "--jobdir", jobdir, *QUIET,
+                           *NO_ROBOTS]).returncode == 0
+        second = run_master([seeds, "--workers", 1, "--jobdir", jobdir, "--recrawl", "-O",
+                             project / "again.jsonl", "-s", "HTTPERROR_ALLOWED_CODES=304",
+                             *QUIET, *NO_ROBOTS], name="recrawl")
+    assert second.returncode == 0, second.describe()
+    items = read_jsonl(project / "again.jsonl")
+    assert sorted((i["url"], i["status"]) for i in items) == [(base + "/", 304),
+                                                              (base + "/b", 304)]
+
+
+def test_a_recrawl_killed_midway_resumes_with_its_counts(serve, project, procs, tmp_path):
+    site = serve(Site(pages=60, links=3))
+    cluster = Cluster(procs, project, tmp_path, site, *NO_ROBOTS)
+    first = cluster.master()
+    worker = cluster.worker()
+    assert first.wait(60) == 0, first.describe()
+    assert worker.wait(15) == 0, worker.describe()
+    site.delay = 0.1  # slow now: the recrawl is still running when it is killed
+    site.extra["/book/7.html"] = lambda: _changed_page("Changed")
+    site.statuses.clear()
+    cluster.args += ["--recrawl"]
+    recrawl = cluster.master()
+    worker = cluster.worker()
+    wait_for(lambda: len(site.statuses) >= 20, 30, "20 pages revisited",
+             describe=recrawl.describe)
+    recrawl.send(signal.SIGKILL)
+    assert recrawl.wait(5) == -signal.SIGKILL
+    assert len(site.statuses) < len(site.site.paths()), "over before the kill"
+    resumed = cluster.master()  # the same command, --recrawl included: a resume
+    assert resumed.wait(60) == 0, resumed.describe()
+    assert worker.wait(15) == 0, worker.describe()
+    assert "resuming" in resumed.stdout, resumed.describe()
+    total = len(site.site.paths())
+    assert f"recrawl: {total - 1} unchanged, 1 changed, 0 new, 0 gone" in resumed.stdout, \
+        resumed.describe()
+    fetched = {path for path, status in site.statuses if status == 200}
+    assert fetched == {"/book/7.html"}
