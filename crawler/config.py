@@ -152,7 +152,7 @@ def _to_container(value: Any, kind: type) -> list | dict:
 
 def _check_ranges(s: dict[str, Any]) -> None:
     for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "BATCH_SIZE",
-                 "SITEMAP_MAXSIZE", "SITEMAP_MAX_URLS"):
+                 "SITEMAP_MAXSIZE", "SITEMAP_MAX_URLS", "WARC_MAX_SIZE"):
         if s[name] < 1:
             raise UsageError(f"setting {name}={s[name]}: must be at least 1")
     for name in ("CALL_TIMEOUT", "LEASE_TIMEOUT", "DOWNLOAD_TIMEOUT"):

@@ -21,6 +21,7 @@ from .frontier.recrawl import Rounds
 from .frontier.robots import RobotsRules
 
 log = logging.getLogger(__name__)
+_SKIP_ROUNDS = 8  # leases tried in one call while a recrawl settles all it gets unchanged
 
 
 class Scheduler:
@@ -72,7 +73,13 @@ class Scheduler:
                         "closed_by": self.closing or "finished"}
             if self.closing or want <= 0:
                 return {"tasks": [], "wait": 0.2, "done": False}
-            leases, wait = self.frontier.lease(worker, min(want, self.batch_size))
+            for _ in range(_SKIP_ROUNDS):
+                leases, wait = self.frontier.lease(worker, min(want, self.batch_size))
+                if self.rounds is None or not leases:
+                    break
+                leases = self._skip_unchanged(leases)
+                if leases:  # else all were settled unchanged: lease again
+                    break
         tasks = [dict(task, lease=lease_id) for lease_id, task in leases]
         return {"tasks": tasks, "wait": wait, "done": False}
 
@@ -103,6 +110,19 @@ class Scheduler:
             self.more_to_come = more
             self._commit([])
         return new
+
+    def _skip_unchanged(self, leases: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+        """Settle at once the revisits a sitemap says are unchanged (--recrawl)."""
+        kept = []
+        for lease_id, task in leases:
+            if self.rounds.skippable(task):
+                self.frontier.complete(lease_id, DONE)
+                self.rounds.settled(task, {"outcome": DONE, "status": 304})
+            else:
+                kept.append((lease_id, task))
+        if len(kept) < len(leases):
+            self._commit([])
+        return kept
 
     def _commit(self, items: list[dict]) -> list[tuple[int, dict]]:
         """Journal what changed, before anyone is told; number the items."""

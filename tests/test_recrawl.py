@@ -142,3 +142,65 @@ def test_a_recrawl_killed_midway_resumes_with_its_counts(serve, project, procs, 
         resumed.describe()
     fetched = {path for path, status in site.statuses if status == 200}
     assert fetched == {"/book/7.html"}
+
+
+SITEMAP_SPIDER = '''
+from crawler import SitemapSpider
+
+
+class ListedSpider(SitemapSpider):
+    name = "listed"
+
+    def parse(self, response):
+        yield {"url": response.url, "title": response.css("title::text").get()}
+'''
+
+
+class _Listed(PageHandler):
+    """/sitemap.xml lists /p/0.html ... /p/9.html with a <lastmod> each; ETags everywhere."""
+
+    lastmod: dict = {}
+    titles: dict = {}
+    asked: list = []
+
+    def do_GET(self) -> None:
+        self.asked.append(self.path)
+        if self.path == "/sitemap.xml":
+            base = f"http://127.0.0.1:{self.server.server_port}"
+            entries = "".join(f"<url><loc>{base}{p}</loc><lastmod>{m}</lastmod></url>"
+                              for p, m in sorted(self.lastmod.items()))
+            body = ('<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/'
+                    f'sitemap/0.9">{entries}</urlset>').encode()
+            kind = "application/xml"
+        else:
+            body, kind = f"<title>{self.titles[self.path]}</title>".encode(), "text/html"
+        etag = f'"{hash(body) & 0xffffffff:x}"'
+        if self.headers.get("If-None-Match") == etag:
+            self.send(304, b"", {"ETag": etag})
+        else:
+            self.send(200, body, {"ETag": etag, "Content-Type": kind})
+
+
+def test_a_sitemap_lastmod_no_newer_skips_the_request(project, run_master, tmp_path):
+    (project / "spiders" / "listed.py").write_text(SITEMAP_SPIDER)
+    pages = [f"/p/{i}.html" for i in range(10)]
+    _Listed.lastmod = dict.fromkeys(pages, "2024-01-01")
+    _Listed.titles = dict.fromkeys(pages, "old")
+    _Listed.asked = []
+    one_at_a_time = ["-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1", *NO_ROBOTS, *QUIET]
+    with serving(_Listed) as base:
+        seeds, jobdir = write_seeds(project, base + "/sitemap.xml"), tmp_path / "job"
+        first = run_master([seeds, "--spider", "listed", "--workers", 1, "--jobdir", jobdir,
+                            "-o", project / "a.jsonl", *one_at_a_time])
+        assert first.returncode == 0, first.describe()
+        assert sorted(_Listed.asked) == sorted(pages + ["/sitemap.xml"])
+        _Listed.lastmod["/p/3.html"] = "2024-06-01T12:00:00+00:00"  # listed as changed
+        _Listed.titles["/p/3.html"] = _Listed.titles["/p/5.html"] = "new"  # 5 is not
+        _Listed.asked = []
+        second = run_master([seeds, "--spider", "listed", "--workers", 1, "--jobdir", jobdir,
+                             "--recrawl", "-o", project / "b.jsonl", *one_at_a_time],
+                            name="recrawl")
+    assert second.returncode == 0, second.describe()
+    assert _Listed.asked == ["/sitemap.xml", "/p/3.html"]  # the sitemap first, then 3 only
+    assert [i["url"] for i in read_jsonl(project / "b.jsonl")] == [base + "/p/3.html"]
+    assert "recrawl: 9 unchanged, 2 changed, 0 new, 0 gone" in second.stdout, second.describe()

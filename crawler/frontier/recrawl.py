@@ -9,19 +9,26 @@ gone (404 or 410); its validators are journaled with it for the next round.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timezone
 from typing import Any
 
+from ..spider.sitemap import LASTMOD, SitemapMixin
 from . import DONE
 
 VERDICTS = ("unchanged", "changed", "new", "gone")
 _GONE = ("http_404", "http_410")
+SITEMAP_CALLBACK = SitemapMixin._parse_sitemap.__name__
 
 
 def revisit(task: dict[str, Any], etag: str | None, last_modified: str | None) -> dict:
-    """The task that revisits a known URL: a fresh attempt, with its validators."""
+    """The task that revisits a known URL: a fresh attempt, with its validators. Sitemaps
+    go before the other URLs of their host, so that what they list with an unchanged
+    <lastmod> is known before those URLs are due (Rounds.skippable)."""
     task.pop("attempt", None)
     task["revisit"] = {k: v for k, v in (("etag", etag), ("last_modified", last_modified))
                        if v}
+    if task.get("callback") == SITEMAP_CALLBACK:
+        task["priority"] = task.get("priority", 0) + 1
     return task
 
 
@@ -44,11 +51,13 @@ class Rounds:
         self.round = round_
         self.counts: Counter = Counter(counts or {})
         self._rows: list[tuple] = []
+        self._listed: dict[bytes, str] = {}  # fp -> <lastmod> a sitemap lists it with now
 
     def settled(self, task: dict[str, Any], result: dict[str, Any]) -> None:
         """Note a final result (done or failed) of a page."""
         if task.get("robots"):
             return
+        self._listed.update(result.get("listed", ()))
         found = verdict(task, result, self.round)
         if found is not None:
             self.counts[found] += 1
@@ -60,6 +69,16 @@ class Rounds:
             etag, modified = validators or (None, None)
             self._rows.append((task["fp"], self.round, found, etag, modified))
 
+    def skippable(self, task: dict[str, Any]) -> bool:
+        """A revisit a sitemap lists with a <lastmod> no newer than when it was last
+        listed: unchanged, without a request."""
+        listed = self._listed.get(task["fp"])
+        before = (task.get("meta") or {}).get(LASTMOD)
+        if "revisit" not in task or listed is None or not before:
+            return False
+        new, old = _when(listed), _when(before)
+        return new is not None and old is not None and new <= old
+
     def take(self) -> list[tuple]:
         """The rows noted since the last take, for Journal.record."""
         rows, self._rows = self._rows, []
@@ -68,3 +87,13 @@ class Rounds:
     def summary(self) -> dict[str, int] | None:
         """{verdict: URLs} of a recrawl round (None in the first round)."""
         return {v: self.counts[v] for v in VERDICTS} if self.round else None
+
+
+def _when(lastmod: str) -> float | None:
+    """A W3C datetime (2024-05-01, 2024-05-01T10:00:00+00:00, ...) as a timestamp; a date
+    or time without a zone counts as UTC."""
+    try:
+        when = datetime.fromisoformat(lastmod.strip().replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()

@@ -24,6 +24,7 @@ from .base import Spider
 from .failure import Failure, HttpError
 from .middleware import Middlewares
 from .rules import REDIRECTS, Rules, retry_after
+from .sitemap import LASTMOD
 
 __all__ = ["Handler", "Rules", "build_handler", "retry_after"]
 
@@ -115,6 +116,11 @@ class Handler:
         result["latency"] = latency
         result["bytes"] = len(response.body)
         self._keep(result, response, revisit)
+        if revisit and result.get("requests"):  # a recrawl: what a sitemap lists, with when
+            listed = [(t["fp"], t["meta"][LASTMOD]) for t in result["requests"]
+                      if LASTMOD in (t.get("meta") or {})]
+            if listed:
+                result["listed"] = listed
         pause = retry_after(response.headers.get("Retry-After"))
         if pause is not None and response.status in (429, 503):
             result["retry_after"] = pause
