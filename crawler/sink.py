@@ -14,17 +14,13 @@ from collections import deque
 from typing import Any, Callable, Iterable
 
 from . import signals
-from .errors import CrawlerError
+from .errors import DropItem
 from .feeds import Feed
 from .feeds.warc import RECORDS, WarcFeed
 
 log = logging.getLogger(__name__)
 # Progress of each resumable feed after a flush: {feed key: (path, size in bytes, items)}.
 Progress = dict[str, tuple[str, int, int]]
-
-
-class DropItem(CrawlerError):
-    """Raise in a pipeline's process_item to drop the item."""
 
 
 class Sink:
