@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from crawler.sitegen import Site
-from procs import QUIET, count_lines, wait_for, write_seeds
+from procs import QUIET, base_env, count_lines, wait_for, write_seeds
 from test_faults import Cluster, assert_crawl_complete
 
 warcio = pytest.importorskip("warcio")
@@ -108,3 +108,17 @@ def test_warc_records_exactly_once_across_a_master_kill_with_rotation(serve, pro
                     if kind == "response" and not uri.endswith("/robots.txt"))
     assert pages == Counter({base + p: 1 for p in site.site.paths()})
     assert [kind for kind, *_ in read_warc(files[1])][0] == "warcinfo"
+
+
+def test_without_warcio_a_warc_output_is_refused_before_anything_starts(project, run_master,
+                                                                         site, tmp_path):
+    fake = tmp_path / "nowarcio" / "warcio"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('no warcio here')\n")
+    env = base_env(tmp_path / "tmpdir")
+    env["PYTHONPATH"] = str(fake.parent)
+    proc = run_master([write_seeds(project, site.url), "-o", project / "crawl.warc.gz",
+                       *QUIET], env=env)
+    assert proc.returncode == 2, proc.describe()
+    assert "pip install 'crawler[warc]'" in proc.stderr
+    assert not (project / "crawl.warc.gz").exists()
