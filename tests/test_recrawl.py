@@ -5,6 +5,9 @@ import signal
 from collections import Counter
 from email.utils import formatdate
 
+import pytest
+
+from crawler.frontier.recrawl import verdict
 from crawler.sitegen import Site
 from pageserver import PageHandler, serving
 from procs import QUIET, read_jsonl, wait_for, write_seeds
@@ -204,3 +207,16 @@ def test_a_sitemap_lastmod_no_newer_skips_the_request(project, run_master, tmp_p
     assert _Listed.asked == ["/sitemap.xml", "/p/3.html"]  # the sitemap first, then 3 only
     assert [i["url"] for i in read_jsonl(project / "b.jsonl")] == [base + "/p/3.html"]
     assert "recrawl: 9 unchanged, 2 changed, 0 new, 0 gone" in second.stdout, second.describe()
+
+
+@pytest.mark.parametrize("task,result,found", [
+    ({"revisit": {}}, {"outcome": "done", "status": 304}, "unchanged"),
+    ({"revisit": {}}, {"outcome": "done", "status": 200}, "changed"),
+    ({"revisit": {}}, {"outcome": "done", "status": 301}, None),  # its target is counted
+    ({}, {"outcome": "done", "status": 200}, "new"),
+    ({"revisit": {}}, {"outcome": "failed", "reason": "http_410"}, "gone"),
+    ({"revisit": {}}, {"outcome": "failed", "reason": "timeout"}, None),
+])
+def test_what_a_result_says_about_its_page(task, result, found):
+    assert verdict(task, result, 1) == found
+    assert verdict(task, result, 0) == (None if found == "new" else found)

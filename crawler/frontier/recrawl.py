@@ -37,8 +37,11 @@ def verdict(task: dict[str, Any], result: dict[str, Any], round_: int) -> str | 
     count, as in the first round, or a failure other than gone)."""
     revisited = "revisit" in task
     if result["outcome"] == DONE:
-        if result.get("status") == 304:
+        status = result.get("status")
+        if status == 304:
             return "unchanged"
+        if status is not None and 300 <= status < 400:  # followed: its target is counted
+            return None
         return "changed" if revisited else ("new" if round_ else None)
     return "gone" if revisited and result.get("reason") in _GONE else None
 
