@@ -116,11 +116,6 @@ class Handler:
         result["latency"] = latency
         result["bytes"] = len(response.body)
         self._keep(result, response, revisit)
-        if revisit and result.get("requests"):  # a recrawl: what a sitemap lists, with when
-            listed = [(t["fp"], t["meta"][LASTMOD]) for t in result["requests"]
-                      if LASTMOD in (t.get("meta") or {})]
-            if listed:
-                result["listed"] = listed
         pause = retry_after(response.headers.get("Retry-After"))
         if pause is not None and response.status in (429, 503):
             result["retry_after"] = pause
@@ -128,7 +123,12 @@ class Handler:
 
     def _keep(self, result: dict[str, Any], response: Response, revisit: bool) -> None:
         """What the result carries for the journal and the WARC output: the page's
-        validators, the exchange's records."""
+        validators, the exchange's records; in a recrawl, what a sitemap lists, with when."""
+        if revisit and result.get("requests"):
+            listed = [(t["fp"], t["meta"][LASTMOD]) for t in result["requests"]
+                      if LASTMOD in (t.get("meta") or {})]
+            if listed:
+                result["listed"] = listed
         if self.keep_validators:
             headers = response.headers
             if "ETag" in headers or "Last-Modified" in headers:
