@@ -17,16 +17,13 @@ from collections import deque
 from typing import Any, Callable, Iterable
 
 from . import signals
-from .errors import CrawlerError
+from .errors import DropItem
 from .feeds import Feed
+from .feeds.warc import RECORDS, WarcFeed
 
 log = logging.getLogger(__name__)
 # Progress of each resumable feed after a flush: {feed key: (path, size in bytes, items)}.
 Progress = dict[str, tuple[str, int, int]]
-
-
-class DropItem(CrawlerError):
-    """Raise in a pipeline's process_item to drop the item."""
 
 
 class Held:
@@ -72,6 +69,10 @@ class Sink:
                  on_written: Callable[[int, Progress], None] | None = None,
                  signal_manager: signals.SignalManager | None = None) -> None:
         self.feeds, self.pipelines, self.spider = feeds, list(pipelines), spider
+        # WARC records ride with the items (so the journal holds them until written); only
+        # the WARC feed takes them, and only the other feeds take items.
+        self.item_feeds = [f for f in feeds if not isinstance(f, WarcFeed)]
+        self.warc_feeds = [f for f in feeds if isinstance(f, WarcFeed)]
         self.signals = signal_manager or signals.SignalManager()
         self._loop: asyncio.AbstractEventLoop | None = None  # for async def pipelines
         self.on_written = on_written  # (last seq, progress) after a flush
@@ -86,7 +87,7 @@ class Sink:
     @property
     def count(self) -> int:
         """Items written so far (to each feed)."""
-        return self.feeds[0].count
+        return self.item_feeds[0].count
 
     def start(self) -> None:
         for pipeline in self.pipelines:
@@ -155,6 +156,8 @@ class Sink:
     def _advance(self, entry: _Entry) -> None:
         """Run the entry's item through the pipelines from its stage on, until one holds
         it, drops it, or all are done."""
+        if RECORDS in entry.item:  # WARC records: for the WARC feeds, past the pipelines
+            return
         try:
             for stage in range(entry.stage, len(self.pipelines)):
                 value = self._settle(self.pipelines[stage].process_item(entry.item, self.spider))
@@ -218,7 +221,14 @@ class Sink:
         return self._loop.run_until_complete(_awaited(value))
 
     def _write(self, item: dict[str, Any]) -> None:
-        for feed in self.feeds:
+        if RECORDS in item:
+            for feed in self.warc_feeds:
+                try:
+                    feed.write(item)
+                except Exception:  # e.g. a full disk: logged, the crawl goes on
+                    log.exception("WARC records left out of %s", feed.path)
+            return
+        for feed in self.item_feeds:
             try:
                 feed.write(item)
             except Exception:  # e.g. a value no format can encode: that feed goes without

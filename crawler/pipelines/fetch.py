@@ -50,6 +50,11 @@ class MediaFetch:
         self.rules, self.middlewares = rules, middlewares
 
     def handle(self, task: dict[str, Any]) -> dict[str, Any]:
+        if "revisit" in task:
+            # A --recrawl queues every known URL again; a download is asked for again only
+            # by an item that refers to it, and FILES_EXPIRES decides then. Settled as
+            # unchanged, without a request.
+            return {"outcome": "done", "status": 304}
         media = task["media"]
         pipeline = self.pipelines.get(media["pipeline"])
         if pipeline is None:
