@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 from mediasite import SPIDER, MediaSite, image_bytes
 from procs import read_jsonl, wait_for
-from test_faults import Cluster
+from test_faults import Cluster, Monitor
 from test_media import IMAGES, md5, sha1
 
 PAGES = 6
@@ -72,6 +72,11 @@ def test_items_waiting_for_media_survive_a_master_sigkill(procs, project, tmp_pa
         assert not crawl.out.exists() or read_jsonl(crawl.out) == []
 
         second = crawl.master()
+        # Both workers back before the slow image is let through: the crawl cannot end
+        # (and stop answering) while one of them is still reconnecting.
+        monitor = Monitor(crawl.address, crawl.key)
+        wait_for(lambda: monitor.status().get("workers") == 2, 20,
+                 "both workers reconnected", describe=second.describe)
         site.gates["/img/slow.png"].set()
         assert second.wait(40) == 0, second.describe()
         for worker in workers:
