@@ -212,3 +212,17 @@ def test_robots_txt_and_redirects_apply_to_media(allow, media_project, media_sit
     else:
         assert (moved["status"], moved["reason"]) == ("failed", "http_301")
         assert site.count("/img/0.png") == 0
+
+
+def test_a_recrawl_asks_for_no_image_again(media_project, media_site, run_master, tmp_path):
+    files = {f"/img/{i}.png": (200, image_bytes(i), "image/png") for i in range(3)}
+    site = media_site(chain(3, lambda i: [f"/img/{i}.png"]), files)
+    common = [*IMAGES, "-s", f"IMAGES_STORE={tmp_path / 'images'}", "--jobdir", tmp_path / "job"]
+    first, _ = crawl(run_master, media_project, site, *common)
+    assert {item["images"][0]["status"] for item in first.values()} == {"downloaded"}
+    (media_project / "out.jsonl").unlink()
+    # The site sends no validators, so every page comes back in full: items again, and
+    # their images found in the store.
+    second, _ = crawl(run_master, media_project, site, *common, "--recrawl")
+    assert [site.count(f"/img/{i}.png") for i in range(3)] == [1, 1, 1], site.started
+    assert {item["images"][0]["status"] for item in second.values()} == {"uptodate"}
