@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import resource
 import socket
 import ssl
 import threading
@@ -20,7 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from multiprocessing import connection
-from typing import Any, Callable
+from typing import Any
 
 from . import wire
 
@@ -113,13 +114,19 @@ class ServerChannel(Channel):
     is read only then), nothing but the challenge is sent: the manager's answer to a
     failure (a pickled traceback) is logged here instead, rate-limited."""
 
-    def __init__(self, sock: socket.socket, peer: Any, limits: "Limits",
-                 release: Callable[[], None]) -> None:
+    def __init__(self, sock: socket.socket, peer: Any, listener: "Listener") -> None:
         super().__init__(sock, peer)
-        self.limits, self.release = limits, release
+        self.listener, self.limits = listener, listener.limits
         self.trusted = self.dropped = False
         self.opened = not isinstance(sock, ssl.SSLSocket)
-        self.set_timeout(limits.challenge)
+        self.set_timeout(self.limits.challenge)
+
+    def evict(self) -> None:
+        """End this connection from another thread: its reads see the end of the stream."""
+        try:
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)  # not TLS's: its state
+        except OSError:  # is the serving thread's
+            pass
 
     def _open(self) -> None:
         self.opened = True  # the handshake runs here, on the connection's own thread
@@ -145,6 +152,7 @@ class ServerChannel(Channel):
         if not self.trusted:  # the challenge (send_bytes/recv_bytes) went through
             self.trusted = True
             self.set_timeout(self.limits.idle)
+            self.listener.trusted(self)
         try:
             return super().recv()
         except wire.ProtocolError as exc:
@@ -178,7 +186,7 @@ class ServerChannel(Channel):
         try:
             super()._close()
         finally:
-            self.release()
+            self.listener.closed(self)
 
 
 def _as_text(exc: BaseException) -> tuple[str, str]:
@@ -196,6 +204,10 @@ class Limits:
     challenge: float = 10.0
     idle: float = 300.0
     per_address: int = 128
+    # Connections waiting for the challenge at most (and half the descriptors this process
+    # may open): the oldest is closed to make room, so a flood from many addresses delays
+    # a real worker's connection instead of keeping it out.
+    pending: int = 1024
 
 
 class Listener:
@@ -214,31 +226,61 @@ class Listener:
             raise
         self.address = self.sock.getsockname()[:2]
         self.limits, self.tls = limits, tls
+        self.max_pending = max(8, min(limits.pending,
+                                      resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2))
+        self.per_address = min(limits.per_address, self.max_pending)
         self.lock, self.held = threading.Lock(), Counter()
+        self.pending: dict[ServerChannel, None] = {}  # oldest first
 
     def accept(self) -> ServerChannel:
         """The next connection (its TLS handshake is left to the thread that serves it);
         OSError when refused: too many from its address."""
         sock, peer = self.sock.accept()
         with self.lock:
-            full = self.held[peer[0]] >= self.limits.per_address
+            full = self.held[peer[0]] >= self.per_address
             if not full:
                 self.held[peer[0]] += 1
         if full:
             sock.close()
-            reports.note(f"more than {self.limits.per_address} connections from "
-                         f"{peer[0]}", peer)
+            reports.note(f"more than {self.per_address} connections from {peer[0]}", peer)
             raise ConnectionRefusedError("too many connections from one address")
         try:
             tune(sock)
             if self.tls is not None:
                 sock = self.tls.wrap_socket(sock, server_side=True,
                                             do_handshake_on_connect=False)
+            conn = ServerChannel(sock, peer, self)
         except OSError:
             sock.close()
             self._release(peer[0])
             raise
-        return ServerChannel(sock, peer, self.limits, lambda: self._release(peer[0]))
+        with self.lock:
+            self.pending[conn] = None
+            crowded = len(self.pending) > self.max_pending
+        if crowded:
+            self.evict_oldest()
+        return conn
+
+    def evict_oldest(self) -> None:
+        """Close the connection that has waited longest for the challenge (when they are
+        too many, or descriptors ran out)."""
+        with self.lock:
+            oldest = next(iter(self.pending), None)
+            if oldest is not None:
+                del self.pending[oldest]
+        if oldest is not None:
+            reports.note(f"closed as the oldest of {self.max_pending} connections waiting "
+                         "for the challenge", oldest.peer)
+            oldest.evict()
+
+    def trusted(self, conn: ServerChannel) -> None:
+        with self.lock:
+            self.pending.pop(conn, None)
+
+    def closed(self, conn: ServerChannel) -> None:
+        with self.lock:
+            self.pending.pop(conn, None)
+        self._release(conn.peer[0])
 
     def _release(self, ip: str) -> None:
         with self.lock:

@@ -153,8 +153,9 @@ class _Server(managers.Server):
             try:
                 conn = self.listener.accept()
             except OSError as exc:
-                if not isinstance(exc, ConnectionRefusedError):  # EMFILE: wait, not spin
+                if not isinstance(exc, ConnectionRefusedError):  # EMFILE: make room, wait
                     channel.reports.note(f"accept failed ({exc.strerror or exc})", "listener")
+                    self.listener.evict_oldest()
                     self.stop_event.wait(0.05)
                 continue
             try:
