@@ -24,10 +24,12 @@ from typing import Any, Callable
 from . import channel
 from .channel import ClientTls, Limits
 from .errors import UsageError
+from .wire import ProtocolError
 
 log = logging.getLogger(__name__)
 SERIALIZER = "crawler"
-LOST = (OSError, EOFError, RemoteError)  # the master is gone, or unfit to talk to: reconnect
+# The master is gone, or unfit to talk to (a reply the protocol does not allow): reconnect.
+LOST = (OSError, EOFError, RemoteError, ProtocolError)
 _call_timeout = 10.0
 _tls: ClientTls | None = None  # how this process checks its master (None: plain TCP)
 _peer = threading.local()  # on each server thread: the address of the client it serves
@@ -71,7 +73,7 @@ class _remote_errors:
                                            AuthenticationError)) \
                 or not isinstance(exc, Exception):
             return False
-        if isinstance(exc, channel.wire.ProtocolError):
+        if isinstance(exc, ProtocolError):
             log.warning("master at %s sent what the protocol does not allow (%s); the "
                         "connection is dropped", channel.fmt(self.address), exc)
         raise RemoteError(f"{type(exc).__name__}: {exc}") from None

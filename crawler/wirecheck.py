@@ -1,4 +1,5 @@
-"""What the master takes from workers, checked before any of it is applied.
+"""What the master takes from workers, checked before any of it is applied (and the shape
+of what a worker takes from its master).
 
 The restricted unpickler (crawler.wire.loads) already makes every message plain data;
 here its shape is checked: the right types and ranges, only http(s) URLs of bounded
@@ -9,7 +10,9 @@ with anything wrong in it is refused whole (ProtocolError), before anything was 
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from typing import Any, Callable, Iterable
 
 from . import manager, urls, wire
@@ -100,64 +103,90 @@ class Checks:
                 _check(new["depth"] in (depth, depth + 1),
                        f"a link at depth {new['depth']} from a page at depth {depth}")
 
-    # -- the parts ---------------------------------------------------------------------------
+    # -- the parts (per result and per link: a busy master's hot path) ----------------------
     def _result(self, result: Any) -> dict[str, Any]:
-        _check(isinstance(result, dict), "a result: a dict")
+        if not (type(result) is dict and result.get("outcome") in OUTCOMES):
+            _fail(f"a result {str(result)[:100]}: a dict with an outcome")
         _name(result.get("lease"), "lease id")
-        _check(result.get("outcome") in OUTCOMES, f"outcome {result.get('outcome')!r}")
-        _opt(result.get("reason"), lambda v: isinstance(v, str) and len(v) <= _NAME_MAX,
-             "reason")
-        _opt(result.get("status"), lambda v: _is_int(v) and 0 <= v < 1000, "status")
-        for name in ("latency", "retry_after"):
-            _opt(result.get(name), _is_seconds, name)
-        _opt(result.get("bytes"), _is_count, "bytes")
-        _opt(result.get("robots"), lambda v: isinstance(v, str) and len(v) <= _TEXT_MAX,
-             "robots")
-        dropped = result.get("dropped", {})
-        _check(isinstance(dropped, dict) and all(k in DROP_REASONS and _is_count(v)
-                                                 for k, v in dropped.items()),
-               f"dropped: counts of {sorted(DROP_REASONS)}")
+        for name, test in _RESULT_FIELDS:
+            value = result.get(name)
+            if value is not None and not test(value):
+                _fail(f"{name}={value!r:.100}")
+        dropped = result.get("dropped") or {}
+        if type(dropped) is not dict or not all(k in DROP_REASONS and _is_count(v)
+                                                for k, v in dropped.items()):
+            _fail(f"dropped={dropped!r:.100}: counts of {sorted(DROP_REASONS)}")
         clean = dict(result)
-        items = result.get("items", [])
-        _check(isinstance(items, list) and all(isinstance(i, dict) for i in items),
-               "items: a list of dicts")
-        try:
-            clean["items"] = [wire.plain(item) for item in items]
-        except wire.NotPlainData as exc:
-            raise ProtocolError(str(exc)) from None
-        requests = result.get("requests", [])
-        _check(isinstance(requests, list), "requests: a list")
+        items = result.get("items") or []
+        if type(items) is not list or not all(type(i) is dict for i in items):
+            _fail("items: a list of dicts")
+        if items:
+            clean["items"] = [_plain(item, "item") for item in items]
+        requests = result.get("requests") or []
+        if type(requests) is not list:
+            _fail("requests: a list")
         for task in requests:
             self._task(task)
         return clean
 
     def _task(self, task: Any) -> None:
-        _check(isinstance(task, dict), "a request: a dict")
-        _check(not MASTER_FIELDS & task.keys(), f"a request with {sorted(MASTER_FIELDS)}")
-        url = task.get("url")
-        _check(isinstance(url, str) and url.startswith(("http://", "https://"))
-               and len(url) <= self.url_max, f"url {str(url)[:100]!r}: http(s), at most "
-               f"{self.url_max} characters")
-        _check(_is_int(task.get("depth")) and task["depth"] >= 0, "depth: an int")
-        _check(not self.depth_limit or task["depth"] <= self.depth_limit,
-               f"depth {task['depth']} beyond DEPTH_LIMIT")
-        _check(task.get("host") == urls.host_of(url), f"host {task.get('host')!r} is not "
-               f"{url[:100]!r}'s")
-        method, body = task.get("method", "GET"), task.get("body", b"")
-        _check(isinstance(method, str) and method.isalpha() and len(method) <= 20
-               and isinstance(body, bytes), "method: a word, body: bytes")
-        _check(task.get("fp") == urls.fingerprint(url, method, body, self.ignore),
-               f"fp is not {url[:100]!r}'s")
-        for name in ("callback", "errback"):
-            _opt(task.get(name), lambda v: isinstance(v, str) and len(v) <= _NAME_MAX, name)
-        _opt(task.get("priority"), _is_int, "priority")
-        _opt(task.get("dont_filter"), lambda v: isinstance(v, bool), "dont_filter")
-        for name in ("meta", "cb_kwargs", "headers"):
-            _opt(task.get(name), lambda v: isinstance(v, dict), name)
-        try:
-            wire.plain({k: v for k, v in task.items() if k != "fp"}, "request")
-        except wire.NotPlainData as exc:
-            raise ProtocolError(str(exc)) from None
+        if type(task) is not dict:
+            _fail("a request: a dict")
+        url, host, depth = task.get("url"), task.get("host"), task.get("depth")
+        if not (type(url) is str and url.startswith(("http://", "https://"))
+                and len(url) <= self.url_max):
+            _fail(f"url {str(url)[:100]!r}: http(s), at most {self.url_max} characters")
+        if not (type(depth) is int and 0 <= depth and
+                (not self.depth_limit or depth <= self.depth_limit)):
+            _fail(f"depth={depth!r:.20}: an int, within DEPTH_LIMIT")
+        if not (type(host) is str and _host_matches(url, host)):
+            _fail(f"host {host!r:.100} is not {url[:100]!r}'s")
+        if len(task) == 4:  # url, fp, host, depth: most links
+            method, body = "GET", b""
+        else:
+            method, body = self._extra(task)
+        if task.get("fp") != _fingerprint(url, method, body, self.ignore):
+            _fail(f"fp is not {url[:100]!r}'s")
+
+    def _extra(self, task: dict[str, Any]) -> tuple[str, bytes]:
+        if MASTER_FIELDS & task.keys():
+            _fail(f"a request with {sorted(MASTER_FIELDS & task.keys())}")
+        for name, test in _TASK_FIELDS:
+            value = task.get(name)
+            if value is not None and not test(value):
+                _fail(f"{name}={value!r:.100}")
+        _plain({k: v for k, v in task.items() if k != "fp"}, "request")
+        return task.get("method", "GET"), task.get("body", b"")
+
+
+def _fail(what: str) -> None:
+    raise ProtocolError(f"not a valid message: {what}")
+
+
+def _plain(value: Any, where: str) -> Any:
+    try:
+        return wire.plain(value, where)
+    except wire.NotPlainData as exc:
+        raise ProtocolError(str(exc)) from None
+
+
+def _host_matches(url: str, host: str) -> bool:
+    """host is url's (the politeness key): the common form checked by its prefix."""
+    start = url.index("//") + 2
+    if url.startswith(host, start) and url.startswith("/", start + len(host)):
+        return True  # scheme://host/...: no port, no user info
+    return urls.host_of(url) == host
+
+
+_PLAIN_URL = re.compile(r"[?;#\t\r\n]")
+
+
+def _fingerprint(url: str, method: str, body: bytes, ignore: tuple[str, ...]) -> bytes:
+    """urls.fingerprint(), computed directly when the URL's dedup form is itself (no query,
+    no path parameters, no fragment, nothing urlsplit would drop): 4x cheaper."""
+    if method == "GET" and not body and not _PLAIN_URL.search(url):
+        return hashlib.blake2b(url.encode(), digest_size=16).digest()
+    return urls.fingerprint(url, method, body, ignore)
 
 
 def _check(ok: bool, what: str) -> None:
@@ -185,3 +214,50 @@ def _is_count(value: Any) -> bool:
 
 def _is_seconds(value: Any) -> bool:
     return type(value) in (int, float) and math.isfinite(value) and 0 <= value < 1e7
+
+
+def _is_short(value: Any) -> bool:
+    return type(value) is str and len(value) <= _NAME_MAX
+
+
+_RESULT_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("reason", _is_short), ("status", lambda v: type(v) is int and 0 <= v < 1000),
+    ("latency", _is_seconds), ("retry_after", _is_seconds), ("bytes", _is_count),
+    ("robots", lambda v: type(v) is str and len(v) <= _TEXT_MAX))
+_TASK_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("callback", _is_short), ("errback", _is_short), ("priority", _is_int),
+    ("dont_filter", lambda v: type(v) is bool), ("meta", lambda v: type(v) is dict),
+    ("cb_kwargs", lambda v: type(v) is dict), ("headers", lambda v: type(v) is dict),
+    ("method", lambda v: type(v) is str and v.isalpha() and len(v) <= 20),
+    ("body", lambda v: type(v) is bytes))
+
+
+# -- what a worker takes from its master: the shapes its code relies on ---------------------------
+def hello_reply(reply: Any) -> dict[str, Any]:
+    _check(isinstance(reply, dict) and isinstance(reply.get("spider"), str)
+           and isinstance(reply.get("settings"), dict)
+           and isinstance(reply.get("spider_hash"), str)
+           and isinstance(reply.get("allowed_domains"), list)
+           and isinstance(reply.get("seed_hosts"), list), "a hello reply")
+    return reply
+
+
+def lease_reply(reply: Any) -> dict[str, Any]:
+    _check(isinstance(reply, dict) and isinstance(reply.get("tasks"), list)
+           and isinstance(reply.get("done"), bool) and _is_seconds(reply.get("wait")),
+           "a lease reply")
+    for task in reply["tasks"]:
+        _check(isinstance(task, dict) and isinstance(task.get("url"), str)
+               and isinstance(task.get("lease"), str), "a leased task")
+    return reply
+
+
+def names(reply: Any) -> list[str]:
+    _check(isinstance(reply, list) and all(isinstance(n, str) for n in reply), "lease ids")
+    return reply
+
+
+def fingerprints(reply: Any) -> list[bytes]:
+    _check(isinstance(reply, list) and all(isinstance(f, bytes) for f in reply),
+           "fingerprints")
+    return reply

@@ -21,7 +21,7 @@ import time
 from multiprocessing import AuthenticationError
 from typing import Any
 
-from . import channel, keyfile, manager, signals
+from . import channel, keyfile, manager, signals, wirecheck
 from .errors import CrawlerError, RefusedError, UsageError
 from .spider.handler import Handler, build_handler
 from .spider.base import load_spider_class, make_spider, source_hash
@@ -127,9 +127,9 @@ class Worker:
             try:
                 if key is not None:
                     proxies = manager.connect(self.address, key)
-                    reply = proxies["control"].hello({"worker": self.id, "threads": self.threads,
-                                                      "pid": os.getpid(),
-                                                      "version": code_version()})
+                    reply = wirecheck.hello_reply(proxies["control"].hello(
+                        {"worker": self.id, "threads": self.threads, "pid": os.getpid(),
+                         "version": code_version()}))
                     self.proxies, self.key = proxies, key
                     return reply
             except AuthenticationError as exc:
@@ -248,7 +248,8 @@ class Worker:
 
     def _lease(self, want: int, renew: bool) -> dict[str, Any]:
         held = list(self.held) if renew else []
-        reply = self.proxies["url_queue"].lease(self.id, max(want, 0), held)
+        reply = wirecheck.lease_reply(self.proxies["url_queue"].lease(self.id, max(want, 0),
+                                                                      held))
         if renew:
             self.last_renew = time.monotonic()
         for task in reply["tasks"]:
@@ -265,7 +266,7 @@ class Worker:
     def _flush(self) -> None:
         batch = self.pending[:]
         known = self._prefilter(batch)
-        accepted = set(self.proxies["result_queue"].put(self.id, batch))
+        accepted = set(wirecheck.names(self.proxies["result_queue"].put(self.id, batch)))
         del self.pending[:len(batch)]
         self.held.difference_update(r["lease"] for r in batch)
         # Only links the master has taken may be skipped from now on: a result it
@@ -281,7 +282,8 @@ class Worker:
         return the fingerprints the master said it knows."""
         fresh = {t["fp"] for r in batch for t in r.get("requests", ())
                  if t["fp"] not in self.sent_fps and not t.get("dont_filter")}
-        unseen = set(self.proxies["seen"].unseen(list(fresh))) if fresh else set()
+        unseen = set(wirecheck.fingerprints(self.proxies["seen"].unseen(list(fresh)))) \
+            if fresh else set()
         for result in batch:
             if result.get("requests"):
                 result["requests"] = [t for t in result["requests"]

@@ -4,6 +4,7 @@ items dicts of plain data, only known counters, a lease settled only by the work
 took it (from the address it said hello from), and a batch applied all or nothing."""
 from __future__ import annotations
 
+import hashlib
 import math
 
 import pytest
@@ -107,6 +108,29 @@ def test_a_good_batch_is_taken_with_its_items_links_and_counters():
     assert [item for _, item in crawl.emitted] == [{"title": "t", "n": [1, 2.5]}] * 2
     assert crawl.frontier.stats["admitted"] == 3  # the link, once
     assert crawl.frontier.stats["dropped/offsite"] == 4
+
+
+@pytest.mark.parametrize("url", [
+    "http://a.test/p?b=2&a=1", "http://a.test/p;jsessionid=x/q", "http://a.test:8080/p",
+    "http://user:pw@a.test/p", "http://[::1]/p", "https://a.test/%7Euser/p?utm_source=x",
+])
+def test_links_as_workers_make_them_are_taken(url):
+    crawl = Crawl()
+    links = [Request(url).to_task(1, ("utm_*",)),
+             Request(url, method="POST", body=b"x").to_task(1, ("utm_*",))]
+    crawl.scheduler.checks = Checks(("utm_*",))
+    assert crawl.scheduler.put("w1", [crawl.result(0, requests=links)]) == [crawl.leases[0]]
+    assert crawl.frontier.stats["admitted"] == 4
+
+
+def test_a_fingerprint_that_skips_the_dedup_form_is_refused():
+    """A fragment (or a tab) is not part of a URL's dedup form: a fingerprint made of the
+    whole string would let the same page in twice."""
+    crawl = Crawl()
+    for url in ("http://a.test/p#x", "http://a.test/p\tq"):
+        forged = link(url=url, fp=hashlib.blake2b(url.encode(), digest_size=16).digest())
+        assert crawl.scheduler.put("w1", [crawl.result(0, requests=[forged])]) == []
+    assert crawl.untouched()
 
 
 @pytest.mark.parametrize("call", [

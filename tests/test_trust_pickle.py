@@ -86,11 +86,12 @@ def payloads(marker):
         "unknown reply": pickle.dumps(("#WHATEVER", None)),
         "not a pickle": b"\x80\x04garbage",
         "traceback": pickle.dumps(("#TRACEBACK", "KeyError: 'x'")),
+        "wrong shape": pickle.dumps(("#RETURN", {"tasks": 5, "wait": "soon", "done": 0})),
     }
 
 
 @pytest.mark.parametrize("kind", ["code", "foreign exception", "unknown reply",
-                                  "not a pickle", "traceback"])
+                                  "not a pickle", "traceback", "wrong shape"])
 def test_a_worker_given_a_bad_reply_reconnects_and_the_crawl_goes_on(
         kind, site, project, procs, tmp_path):
     """What a rogue master (or anyone on a plain TCP path) sends in place of a lease reply:
