@@ -86,9 +86,13 @@ class Channel(connection.Connection):
     def recv(self) -> Any:
         self._check_closed()
         buf = self._recv_bytes(MESSAGE_MAX)
-        if buf is None:
-            raise wire.ProtocolError(f"a message longer than {MESSAGE_MAX} bytes")
-        return wire.loads(buf.getbuffer())
+        try:
+            if buf is None:
+                raise wire.ProtocolError(f"a message longer than {MESSAGE_MAX} bytes")
+            return wire.loads(buf.getbuffer())
+        except wire.ProtocolError:
+            self.close()  # a peer that sends such things is not talked to again
+            raise
 
     def _send(self, buf: bytes, write: Any = None) -> None:
         self.sock.sendall(buf)

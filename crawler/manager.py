@@ -128,12 +128,6 @@ def listening(address: tuple[str, int]) -> bool:
         return False
 
 
-def set_call_timeout(seconds: float) -> None:
-    """Deadline for every call this process makes to a master."""
-    global _call_timeout
-    _call_timeout = seconds
-
-
 def set_tls(tls: ClientTls | None) -> None:
     """How this process checks its master: TLS (a CA bundle or a pinned fingerprint), or
     None for plain TCP."""

@@ -22,7 +22,7 @@ OUTCOMES = frozenset({"done", "failed", "retry"})
 # What a worker's handler counts as dropped (crawler.spider.handler): nothing else is taken.
 DROP_REASONS = frozenset({"depth", "url_too_long", "invalid_url", "trap", "offsite"})
 # Task fields only the master sets: a worker asking for them is refused.
-MASTER_FIELDS = frozenset({"robots", "attempt", "lease"})
+MASTER_FIELDS = frozenset({"robots", "attempt", "lease", "revisit"})
 _NAME_MAX = 200       # characters in a worker id, lease id, callback name, reason
 _TEXT_MAX = 1 << 20   # characters in a robots.txt (the handler sends 500 KiB at most)
 _COUNT_MAX = 1 << 40
@@ -223,7 +223,13 @@ def _is_short(value: Any) -> bool:
 _RESULT_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("reason", _is_short), ("status", lambda v: type(v) is int and 0 <= v < 1000),
     ("latency", _is_seconds), ("retry_after", _is_seconds), ("bytes", _is_count),
-    ("robots", lambda v: type(v) is str and len(v) <= _TEXT_MAX))
+    ("robots", lambda v: type(v) is str and len(v) <= _TEXT_MAX),
+    ("warc", lambda v: type(v) is bytes),  # the exchange's gzipped WARC records
+    ("validators", lambda v: type(v) in (tuple, list) and len(v) == 2
+     and all(x is None or type(x) is str for x in v)),  # (ETag, Last-Modified)
+    ("listed", lambda v: type(v) is list and all(  # (fp, <lastmod>) a sitemap lists
+        type(x) in (tuple, list) and len(x) == 2 and type(x[0]) is bytes
+        and type(x[1]) is str for x in v)))
 _TASK_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("callback", _is_short), ("errback", _is_short), ("priority", _is_int),
     ("dont_filter", lambda v: type(v) is bool), ("meta", lambda v: type(v) is dict),

@@ -4,7 +4,6 @@ peer without the key gets nothing but the challenge. Real masters and workers.""
 from __future__ import annotations
 
 import pickle
-import signal
 import socket
 import sqlite3
 
