@@ -8,8 +8,9 @@ import socket
 import sqlite3
 
 import pytest
+from multiprocessing.managers import RemoteError
 
-from crawler import wire
+from crawler import manager, wire
 from procs import QUIET, free_port, read_jsonl, write_key, write_seeds
 from rogue import RawPeer, Relay, RunsCode, read_all
 from test_e2e import (assert_each_page_fetched_once, assert_one_item_per_page,
@@ -133,3 +134,26 @@ def test_wire_loads_refuses_any_global_and_takes_plain_data(tmp_path):
     assert not (tmp_path / "ran").exists()
     with pytest.raises(wire.ProtocolError, match="not a valid pickle"):
         wire.loads(b"\x80\x04garbage")
+
+
+def test_a_master_methods_own_exception_reaches_the_worker_as_text(caplog):
+    """multiprocessing would pickle the exception itself (a class the worker would have to
+    import, and that killed workers: sqlite3.OperationalError from a full disk); the master
+    sends its text, which the worker gets as RemoteError, one of manager.LOST."""
+    class Failing:
+        def put(self, worker, results):
+            raise sqlite3.OperationalError("database or disk is full")
+
+    class Nothing:
+        def __getattr__(self, name):
+            raise AttributeError(name)
+
+    objects = {"url_queue": Nothing(), "result_queue": Failing(), "control": Nothing(),
+               "seen": {}}
+    key = b"k" * 32
+    address = manager.serve(objects, ("127.0.0.1", 0), key)
+    proxies = manager.connect(address, key)
+    with pytest.raises(RemoteError, match="sqlite3.OperationalError: database or disk is full"):
+        proxies["result_queue"].put("w", [])
+    assert issubclass(RemoteError, manager.LOST)
+    assert "a worker's call failed on the master" in caplog.text
