@@ -30,6 +30,7 @@ EXPOSED = {
     "result_queue": ("put",),
     "seen": ("__contains__", "__len__", "get", "unseen"),
     "control": ("hello", "bye", "status"),
+    "crawl": ("add", "stop"),  # crawler.add, crawler.stop
 }
 _PROXIES = {name: managers.MakeProxyType(f"{name}_proxy", methods)
             for name, methods in EXPOSED.items()}

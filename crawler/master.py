@@ -24,6 +24,7 @@ from .frontier import DONE, Frontier
 from .frontier.throttle import Throttle
 from .http.request import Request
 from .plan import Plan, is_loopback, parse_args, prepare
+from .remote import CrawlRemote
 from .scheduler import Scheduler, registered_objects
 from .sink import Sink
 from .spider.base import GenericSpider, source_hash
@@ -51,7 +52,10 @@ class Master:
                                  epoch=os.urandom(4).hex(),
                                  robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None,
                                  robots_max_delay=s["ROBOTSTXT_MAX_CRAWL_DELAY"],
-                                 slots=s["DOWNLOAD_SLOTS"])
+                                 slots=s["DOWNLOAD_SLOTS"],
+                                 seen_dict_max=s["FRONTIER_SEEN_DICT"],
+                                 memory_queue=s["FRONTIER_MEMORY_QUEUE"],
+                                 spill_dir=s["FRONTIER_SPILL_DIR"] or plan.jobdir)
         pipelines = components.load("ITEM_PIPELINES", s["ITEM_PIPELINES"], self.spider.crawler)
         journal = plan.journal
         if journal is not None:
@@ -60,7 +64,8 @@ class Master:
         self.sink = Sink([self._feed(spec, path) for spec, path in plan.feeds], pipelines,
                          self.spider, journal.mark_written if journal else None, self.signals)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
-                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal)
+                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal,
+                                   keep_running=s["KEEP_RUNNING"])
         self.children: list[subprocess.Popen] = []
         self.exited: set[int] = set()  # pids of local workers seen to have exited
         self.started = time.monotonic()
@@ -125,7 +130,12 @@ class Master:
         self._start_status()  # first: a port in use stops it before anything is made
         key_path = self.plan.key_path or self._temp_key_path()
         key = keyfile.read_or_create(key_path)
-        address = manager.serve(registered_objects(self.scheduler), self.plan.bind, key)
+        scheduler = self.scheduler
+        crawl = CrawlRemote(self.plan.starts.from_urls,
+                            lambda tasks: scheduler.admit(tasks, more=None),
+                            scheduler.close, lambda: scheduler.closing)
+        address = manager.serve(dict(registered_objects(scheduler), crawl=crawl),
+                                self.plan.bind, key)
         self.sink.start()
         self.signals.send(signals.spider_opened, spider=self.spider)
         target = f"{address[0]}:{address[1]}"
@@ -228,6 +238,7 @@ class Master:
     def finish(self, finished: bool) -> dict[str, Any]:
         """Close the sink, write stats and failures, remove temporary keys; the summary."""
         self.sink.close()
+        self.frontier.close()
         self.signals.send(signals.spider_closed, spider=self.spider,
                           reason=self.scheduler.closing or "finished")
         for folder in self.plan.temp_dirs:
@@ -356,8 +367,10 @@ def _run(plan: Plan) -> int:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         master.scheduler.close("aborted")
         status = 1
-    _print_summary(master.finish(finished=status == 0))
-    if status == 130:
+    # A crawl stopped by crawler.stop may still have queued work: its JOBDIR stays resumable.
+    stopped = master.scheduler.closing == "stopped"
+    _print_summary(master.finish(finished=status == 0 and not stopped))
+    if status == 130 or (stopped and plan.jobdir):
         _print_resume_hint(plan)
     return status
 

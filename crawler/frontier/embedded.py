@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
 import random
 import time
 from collections import Counter, defaultdict, deque
@@ -16,14 +17,14 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..http.request import CORE_FIELDS, extra_fields
 from ..urls import fingerprint
-from .hosts import Host
+from .hosts import Host, summary
 from .leases import Leases
 from .robots import RobotsRules
-from .seen import SeenDict
+from .seen import DONE, FAILED, LEASED, QUEUED, SeenStore
+from .spill import Spill
 from .throttle import Throttle
 
 log = logging.getLogger(__name__)
-QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
 _PRIORITY_STEP = 1 << 40
 _EXAMPLES = 3  # failed URLs kept per reason for the status page
 
@@ -36,6 +37,8 @@ class Frontier:
                  robots_agent: str | None = None, throttle: Throttle | None = None,
                  host_page_limit: int = 0, robots_max_delay: float = float("inf"),
                  slots: Mapping[str, Mapping[str, Any]] | None = None,
+                 seen_dict_max: int = 2_000_000, memory_queue: int = 0,
+                 spill_dir: str | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  rng: Callable[[], float] = random.random) -> None:
         self.per_host, self.host_page_limit = per_host, host_page_limit
@@ -45,7 +48,7 @@ class Frontier:
         self.slots = dict(slots or {})  # DOWNLOAD_SLOTS: per-host concurrency and delay
         self.lease_timeout, self.retry_times = lease_timeout, retry_times
         self.clock, self.rng = clock, rng
-        self.seen = SeenDict()
+        self.seen = SeenStore(seen_dict_max)
         self.stats: Counter = Counter()
         self.failures: list[tuple[str, str]] = []
         self._examples: defaultdict[str, deque] = defaultdict(lambda: deque(maxlen=_EXAMPLES))
@@ -55,6 +58,9 @@ class Frontier:
         self._delayed: list[tuple[float, int, dict]] = []  # retries waiting for backoff
         self._seq = itertools.count()
         self.queued = 0
+        # Beyond memory_queue entries in memory (0: no bound), new ones go to the spill.
+        self.memory_queue, self.spill_dir = memory_queue, spill_dir
+        self._spill: Spill | None = None
         # When a list, every durable state change is appended as (fp, state, reason, task)
         # for the caller to journal.
         self.changes: list[tuple[bytes, str, str | None, dict]] | None = None
@@ -65,11 +71,13 @@ class Frontier:
         # The hot loop of a busy master (20 links a page): locals, no calls for the
         # common task (core fields only, known host).
         seen, hosts, changes, limit = self.seen, self._hosts, self.changes, self.host_page_limit
-        obey = self.robots_agent is not None
+        front, table, front_max = seen.front, seen.table, seen.dict_max
+        obey, bound = self.robots_agent is not None, self.memory_queue
         new = duplicates = capped = 0
         for task in tasks:
             fp = task["fp"]
-            if fp in seen and not task.get("dont_filter"):
+            known = fp in front or (table.count and fp in table)
+            if known and not task.get("dont_filter"):
                 duplicates += 1
                 continue
             name = task["host"]
@@ -83,11 +91,19 @@ class Frontier:
                 origin = task["url"][:task["url"].find("/", 8)]  # a normalized URL has a path
                 if origin not in host.robots:
                     self._ask_robots(host, name, origin)
-            seen[fp] = QUEUED
-            if len(task) == len(CORE_FIELDS):  # nothing beyond url, fp, host, depth
-                heapq.heappush(host.queue, (next(self._seq), task["url"].encode(), fp,
-                                            task["depth"], None))
+            if known:
+                seen[fp] = QUEUED
+            elif len(front) < front_max:
+                front[fp] = QUEUED
+            else:
+                table.set(fp, QUEUED)
+            if len(task) == len(CORE_FIELDS):  # only url, fp, host, depth: flat, in line
+                entry = (next(self._seq), task["url"].encode(), fp, task["depth"], None)
                 self.queued += 1
+                if 0 < bound < self.queued - self.spilled:
+                    self._spill_entry(host, entry)
+                else:
+                    heapq.heappush(host.queue, entry)
             else:
                 self._enqueue(host, task)
             if not host.scheduled:
@@ -116,7 +132,7 @@ class Frontier:
         slot, throttle = self.slots.get(name, {}), self.throttle
         floor = slot.get("delay", throttle.delay)
         host = self._hosts[name] = Host(
-            limit=slot.get("concurrency", self.per_host), floor=floor,
+            id=len(self._hosts), limit=slot.get("concurrency", self.per_host), floor=floor,
             delay=max(floor, throttle.initial()) if throttle.auto else floor,
             randomize=slot.get("randomize_delay", throttle.randomize))
         return host
@@ -137,12 +153,30 @@ class Frontier:
         key = float("-inf") if task.get("robots") else \
             next(self._seq) - task.get("priority", 0) * _PRIORITY_STEP
         extra = extra_fields(task)  # the core fields are kept flat in host queues
-        heapq.heappush(host.queue, (key, task["url"].encode(), task["fp"],
-                                    task.get("depth", 0), extra))
+        entry = (key, task["url"].encode(), task["fp"], task.get("depth", 0), extra)
         self.queued += 1
+        if self._full() and not task.get("robots"):  # robots.txt goes first: in memory
+            self._spill_entry(host, entry)
+        else:
+            heapq.heappush(host.queue, entry)
+
+    def _full(self) -> bool:
+        return 0 < self.memory_queue <= self.queued - self.spilled
+
+    def _spill_entry(self, host: Host, entry: tuple) -> None:
+        if self._spill is None:
+            self._spill = Spill(self.spill_dir)
+            log.info("more than %d URLs queued: the rest go to a spill file in %s",
+                     self.memory_queue, os.path.dirname(self._spill.path))
+        self._spill.put(host, entry)
+
+    @property
+    def spilled(self) -> int:
+        """Queued entries on disk."""
+        return self._spill.count if self._spill is not None else 0
 
     def _schedule(self, name: str, host: Host) -> None:
-        if host.queue and not host.scheduled and host.inflight < host.limit \
+        if (host.queue or host.spilled) and not host.scheduled and host.inflight < host.limit \
                 and not host.blocked():
             host.scheduled = True
             heapq.heappush(self._ready, (host.next_time, next(self._seq), name))
@@ -187,7 +221,11 @@ class Frontier:
     def _take(self, name: str, host: Host, worker: str, room: int, now: float,
               out: list) -> None:
         take = min(room, host.limit - host.inflight, 1 if host.spaced else room)
-        while take > 0 and host.queue and not host.blocked():
+        while take > 0 and not host.blocked():
+            if host.spilled and (not host.queue or host.queue[0][0] > host.spill_min):
+                self._spill.take(host)
+            if not host.queue:
+                break
             _, url, fp, depth, extra = heapq.heappop(host.queue)
             task = {"url": url.decode(), "fp": fp, "host": name, "depth": depth, **(extra or {})}
             self.queued -= 1
@@ -265,22 +303,9 @@ class Frontier:
 
     def _set_robots(self, host: Host, task: dict[str, Any], outcome: str,
                     robots: RobotsRules | None, reason: str | None) -> None:
-        host.robots_pending -= 1
-        origin = task["url"][:-len("/robots.txt")]
-        if outcome == DONE and robots is not None:
-            host.robots[origin] = robots
-            host.crawl_delay = max(host.crawl_delay, robots.crawl_delay)
-            if robots.crawl_delay >= self.robots_max_delay:
-                log.warning("%s: Crawl-delay capped at ROBOTSTXT_MAX_CRAWL_DELAY (%s s)",
-                            task["url"], self.robots_max_delay)
-            self.stats["robots_fetched"] += 1
-        else:
-            cause = reason or "error"
-            rules = host.robots[origin] = RobotsRules(None, self.robots_agent, unavailable=cause)
-            host.last_error = f"robots_unavailable:{cause}"
-            self.stats["robots_unavailable"] += 1
-            log.warning("%s: unavailable (%s); the origin's URLs fail as %s", task["url"], cause,
-                        rules.refusal)
+        rules = robots if outcome == DONE else None
+        self.stats[host.learn_robots(task["url"], rules, reason, self.robots_agent,
+                                     self.robots_max_delay)] += 1
 
     def _retry(self, task: dict[str, Any], reason: str) -> None:
         attempt = task.get("attempt", 0) + 1
@@ -347,21 +372,11 @@ class Frontier:
     # -- monitoring ------------------------------------------------------------------
     def snapshot(self, top: int = 20) -> dict[str, Any]:
         """Plain-dict state for crawler.status, taken under the caller's lock: totals and
-        the `top` hosts by queue and by failures. Per-host numbers are kept as the frontier
-        works, so this walks the hosts once (plus two nlargest), never the URLs."""
-        now, hosts, obey = self.clock(), self._hosts, self.robots_agent is not None
-        with_work = waiting = 0
-        for host in hosts.values():
-            if host.queue or host.inflight:
-                with_work += 1
-                waiting += bool(host.queue) and host.next_time > now
-        by_queue = heapq.nlargest(top, hosts.items(), key=lambda kv: len(kv[1].queue))
-        by_failures = heapq.nlargest(top, hosts.items(), key=lambda kv: kv[1].failed)
+        the `top` hosts by queue and by failures (see hosts.summary: never walks URLs)."""
         return {
-            "stats": dict(self.stats), "queued": self.queued, "in_flight": len(self._leases),
-            "hosts": {"known": len(hosts), "with_work": with_work, "waiting": waiting,
-                      "by_queue": [h.row(n, now, obey) for n, h in by_queue if h.queue],
-                      "by_failures": [h.row(n, now, obey) for n, h in by_failures if h.failed]},
+            "stats": dict(self.stats), "queued": self.queued, "spilled": self.spilled,
+            "in_flight": len(self._leases),
+            "hosts": summary(self._hosts, self.clock(), top, self.robots_agent is not None),
             "failure_examples": {r: list(urls) for r, urls in self._examples.items()},
             "leases_by_worker": self._leases.by_worker(),
         }
@@ -370,6 +385,12 @@ class Frontier:
     def leased(self) -> int:
         """Tasks out with workers now."""
         return len(self._leases)
+
+    def close(self) -> None:
+        """Let go of the spill file (nothing in it is needed once the crawl ends)."""
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
 
     def finished(self) -> bool:
         """Nothing queued, nothing waiting for a retry, nothing leased."""
