@@ -88,3 +88,26 @@ def test_add_and_stop_refuse_a_wrong_key_and_report_no_master(procs, project, tm
         assert gone.returncode == 1, gone.describe()
         assert "no master answers" in gone.stderr, gone.describe()
     assert "/b" not in log
+
+
+def test_a_crawl_may_start_empty_and_be_fed_from_outside(procs, project, tmp_path):
+    log, lock = Counter(), threading.Lock()
+    with serving(site_handler(log, lock)) as base:
+        key, out = write_key(tmp_path / "key"), project / "out.jsonl"
+        # No seeds: no seed hosts either, so the address guard would refuse loopback.
+        master = procs.master(["--keep-running", "--workers", 1, "--authkey-file", key,
+                               "-o", out, "-s", "ADDRESS_GUARD=false", *QUIET], project)
+        address = listening_address(master)
+        added = add(procs, project, address, key, base + "/a")
+        assert added.returncode == 0, added.describe()
+        wait_for(lambda: count_lines(out) == 2, 20, "2 items", describe=master.describe)
+        stop = procs.module("crawler.stop", [address, "--authkey-file", key], project, "stop")
+        assert stop.wait(20) == 0, stop.describe()
+        assert master.wait(20) == 0, master.describe()
+    assert sorted(item["url"][len(base):] for item in read_jsonl(out)) == ["/a", "/a1"]
+
+
+def test_without_keep_running_a_crawl_needs_start_urls(project, run_master):
+    master = run_master(["--workers", 0, "--authkey-file", project / "k"])
+    assert master.returncode == 2, master.describe()
+    assert "no start URLs" in master.stderr and "--keep-running" in master.stderr

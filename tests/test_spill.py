@@ -3,6 +3,10 @@ host in the order an unbounded frontier gives them."""
 import os
 import random
 
+import pytest
+
+from crawler import config
+from crawler.errors import UsageError
 from crawler.frontier import DONE, Frontier
 from crawler.sitegen import Site
 from crawler.urls import fingerprint
@@ -96,3 +100,10 @@ def test_a_killed_master_resumes_a_spilled_frontier(serve, project, procs, run_m
     assert second.returncode == 0, second.describe()
     assert_one_item_per_page(read_jsonl(out), site)
     assert not [name for name in os.listdir(jobdir) if "spill" in name]
+
+
+def test_the_spill_folder_must_be_a_writable_folder(tmp_path):
+    with pytest.raises(UsageError, match="FRONTIER_SPILL_DIR.*not a writable folder"):
+        config.merge({}, strict=[{"FRONTIER_SPILL_DIR": str(tmp_path / "missing")}])
+    assert config.merge({"FRONTIER_SPILL_DIR": str(tmp_path)})["FRONTIER_SPILL_DIR"] == \
+        str(tmp_path)

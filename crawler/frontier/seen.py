@@ -64,8 +64,7 @@ class FingerprintTable:
         if at >= 0:
             bucket[at + _FP] = _CODES[state]
             return
-        bucket += fp
-        bucket.append(_CODES[state])
+        bucket += fp + bytes((_CODES[state],))  # one step: a reader never sees half a record
         self.count += 1
         if self.count > _LOAD * len(self._buckets):
             self._split_one()
