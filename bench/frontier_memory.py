@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         admit_s += time.perf_counter() - t0
         if args.progress and (start + args.batch) % args.progress == 0:
             rss = status_kb("VmRSS")["VmRSS"] / 1024
-            print(f"  {start + args.batch:>11,} URLs: RSS {rss:.0f} MB, admit {1e6 * admit_s / admitted:.2f} us/URL, spilled {frontier.spilled:,}, "
+            print(f"  {start + args.batch:>11,} URLs: RSS {rss:.0f} MB, admit "
+                  f"{1e6 * admit_s / admitted:.2f} us/URL, spilled {frontier.spilled:,}, "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
     del batch
     gc.collect()

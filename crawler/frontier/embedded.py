@@ -100,7 +100,7 @@ class Frontier:
             if len(task) == len(CORE_FIELDS):  # only url, fp, host, depth: flat, in line
                 entry = (next(self._seq), task["url"].encode(), fp, task["depth"], None)
                 self.queued += 1
-                if 0 < bound < self.queued - self.spilled:
+                if 0 < bound < self.queued and bound < self.queued - self.spilled:
                     self._spill_entry(host, entry)
                 else:
                     heapq.heappush(host.queue, entry)
@@ -161,7 +161,10 @@ class Frontier:
             heapq.heappush(host.queue, entry)
 
     def _full(self) -> bool:
-        return 0 < self.memory_queue <= self.queued - self.spilled
+        """More entries in memory than the bound, counting the one just queued (`spilled`,
+        a property, only when the total is past it: as admit checks in line)."""
+        bound = self.memory_queue
+        return 0 < bound < self.queued and bound < self.queued - self.spilled
 
     def _spill_entry(self, host: Host, entry: tuple) -> None:
         if self._spill is None:
