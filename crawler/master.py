@@ -18,13 +18,12 @@ import tempfile
 import time
 from typing import Any
 
-from . import components, feeds, keyfile, manager, signals
+from . import components, feeds, keyfile, manager, remote, signals
 from .errors import CrawlerError, UsageError
 from .frontier import DONE, Frontier
 from .frontier.throttle import Throttle
 from .http.request import Request
 from .plan import Plan, is_loopback, parse_args, prepare
-from .remote import CrawlRemote
 from .scheduler import Scheduler, registered_objects
 from .sink import Sink
 from .spider.base import GenericSpider, source_hash
@@ -130,11 +129,8 @@ class Master:
         self._start_status()  # first: a port in use stops it before anything is made
         key_path = self.plan.key_path or self._temp_key_path()
         key = keyfile.read_or_create(key_path)
-        scheduler = self.scheduler
-        crawl = CrawlRemote(self.plan.starts.from_urls,
-                            lambda tasks: scheduler.admit(tasks, more=None),
-                            scheduler.close, lambda: scheduler.closing)
-        address = manager.serve(dict(registered_objects(scheduler), crawl=crawl),
+        crawl = remote.for_scheduler(self.scheduler, self.plan.starts.from_urls)
+        address = manager.serve(dict(registered_objects(self.scheduler), crawl=crawl),
                                 self.plan.bind, key)
         self.sink.start()
         self.signals.send(signals.spider_opened, spider=self.spider)
@@ -311,6 +307,8 @@ def _announce(address: tuple[str, int], plan: Plan) -> None:
     if plan.key_path:
         print(f"remote workers: python -m crawler.worker {where} --authkey-file "
               f"{plan.key_path}", flush=True)
+    if plan.settings["KEEP_RUNNING"]:
+        print(remote.hint(where, plan.key_path), flush=True)
 
 
 def _announce_status(master: Master) -> None:

@@ -93,8 +93,7 @@ def prepare(args: argparse.Namespace) -> Plan:
     starts = _start_requests(spider_cls, settings, spider_args,
                              read_seeds(args.seeds) if args.seeds else None)
     if not starts.first and not settings["KEEP_RUNNING"]:
-        raise UsageError("no start URLs: give a seeds file or set start_urls on the spider "
-                         "(or --keep-running, and add them with python -m crawler.add)")
+        raise UsageError("no start URLs: give a seeds file or set start_urls on the spider")
     specs = _feed_specs(args, settings, spider_cls.name)
     jobdir = args.jobdir or settings["JOBDIR"]
     settings["JOBDIR"] = jobdir

@@ -53,6 +53,22 @@ class CrawlRemote:
         return {"closing": self._closing()}
 
 
+def for_scheduler(scheduler: Any, make_tasks: Callable) -> CrawlRemote:
+    """The `crawl` object of a master whose crawler.scheduler.Scheduler is `scheduler`."""
+    return CrawlRemote(make_tasks, lambda tasks: scheduler.admit(tasks, more=None),
+                       scheduler.close, lambda: scheduler.closing)
+
+
+def hint(where: str, key_path: str | None) -> str:
+    """What a crawl that keeps running tells its user."""
+    if not key_path:
+        return ("keeping running: give --authkey-file to add URLs from outside; stop it "
+                "with SIGTERM or Ctrl-C")
+    key = f"--authkey-file {key_path}"
+    return (f"keeping running: add URLs with python -m crawler.add {where} {key} URL..., "
+            f"stop with python -m crawler.stop {where} {key}")
+
+
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
     """The options both commands take: the master's address and its key file."""
     p = argparse.ArgumentParser(prog=prog, description=description)
@@ -67,8 +83,8 @@ def connect(args: argparse.Namespace) -> Any:
     when no master answers there."""
     address = manager.parse_address(args.master)
     if not args.authkey_file:
-        raise UsageError(f"no key: give --authkey-file (or set ${keyfile.ENV_VAR}); the "
-                         "master printed where its key file is")
+        raise UsageError(f"no key: give --authkey-file (or set ${keyfile.ENV_VAR}): the "
+                         "master's, which it printed as it started")
     key = keyfile.read(args.authkey_file)
     try:
         return manager.connect(address, key)["crawl"]

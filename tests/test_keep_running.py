@@ -39,6 +39,8 @@ def test_added_urls_are_crawled_once_politely_until_stopped(procs, project, tmp_
                                "--workers", 1, "--authkey-file", key, "-o", out, *QUIET],
                               project)
         address = listening_address(master)
+        assert f"python -m crawler.add {address} --authkey-file {key}" in \
+            master.wait_output("keeping running", 10), master.describe()
         # /a and /a1 written: nothing is queued or leased any more, and the crawl goes on
         wait_for(lambda: count_lines(out) == 2, 20, "the seed's 2 items",
                  describe=master.describe)
@@ -110,4 +112,4 @@ def test_a_crawl_may_start_empty_and_be_fed_from_outside(procs, project, tmp_pat
 def test_without_keep_running_a_crawl_needs_start_urls(project, run_master):
     master = run_master(["--workers", 0, "--authkey-file", project / "k"])
     assert master.returncode == 2, master.describe()
-    assert "no start URLs" in master.stderr and "--keep-running" in master.stderr
+    assert "no start URLs" in master.stderr, master.describe()

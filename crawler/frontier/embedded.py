@@ -96,7 +96,7 @@ class Frontier:
             elif len(front) < front_max:
                 front[fp] = QUEUED
             else:
-                table.set(fp, QUEUED)
+                table.add(fp, QUEUED)
             if len(task) == len(CORE_FIELDS):  # only url, fp, host, depth: flat, in line
                 entry = (next(self._seq), task["url"].encode(), fp, task["depth"], None)
                 self.queued += 1

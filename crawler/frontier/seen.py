@@ -63,8 +63,13 @@ class FingerprintTable:
         at = self._find(bucket, fp)
         if at >= 0:
             bucket[at + _FP] = _CODES[state]
-            return
-        bucket += fp + bytes((_CODES[state],))  # one step: a reader never sees half a record
+        else:
+            self.add(fp, state)
+
+    def add(self, fp: bytes, state: str) -> None:
+        """Add a fingerprint the caller has just found absent (one lookup fewer)."""
+        fp = _key(fp)
+        self._buckets[self._bucket(fp)] += fp + bytes((_CODES[state],))  # whole records only
         self.count += 1
         if self.count > _LOAD * len(self._buckets):
             self._split_one()

@@ -38,8 +38,9 @@ class Spill:
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "locking_mode=EXCLUSIVE",
                        "cache_size=-16384", "temp_store=MEMORY"):
             self._db.execute(f"PRAGMA {pragma}")
-        self._db.execute("CREATE TABLE run (host INTEGER, first INTEGER, entries BLOB, "
-                         "PRIMARY KEY (host, first)) WITHOUT ROWID")
+        # Rows appended in rowid order; only the small index is kept sorted by host.
+        self._db.execute("CREATE TABLE run (host INTEGER, first INTEGER, entries BLOB)")
+        self._db.execute("CREATE INDEX run_by_host ON run (host, first)")
         self._buffer: defaultdict[int, list[tuple]] = defaultdict(list)
         self._buffered = 0
         self.count = 0  # entries held, buffered or written
@@ -71,12 +72,14 @@ class Spill:
         """Move host's first run (the smallest keys it has spilled) into its heap."""
         if host.id in self._buffer:
             self._flush([host.id])
-        rows = self._db.execute("SELECT first, entries FROM run WHERE host = ? ORDER BY first "
+        rows = self._db.execute("SELECT first, rowid FROM run WHERE host = ? ORDER BY first "
                                 "LIMIT 2", (host.id,)).fetchall()
         if not rows:
             return
-        entries = pickle.loads(rows[0][1])
-        self._db.execute("DELETE FROM run WHERE host = ? AND first = ?", (host.id, rows[0][0]))
+        rowid = rows[0][1]
+        blob, = self._db.execute("SELECT entries FROM run WHERE rowid = ?", (rowid,)).fetchone()
+        self._db.execute("DELETE FROM run WHERE rowid = ?", (rowid,))
+        entries = pickle.loads(blob)
         for entry in entries:
             heapq.heappush(host.queue, entry)
         host.spill_min = rows[1][0] if len(rows) > 1 else float("inf")
