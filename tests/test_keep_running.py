@@ -2,6 +2,7 @@
 ended by python -m crawler.stop. Real master, worker and command processes; a loopback site."""
 from __future__ import annotations
 
+import signal
 import threading
 from collections import Counter
 
@@ -113,3 +114,17 @@ def test_without_keep_running_a_crawl_needs_start_urls(project, run_master):
     master = run_master(["--workers", 0, "--authkey-file", project / "k"])
     assert master.returncode == 2, master.describe()
     assert "no start URLs" in master.stderr, master.describe()
+
+
+def test_sigterm_ends_a_crawl_that_keeps_running(procs, project, tmp_path):
+    log, lock = Counter(), threading.Lock()
+    with serving(site_handler(log, lock)) as base:
+        out = project / "out.jsonl"
+        master = procs.master([write_seeds(project, base + "/a"), "--keep-running",
+                               "--workers", 1, "-o", out, *QUIET], project)
+        wait_for(lambda: count_lines(out) == 2, 20, "2 items", describe=master.describe)
+        master.send(signal.SIGTERM)
+        assert master.wait(20) == 130, master.describe()
+        wait_for(lambda: not master.group_alive(), 10, "the local worker to exit",
+                 describe=master.describe)
+    assert summary_line(master).group(1, 2) == ("interrupted", "2"), master.describe()
