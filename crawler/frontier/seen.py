@@ -53,8 +53,16 @@ class FingerprintTable:
         return _STATES[bucket[at + _FP]] if at >= 0 else None
 
     def __contains__(self, fp: bytes) -> bool:
-        fp = _key(fp)
-        return self._find(self._buckets[self._bucket(fp)], fp) >= 0
+        # _bucket and _find in line: this runs for every link a page brings past the dict
+        if len(fp) != _FP:
+            fp = _key(fp)
+        h, low = hash(fp), (1 << self._bits) - 1
+        index = h & low
+        bucket = self._buckets[h & (low << 1 | 1) if index < self._split else index]
+        at = bucket.find(fp)
+        while at > 0 and at % _RECORD:
+            at = bucket.find(fp, at + 1)
+        return at >= 0
 
     def set(self, fp: bytes, state: str) -> None:
         """Record fp's state, adding fp when new."""
@@ -78,10 +86,10 @@ class FingerprintTable:
         """Move the records of the next bucket whose hash has the next bit set into a new
         bucket; once all are split, addresses take one bit more."""
         old, high = self._buckets[self._split], 1 << self._bits
-        keep, move = bytearray(), bytearray()
-        for at in range(0, len(old), _RECORD):
-            record = old[at:at + _RECORD]
-            (move if hash(bytes(record[:_FP])) & high else keep).extend(record)
+        keep, move, records = bytearray(), bytearray(), bytes(old)
+        for at in range(0, len(records), _RECORD):
+            (move if hash(records[at:at + _FP]) & high else keep).extend(
+                records[at:at + _RECORD])
         # The moved records appear in the new bucket before they leave the old one.
         self._buckets.append(move)
         self._buckets[self._split] = keep
