@@ -1,8 +1,9 @@
 """The frontier: seen states, per-host queues, politeness clock and leases.
 
-Pure Python and single-threaded: the caller holds a lock. No sockets here.
-Every admitted fingerprint moves QUEUED -> LEASED -> DONE or FAILED, possibly
-back to QUEUED for a retry or when a lease expires.
+Pure Python and single-threaded: the caller holds a lock. No sockets here. Queued URLs past
+`memory_queue` wait in a Spill on disk; fingerprints past `seen_dict_max` go to the compact
+table (seen.py). Every admitted fingerprint moves QUEUED -> LEASED -> DONE or FAILED,
+possibly back to QUEUED for a retry or when a lease expires.
 """
 from __future__ import annotations
 
@@ -58,8 +59,7 @@ class Frontier:
         self._delayed: list[tuple[float, int, dict]] = []  # retries waiting for backoff
         self._seq = itertools.count()
         self.queued = 0
-        # Beyond memory_queue entries in memory (0: no bound), new ones go to the spill.
-        self.memory_queue, self.spill_dir = memory_queue, spill_dir
+        self.memory_queue, self.spill_dir = memory_queue, spill_dir  # 0: no memory bound
         self._spill: Spill | None = None
         # When a list, every durable state change is appended as (fp, state, reason, task)
         # for the caller to journal.
