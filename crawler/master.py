@@ -18,12 +18,11 @@ import tempfile
 import time
 from typing import Any
 
-from . import components, feeds, keyfile, manager, signals
+from . import components, feeds, keyfile, manager, remote, signals
 from .errors import CrawlerError, UsageError
 from .feeds.warc import WarcFeed
-from .frontier import DONE, Frontier
+from .frontier import DONE, from_settings as frontier_from_settings
 from .frontier.recrawl import Rounds, revisit
-from .frontier.throttle import Throttle
 from .http.request import Request
 from .plan import Plan, is_loopback, parse_args, prepare
 from .scheduler import Scheduler, registered_objects
@@ -47,14 +46,7 @@ class Master:
         self.plan, s = plan, plan.settings
         self.spider = plan.starts.spider
         self.signals = self.spider.crawler.signals
-        self.frontier = Frontier(per_host=s["CONCURRENT_REQUESTS_PER_DOMAIN"],
-                                 throttle=Throttle.from_settings(s),
-                                 host_page_limit=s["HOST_PAGE_LIMIT"],
-                                 lease_timeout=s["LEASE_TIMEOUT"], retry_times=s["RETRY_TIMES"],
-                                 epoch=os.urandom(4).hex(),
-                                 robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None,
-                                 robots_max_delay=s["ROBOTSTXT_MAX_CRAWL_DELAY"],
-                                 slots=s["DOWNLOAD_SLOTS"])
+        self.frontier = frontier_from_settings(s, plan.jobdir)
         pipelines = components.load("ITEM_PIPELINES", s["ITEM_PIPELINES"], self.spider.crawler)
         journal = plan.journal
         rounds = None
@@ -69,7 +61,7 @@ class Master:
                          self.spider, journal.mark_written if journal else None, self.signals)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
                                    s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal, rounds,
-                                   Checks.from_settings(s))
+                                   Checks.from_settings(s), keep_running=s["KEEP_RUNNING"])
         self.children: list[subprocess.Popen] = []
         self.exited: set[int] = set()  # pids of local workers seen to have exited
         self.started = time.monotonic()
@@ -139,8 +131,9 @@ class Master:
         self._start_status()  # first: a port in use stops it before anything is made
         key_path = self.plan.key_path or self._temp_key_path()
         key = keyfile.read_or_create(key_path)
-        address = manager.serve(registered_objects(self.scheduler), self.plan.bind, key,
-                                self.plan.limits, self.plan.tls)
+        crawl = remote.for_scheduler(self.scheduler, self.plan.starts.from_urls)
+        address = manager.serve(dict(registered_objects(self.scheduler), crawl=crawl),
+                                self.plan.bind, key, self.plan.limits, self.plan.tls)
         self.sink.start()
         self.signals.send(signals.spider_opened, spider=self.spider)
         target = f"{address[0]}:{address[1]}"
@@ -244,6 +237,7 @@ class Master:
     def finish(self, finished: bool) -> dict[str, Any]:
         """Close the sink, write stats and failures, remove temporary keys; the summary."""
         self.sink.close()
+        self.frontier.close()
         self.signals.send(signals.spider_closed, spider=self.spider,
                           reason=self.scheduler.closing or "finished")
         for folder in self.plan.temp_dirs:
@@ -321,6 +315,8 @@ def _announce(address: tuple[str, int], plan: Plan) -> None:
     if plan.key_path:
         print(f"remote workers: python -m crawler.worker {where} --authkey-file "
               f"{shlex.join([plan.key_path, *_worker_tls(plan)])}", flush=True)
+    if plan.settings["KEEP_RUNNING"]:
+        print(remote.hint(where, plan.key_path), flush=True)
 
 
 def _announce_status(master: Master) -> None:
@@ -382,8 +378,10 @@ def _run(plan: Plan) -> int:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         master.scheduler.close("aborted")
         status = 1
-    _print_summary(master.finish(finished=status == 0))
-    if status == 130:
+    # A crawl stopped by crawler.stop may still have queued work: its JOBDIR stays resumable.
+    stopped = master.scheduler.closing == "stopped"
+    _print_summary(master.finish(finished=status == 0 and not stopped))
+    if status == 130 or (stopped and plan.jobdir):
         _print_resume_hint(plan)
     return status
 

@@ -86,6 +86,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "through the spider")
     p.add_argument("--stats", metavar="FILE", help="write the final stats.json here "
                    "(default: JOBDIR/stats.json)")
+    p.add_argument("--keep-running", action="store_true", help="do not end when nothing is "
+                   "left to do: wait for URLs from python -m crawler.add until python -m "
+                   "crawler.stop (sets KEEP_RUNNING)")
     p.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a setting")
     return p.parse_args(argv)
@@ -95,6 +98,8 @@ def prepare(args: argparse.Namespace) -> Plan:
     """Check settings, spider, seeds, output and address; UsageError on any problem."""
     project = config.load_module_settings("settings.py")
     overrides = config.parse_overrides(args.set)
+    if args.keep_running:
+        overrides["KEEP_RUNNING"] = "true"
     modules = config.merge(project, strict=[overrides])["SPIDER_MODULES"]
     spider_cls = load_spider_class(args.spider, modules)
     settings = config.merge(project, spider_cls.custom_settings, strict=[overrides])
@@ -104,7 +109,7 @@ def prepare(args: argparse.Namespace) -> Plan:
     spider_args = _spider_args(args.spider_args)
     starts = _start_requests(spider_cls, settings, spider_args,
                              read_seeds(args.seeds) if args.seeds else None)
-    if not starts.first:
+    if not starts.first and not settings["KEEP_RUNNING"]:
         raise UsageError("no start URLs: give a seeds file or set start_urls on the spider")
     outputs = [o for o in args.outputs if not warc.is_warc(o[0])]
     warc_spec = _warc_spec([o for o in args.outputs if warc.is_warc(o[0])], settings,
