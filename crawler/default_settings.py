@@ -133,3 +133,8 @@ RECONNECT_MAX_DELAY = 5.0
 SHUTDOWN_GRACE = 5.0
 # HOST:PORT of the master's status page, /stats.json and /metrics (port 0: a free one; off: none).
 STATUS_BIND = "127.0.0.1:0"
+
+# -- Redis backend (--backend redis://...) --
+# Shards of a crawl's frontier in Redis: each is one hash tag (one Cluster slot) holding its
+# hosts' queues, leases and counters. 1 for a single Redis; on a Cluster, a few per node.
+REDIS_SHARDS = 1

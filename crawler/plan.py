@@ -39,6 +39,7 @@ class Plan:
     status: tuple[str, int] | None = None  # where the status page listens
     status_token: str | None = None        # required from clients when not on loopback
     stats_file: str | None = None
+    redis: Any = None  # crawler.frontier.redis_crawl.RedisCrawl with --backend redis://
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -69,6 +70,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "(default: STATUS_BIND, 127.0.0.1:0)")
     p.add_argument("--stats", metavar="FILE", help="write the final stats.json here "
                    "(default: JOBDIR/stats.json)")
+    p.add_argument("--backend", metavar="URL", help="where the frontier lives: embedded (the "
+                   "default: in this process) or redis://[:PASSWORD@]HOST:PORT/DB (also "
+                   "rediss://; or the password in $CRAWLER_REDIS_PASSWORD)")
+    p.add_argument("--crawl", metavar="NAME", help="the crawl's name in Redis (default: the "
+                   "spider's name); run the same command again to resume it")
     p.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a setting")
     return p.parse_args(argv)
@@ -92,10 +98,11 @@ def prepare(args: argparse.Namespace) -> Plan:
     specs = _feed_specs(args, settings, spider_cls.name)
     jobdir = args.jobdir or settings["JOBDIR"]
     settings["JOBDIR"] = jobdir
+    backend = _backend(args, settings, spider_cls.name, feeds.identity(specs), spider_args)
     journal = Journal(jobdir) if jobdir else None
     if journal is not None:
         journal.check_same_crawl(spider_cls.name, feeds.identity(specs), spider_args)
-    outputs = _feed_paths(specs, journal, feeds.uri_params(starts.spider))
+    outputs = _feed_paths(specs, journal or backend, feeds.uri_params(starts.spider))
     host, port = manager.parse_address(args.bind, port_zero=True)
     manager.check_listen((host, port))
     loopback = is_loopback(host)
@@ -116,7 +123,24 @@ def prepare(args: argparse.Namespace) -> Plan:
         os.environ.get(STATUS_TOKEN_ENV) or secrets.token_urlsafe(24)
     stats_file = args.stats or (os.path.join(jobdir, "stats.json") if jobdir else None)
     return Plan(spider_cls, settings, starts, outputs, (host, port), workers, key_path, jobdir,
-                journal, spider_args, status=status, status_token=token, stats_file=stats_file)
+                journal, spider_args, status=status, status_token=token, stats_file=stats_file,
+                redis=backend)
+
+
+def _backend(args: argparse.Namespace, settings: dict[str, Any], spider: str, output: str,
+             spider_args: dict[str, str]) -> Any:
+    """The Redis crawl to run (claimed, or checked to be this one), or None (embedded)."""
+    if args.backend in (None, "embedded"):
+        if args.crawl:
+            raise UsageError("--crawl names a crawl in Redis: give --backend redis://...")
+        return None
+    if settings["JOBDIR"]:
+        raise UsageError("--jobdir and --backend redis://: the crawl's state is in Redis "
+                         "(run the same command again to resume); use --stats FILE for "
+                         "stats.json")
+    from .frontier.redis_crawl import RedisCrawl
+    return RedisCrawl.open(args.backend, args.crawl or spider, settings["REDIS_SHARDS"],
+                           {"spider": spider, "output": output, "spider_args": spider_args})
 
 
 def _feed_specs(args: argparse.Namespace, settings: dict[str, Any],
@@ -127,7 +151,7 @@ def _feed_specs(args: argparse.Namespace, settings: dict[str, Any],
     return [replace(s, overwrite=True) for s in specs] if args.overwrite else specs
 
 
-def _feed_paths(specs: list[feeds.FeedSpec], journal: Journal | None,
+def _feed_paths(specs: list[feeds.FeedSpec], journal: Any,
                 params: dict[str, Any]) -> list[tuple[feeds.FeedSpec, str]]:
     """Each feed's path: a resumed one's from the journal, a new one's rendered and checked."""
     outputs = []
