@@ -58,8 +58,8 @@ class RedisCrawl:
         redis_keys.check_name(crawl)
         if shards < 1:
             raise UsageError("REDIS_SHARDS takes 1 or more")
+        redis_keys.ping(redis_keys.client_for(url, retry_for=0), url)  # fails fast
         client = redis_keys.client_for(url)
-        redis_keys.ping(client, url)
         ident = redis_keys.identity(identity["spider"], identity["output"],
                                     identity["spider_args"])
         resuming = redis_keys.open_crawl(client, url, crawl, ident, shards)
@@ -132,8 +132,8 @@ class RedisCrawl:
             got = 0
             for stream, entries in replies or ():
                 name = stream.decode()
-                if not entries and streams[name] == "0":
-                    streams[name] = ">"  # pending ones done: now the new ones
+                if streams[name] != ">":  # the pending history, read on from the last one
+                    streams[name] = entries[-1][0] if entries else ">"
                 got += self._hand_over(put_many, shard_of[name], entries, written)
             if stopping and not got and all(v == ">" for v in streams.values()):
                 return

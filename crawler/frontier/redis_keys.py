@@ -51,10 +51,11 @@ def redacted(url: str) -> str:
     return parts._replace(netloc=user + host).geturl()
 
 
-def client_for(url: str, password: str | None = None) -> Any:
+def client_for(url: str, password: str | None = None, retry_for: float = 60.0) -> Any:
     """A redis client for redis://[user:password@]HOST:PORT/DB or rediss://... (TLS); the
-    password from the URL, else $CRAWLER_REDIS_PASSWORD. UsageError when malformed or the
-    redis package is missing."""
+    password from the URL, else $CRAWLER_REDIS_PASSWORD. A lost connection is retried for
+    about `retry_for` seconds (a Redis restart), each step being safe to run twice.
+    UsageError when malformed or the redis package is missing."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise UsageError(f"--backend {redacted(url)!r}: expected redis://HOST:PORT/DB or "
@@ -69,11 +70,15 @@ def client_for(url: str, password: str | None = None) -> Any:
         raise UsageError(f"--backend {redacted(url)!r}: the database must be a number")
     secret = unquote(parts.password) if parts.password else password or \
         os.environ.get(PASSWORD_ENV) or None
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), int(retry_for)) if retry_for else \
+        Retry(ExponentialBackoff(), 0)
     return redis.Redis(host=parts.hostname, port=parts.port or 6379, db=int(db),
                        username=unquote(parts.username) if parts.username else None,
                        password=secret, ssl=parts.scheme == "rediss",
-                       socket_timeout=10, socket_connect_timeout=5,
-                       health_check_interval=30)
+                       socket_timeout=10, socket_connect_timeout=5, health_check_interval=30,
+                       retry=retry, retry_on_error=[redis.ConnectionError, redis.TimeoutError])
 
 
 def ping(client: Any, url: str) -> None:
@@ -119,7 +124,7 @@ def open_crawl(client: Any, url: str, crawl: str, identity: dict[str, str],
         if meta.get(name) != value:
             raise UsageError(f"Redis at {redacted(url)} holds another crawl named {crawl!r} "
                              f"({name} {meta.get(name)!r}, not {value!r}); choose another "
-                             "--crawl name, or remove its keys (crawler:{crawl}:*)")
+                             f"--crawl name, or remove its keys (crawler:{crawl}:*)")
     return True
 
 
