@@ -87,8 +87,10 @@ def ping(client: Any, url: str) -> None:
     try:
         client.ping()
     except redis.AuthenticationError as exc:
-        raise UsageError(f"Redis at {redacted(url)} refused the password ({exc}); give it in "
-                         f"the URL or ${PASSWORD_ENV}") from None
+        given = client.connection_pool.connection_kwargs.get("password")
+        what = "refused the password" if given else "needs a password"
+        raise UsageError(f"Redis at {redacted(url)} {what} ({exc}); give it in the URL or "
+                         f"${PASSWORD_ENV}") from None
     except redis.ResponseError as exc:
         if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
             raise UsageError(f"Redis at {redacted(url)} needs a password ({exc}); give it in "
