@@ -28,11 +28,13 @@ _ROBOTS_CACHE_MAX = 10_000
 _STEPS = ("admit", "lease", "complete", "expire", "release", "feedback")
 
 
-def _scripts(client: Any) -> dict[str, Any]:
+def _sources() -> dict[str, str]:
     folder = resources.files("crawler.frontier") / "redis_scripts"
     common = (folder / "common.lua").read_text()
-    return {step: client.register_script(common + (folder / f"{step}.lua").read_text())
-            for step in _STEPS}
+    return {step: common + (folder / f"{step}.lua").read_text() for step in _STEPS}
+
+
+_SOURCES = _sources()
 
 
 class RedisFrontier:
@@ -54,7 +56,7 @@ class RedisFrontier:
         self.lease_timeout, self.retry_times = lease_timeout, retry_times
         self.clock, self.rng = clock, rng  # clock None: Redis's own (one for all hosts)
         self.prefixes = [redis_keys.shard_prefix(crawl, k) for k in range(shards)]
-        self._script = _scripts(client)
+        self._sha = self._load_scripts()
         self._robots: dict[str, RobotsRules] = {}
         self._leased: dict[str, dict] = {}  # tasks this process leased, by lease id
         self.seen = _SeenView(self)  # as the embedded frontier's seen dict, for its proxy
@@ -71,9 +73,14 @@ class RedisFrontier:
         now = "" if self.clock is None else repr(self.clock())
         return [now, ",".join(repr(self.rng()) for _ in range(8))]
 
+    def _load_scripts(self) -> dict[str, str]:
+        return {step: self.client.script_load(text) for step, text in _SOURCES.items()}
+
     def _call(self, step: str, shard: int, args: list[Any], pipe: Any) -> None:
-        self._script[step](keys=[self.prefixes[shard] + "stats"],
-                           args=self._header() + args, client=pipe)
+        pipe.evalsha(self._sha[step], 1, self.prefixes[shard] + "stats", *self._header(), *args)
+
+    def _pipeline(self) -> Any:
+        return _Pipeline(self)
 
     def _links(self, tasks: Iterable[dict[str, Any]]) -> list[Any]:
         """The links section of a step's arguments: hosts, origins (robots.txt), tasks."""
@@ -137,7 +144,7 @@ class RedisFrontier:
         groups = self._by_shard(tasks)
         if not groups:
             return 0
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         for shard, group in groups.items():
             self._call("admit", shard, self._obey_args() + self._links(group), pipe)
         return sum(int(n) for n in pipe.execute())
@@ -208,7 +215,7 @@ class RedisFrontier:
             return
         if len(self._robots) > _ROBOTS_CACHE_MAX:
             self._robots.clear()
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         for origin, host in missing.items():
             pipe.hget(self.prefixes[self.shard_of(host)] + "robots:" + host, origin)
         for origin, value in zip(missing, pipe.execute()):
@@ -250,7 +257,7 @@ class RedisFrontier:
                 foreign += [t for t in links if self.shard_of(t["host"]) != shard]
                 links = mine
             per_shard.setdefault(shard, []).append(self._result_args(result, links))
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         # Other shards' links first: a worker dying mid-way may then fetch a page again,
         # never lose its links.
         foreign_groups = self._by_shard(foreign)
@@ -293,7 +300,7 @@ class RedisFrontier:
                  retry_after: float | None = None) -> None:
         """AutoThrottle and Retry-After for a host (settle() does this for each result)."""
         t = self.throttle
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         self._call("feedback", self.shard_of(name), [
             name, "" if latency is None else repr(float(latency)), "1" if ok else "0",
             repr(float(t.pause(retry_after) if retry_after else 0)), "1" if t.auto else "0",
@@ -312,7 +319,7 @@ class RedisFrontier:
         return self._each_shard("release", [worker])
 
     def _each_shard(self, step: str, args: list[Any]) -> int:
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         for shard in range(self.shards):
             self._call(step, shard, list(args), pipe)
         return sum(int(n) for n in pipe.execute())
@@ -369,6 +376,39 @@ class RedisFrontier:
     def snapshot(self, top: int = 20) -> dict[str, Any]:
         """As the embedded frontier's, from every shard in two round trips."""
         return snapshot(self, top)
+
+
+class _Pipeline:
+    """A pipeline of script calls that loads the scripts again when Redis lost them (a
+    restart: scripts are not persisted) and re-runs just those calls."""
+
+    def __init__(self, frontier: RedisFrontier) -> None:
+        self.frontier, self.calls = frontier, []
+
+    def evalsha(self, sha: str, *args: Any) -> None:
+        self.calls.append((sha, args))
+
+    def _run(self, calls: list) -> list:
+        pipe = self.frontier.client.pipeline(transaction=False)
+        for sha, args in calls:
+            pipe.evalsha(sha, *args)
+        return pipe.execute(raise_on_error=False)
+
+    def execute(self) -> list:
+        from redis.exceptions import NoScriptError
+        replies = self._run(self.calls)
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:
+            old = self.frontier._sha
+            self.frontier._sha = new = self.frontier._load_scripts()
+            rename = {old[step]: new[step] for step in old}
+            again = self._run([(rename[self.calls[i][0]], self.calls[i][1]) for i in missing])
+            for i, reply in zip(missing, again):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
 
 class _SeenView:

@@ -71,6 +71,7 @@ end
 -- Put a host in the ready set (at its next allowed time) when it has work it may lease.
 local function schedule(host, st)
   if st.inflight >= st.limit then return end
+  if redis.call('ZSCORE', P .. 'ready', host) then return end
   local first = redis.call('ZRANGE', P .. 'q:' .. host, 0, 0, 'WITHSCORES')
   if #first == 0 then return end
   if st.rp > 0 and first[2] ~= '-inf' then return end
@@ -154,52 +155,103 @@ end
 -- Admission of a batch of links (from ARGV at the cursor): host table, origin table, then
 -- the tasks. Returns how many were new.
 local function admit_section(obey, page_limit)
-  local hosts = {}
-  for _ = 1, num() do
-    local name, limit, delay, rnd, floor = arg(), arg(), arg(), arg(), arg()
-    hosts[#hosts + 1] = name
-    if redis.call('SADD', P .. 'hosts', name) == 1 then
-      redis.call('HSET', P .. 'h:' .. name, 'limit', limit, 'delay', delay, 'rnd', rnd,
-                 'floor', floor, 'next', 0, 'inflight', 0, 'rp', 0, 'cd', 0, 'adm', 0)
+  local hosts, params = {}, {}
+  for i = 1, num() do
+    hosts[i], params[i] = ARGS[at], at
+    at = at + 5
+  end
+  if #hosts > 0 then  -- new hosts get their settings; one call for all the known ones
+    local known = redis.call('SMISMEMBER', P .. 'hosts', unpack(hosts))
+    local fresh = {}
+    for i, name in ipairs(hosts) do
+      if known[i] == 0 then
+        local a = params[i]
+        fresh[#fresh + 1] = name
+        redis.call('HSET', P .. 'h:' .. name, 'limit', ARGS[a + 1], 'delay', ARGS[a + 2],
+                   'rnd', ARGS[a + 3], 'floor', ARGS[a + 4], 'next', 0, 'inflight', 0, 'rp', 0,
+                   'cd', 0, 'adm', 0)
+      end
     end
+    if #fresh > 0 then redis.call('SADD', P .. 'hosts', unpack(fresh)) end
   end
   local origins = {}
   for _ = 1, num() do origins[#origins + 1] = {arg(), arg()} end  -- origin, robots member
-  local new, dup, capped, touched, added = 0, 0, 0, {}, {}
-  local seq = tonumber(redis.call('GET', P .. 'seq')) or 0
-  for _ = 1, num() do
-    local fp, hi, prio, oi, dont, member = arg(), num(), num(), num(), arg(), arg()
-    local host = hosts[hi]
-    local adm = added[host]
-    if adm == nil then
-      adm = tonumber(redis.call('HGET', P .. 'h:' .. host, 'adm')) or 0
-      added[host] = adm
+  local n = num()
+  local fps, his, prios, ois, donts, members = {}, {}, {}, {}, {}, {}
+  for i = 1, n do
+    fps[i], his[i], prios[i], ois[i], donts[i], members[i] = ARGS[at], tonumber(ARGS[at + 1]),
+      tonumber(ARGS[at + 2]), tonumber(ARGS[at + 3]), ARGS[at + 4] == '1', ARGS[at + 5]
+    at = at + 6
+  end
+  local seen, known = P .. 'seen', {}
+  for i = 1, n, 4000 do  -- one call per 4,000 links, not one per link
+    local chunk = {unpack(fps, i, math.min(n, i + 3999))}
+    local found = redis.call('SMISMEMBER', seen, unpack(chunk))
+    for j = 1, #chunk do
+      if found[j] == 1 then known[chunk[j]] = true end
     end
-    if page_limit > 0 and adm >= page_limit then
-      if dont == '1' or redis.call('SISMEMBER', P .. 'seen', fp) == 0 then capped = capped + 1
-      else dup = dup + 1 end
-    elseif redis.call('SADD', P .. 'seen', fp) == 1 or dont == '1' then
-      if obey and oi > 0 then
-        local o = origins[oi]
+  end
+  local new, dup, capped, added, fresh, per_host = 0, 0, 0, {}, {}, {}
+  local seq = tonumber(redis.call('GET', P .. 'seq')) or 0
+  for i = 1, n do
+    local fp, hi = fps[i], his[i]
+    local host = hosts[hi]
+    local is_new = donts[i] or not known[fp]
+    if is_new and page_limit > 0 then
+      local adm = added[host]
+      if adm == nil then
+        adm = tonumber(redis.call('HGET', P .. 'h:' .. host, 'adm')) or 0
+      end
+      if adm >= page_limit then
+        is_new = false
+        capped = capped + 1
+      end
+      added[host] = adm + (is_new and 1 or 0)
+    elseif not is_new then
+      dup = dup + 1
+    end
+    if is_new then
+      if not known[fp] then
+        known[fp] = true
+        fresh[#fresh + 1] = fp
+      end
+      if obey and ois[i] > 0 then
+        local o = origins[ois[i]]
         if redis.call('HSETNX', P .. 'robots:' .. host, o[1], '') == 1 then
           redis.call('HINCRBY', P .. 'h:' .. host, 'rp', 1)
           enqueue(host, '-inf', o[2])
         end
       end
       seq = seq + 1
-      redis.call('ZADD', P .. 'q:' .. host, seq - prio * 1099511627776, member)
-      touched[host] = (touched[host] or 0) + 1
-      added[host] = adm + 1
+      local args = per_host[hi]
+      if args == nil then
+        args = {}
+        per_host[hi] = args
+      end
+      args[#args + 1] = seq - prios[i] * 1099511627776
+      args[#args + 1] = members[i]
       new = new + 1
-    else
-      dup = dup + 1
     end
   end
+  for i = 1, #fresh, 4000 do
+    redis.call('SADD', seen, unpack(fresh, i, math.min(#fresh, i + 3999)))
+  end
   redis.call('SET', P .. 'seq', seq)
-  for host, count in pairs(touched) do
-    redis.call('ZINCRBY', P .. 'qlen', count, host)
-    redis.call('HINCRBY', P .. 'h:' .. host, 'adm', count)
-    schedule(host, host_state(host))
+  local order = {}
+  for hi, args in pairs(per_host) do
+    local host = hosts[hi]
+    order[#order + 1] = host
+    for i = 1, #args, 4000 do
+      redis.call('ZADD', P .. 'q:' .. host, unpack(args, i, math.min(#args, i + 3999)))
+    end
+    redis.call('ZINCRBY', P .. 'qlen', #args / 2, host)
+    if page_limit > 0 then redis.call('HSET', P .. 'h:' .. host, 'adm', added[host]) end
+  end
+  if #order > 0 then  -- hosts not in the ready set yet may now be
+    local ready = redis.call('ZMSCORE', P .. 'ready', unpack(order))
+    for i, host in ipairs(order) do
+      if not ready[i] then schedule(host, host_state(host)) end
+    end
   end
   stat('queued', new)
   stat('admitted', new)
