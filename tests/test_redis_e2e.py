@@ -189,3 +189,16 @@ def test_two_crawls_share_one_redis_untouched(serve, project, run_master, redis_
     assert_items_once(out_a, a)
     assert_items_once(out_b, b)
     assert all(k.startswith((b"crawler:first:", b"crawler:second:")) for k in client.scan_iter())
+
+
+def test_closespider_pagecount_on_redis(serve, project, run_master, redis_server):
+    site = serve(Site(pages=200), delay=0.05)
+    out = project / "out.jsonl"
+    master = run_master([write_seeds(project, site.url), "--backend", redis_server.url,
+                         "--workers", 1, "-o", out, "-s", "CLOSESPIDER_PAGECOUNT=20", *FAST],
+                        timeout=40)
+    assert master.returncode == 0, master.describe()
+    items = read_jsonl(out)
+    urls = [item["url"] for item in items]
+    assert len(urls) == len(set(urls)) and 20 <= len(urls) < len(site.site.paths()), len(urls)
+    assert "closespider_pagecount" in master.stdout, master.describe()

@@ -398,3 +398,61 @@ def test_wait_hint_until_delay_is_over(make):
     clock.now = 0.5
     leased, hint = f.lease("w", 1)
     assert leased == [] and hint == pytest.approx(1.5)
+
+
+# -- robots.txt (the rules parsed where the robots.txt result is settled) ---------------------
+
+def settle_robots(f, body, status=200):
+    (lid, t), = f.lease("w", 10)[0]
+    assert t["robots"] and t["url"] == "http://a.example/robots.txt"
+    return f.complete(lid, DONE, None, f.parse_robots(status, body))
+
+
+def test_robots_first_then_disallowed_fail_without_lease(make):
+    f = make(robots_agent="crawler")
+    f.admit([task("ok"), task("private/x")])
+    assert f.lease("w", 10)[0][0][1]["robots"]          # only robots.txt while it is pending
+    f.release_worker("w")
+    settle_robots(f, "User-agent: *\nDisallow: /private/\n")
+    assert urls(f.lease("w", 10)[0]) == ["http://a.example/ok"]
+    assert f.failures == [("http://a.example/private/x", "robots")]
+    assert f.stats["robots_fetched"] == 1
+
+
+def test_robots_crawl_delay_spaces_the_host(make):
+    clock = Clock()
+    f = make(clock, robots_agent="crawler")
+    f.admit([task("p1"), task("p2")])
+    settle_robots(f, "User-agent: *\nCrawl-delay: 2\n")  # spaced from that response on
+    starts = []
+    while clock.now <= 5.0:
+        for lid, _ in f.lease("w", 10)[0]:
+            starts.append(clock.now)
+            f.complete(lid, DONE)
+        clock.now = round(clock.now + 0.1, 2)
+    assert starts == [2.0, 4.0]
+
+
+def test_robots_unavailable_fails_the_origin(make):
+    f = make(robots_agent="crawler", retry_times=0)
+    f.admit([task("p1")])
+    (lid, _), = f.lease("w", 10)[0]
+    f.complete(lid, "retry", "http_503")
+    assert f.lease("w", 10)[0] == []
+    assert f.failures == [("http://a.example/p1", "robots_unavailable:http_503")]
+    assert f.finished()
+
+
+def test_snapshot_shape(make):
+    f = make(per_host=1)
+    f.admit([task("x"), task("y"), task("z", host="b.example")])
+    (lid, _), *_ = f.lease("w", 10)[0]
+    f.complete(lid, FAILED, "http_404")
+    snap = f.snapshot(top=5)
+    assert snap["queued"] == 1 and snap["in_flight"] == 1
+    assert snap["hosts"]["known"] == 2
+    assert snap["failure_examples"] == {"http_404": [snap["hosts"]["by_failures"][0] and
+                                                     snap["failure_examples"]["http_404"][0]]}
+    assert [r["host"] for r in snap["hosts"]["by_failures"]] == ["a.example"]
+    assert snap["stats"]["failed/http_404"] == 1
+    assert sum(snap["leases_by_worker"].values()) == 1

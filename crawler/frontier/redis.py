@@ -170,7 +170,7 @@ class RedisFrontier:
         renewals: dict[int, list[str]] = {}
         for lease_id in renew:
             renewals.setdefault(self._lease_shard(lease_id), []).append(lease_id)
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         each = -(-n // self.shards) if n > 0 else 0
         for shard in range(self.shards):
             self._call("lease", shard, [worker, each, self.lease_timeout, shard,
@@ -215,7 +215,7 @@ class RedisFrontier:
             return
         if len(self._robots) > _ROBOTS_CACHE_MAX:
             self._robots.clear()
-        pipe = self._pipeline()
+        pipe = self.client.pipeline(transaction=False)
         for origin, host in missing.items():
             pipe.hget(self.prefixes[self.shard_of(host)] + "robots:" + host, origin)
         for origin, value in zip(missing, pipe.execute()):
@@ -230,8 +230,10 @@ class RedisFrontier:
         return RobotsRules(None, self.robots_agent or "*", unavailable=rest or "error")
 
     def parse_robots(self, status: int, body: str) -> RobotsRules:
-        return RobotsRules.from_status(status, body, self.robots_agent or "*",
-                                       self.robots_max_delay)
+        rules = RobotsRules.from_status(status, body, self.robots_agent or "*",
+                                        self.robots_max_delay)
+        rules.source = (status, body)  # what Redis keeps, for every other process to parse
+        return rules
 
     # -- results -----------------------------------------------------------------------
     def complete(self, lease_id: str, outcome: str, reason: str | None = None,
@@ -284,7 +286,8 @@ class RedisFrontier:
             if crawl_delay >= self.robots_max_delay:
                 log.warning("robots.txt: Crawl-delay capped at ROBOTSTXT_MAX_CRAWL_DELAY (%s s)",
                             self.robots_max_delay)
-            robots_value = f"ok\t{result.get('status', 200)}\t{result.get('robots') or ''}"
+            status, body = rules.source
+            robots_value = f"ok\t{status}\t{body or ''}"
         latency = result.get("latency")
         ok = result["outcome"] == DONE and result.get("status", 0) < 400
         pause = self.throttle.pause(result["retry_after"]) if result.get("retry_after") else 0
