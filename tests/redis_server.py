@@ -71,3 +71,50 @@ def start_or_skip(folder: Path, *options: str) -> RedisServer:
     except ImportError:
         pytest.skip("SKIPPED LOUDLY: the redis package is missing (pip install -e '.[test]')")
     return RedisServer(folder, *options).start()
+
+
+class RedisClusterNodes:
+    """Three redis-server nodes with --cluster-enabled on free loopback ports, joined with
+    redis-cli --cluster create (no replicas)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.nodes = [RedisServer(folder / f"node{i}", "--cluster-enabled", "yes",
+                                  "--cluster-config-file", "nodes.conf") for i in range(3)]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> "RedisClusterNodes":
+        for node in self.nodes:
+            node.start()
+        cli = shutil.which("redis-cli")
+        made = subprocess.run([cli, "--cluster", "create",
+                               *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                               "--cluster-replicas", "0", "--cluster-yes"],
+                              capture_output=True, text=True, timeout=60)
+        if made.returncode != 0:
+            raise AssertionError(f"redis-cli --cluster create failed: {made.stdout}"
+                                 f"{made.stderr}")
+        client, deadline = self.nodes[0].client(), time.monotonic() + 20
+        while client.cluster("info").get("cluster_state") != "ok":
+            if time.monotonic() > deadline:
+                raise AssertionError("the cluster did not reach state ok")
+            time.sleep(0.1)
+        return self
+
+    def kill(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+
+def cluster_or_skip(folder: Path) -> RedisClusterNodes:
+    start_or_skip(folder / "probe").kill()  # skips loudly without redis-server or redis-py
+    if shutil.which("redis-cli") is None:
+        pytest.skip("SKIPPED LOUDLY: redis-cli is missing (apt-get install redis-tools)")
+    nodes = RedisClusterNodes(folder)
+    try:
+        return nodes.start()
+    except BaseException:
+        nodes.kill()
+        raise

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from crawler.sitegen import Site  # noqa: E402
-from procs import QUIET, count_lines, free_port, read_jsonl, wait_for, write_key, write_seeds  # noqa: E402
+from procs import QUIET, count_lines, free_port, read_jsonl, wait_for, write_key, write_seeds  # noqa: E402,E501
 from redis_server import start_or_skip  # noqa: E402
 from test_e2e import assert_no_process_left, assert_one_item_per_page, listening_address  # noqa: E402
 from test_politeness import close_starts, full_log, max_in_flight, overlapping_pairs  # noqa: E402
@@ -202,3 +202,24 @@ def test_closespider_pagecount_on_redis(serve, project, run_master, redis_server
     urls = [item["url"] for item in items]
     assert len(urls) == len(set(urls)) and 20 <= len(urls) < len(site.site.paths()), len(urls)
     assert "closespider_pagecount" in master.stdout, master.describe()
+
+
+def test_crawl_on_a_three_node_redis_cluster(serve, project, run_master, tmp_path):
+    from redis_server import cluster_or_skip
+    cluster = cluster_or_skip(tmp_path / "cluster")
+    try:
+        sites = [serve(Site(pages=15), host=f"127.0.0.{i}") for i in (1, 2, 3)]
+        out = project / "out.jsonl"
+        master = run_master([write_seeds(project, *(s.url for s in sites)), "--backend",
+                             cluster.url, "--workers", 2, "-o", out, "-s", "REDIS_SHARDS=6",
+                             *FAST], timeout=60)
+        assert master.returncode == 0, master.describe()
+        items = read_jsonl(out)
+        urls = [item["url"] for item in items]
+        assert len(urls) == len(set(urls)), "duplicate items"
+        expected = {s.url.rstrip("/") + p for s in sites for p in s.site.paths()}
+        assert set(urls) == expected
+        holding = [n.port for n in cluster.nodes if n.client().dbsize() > 0]
+        assert len(holding) >= 2, f"every key on one node: {holding}"
+    finally:
+        cluster.kill()

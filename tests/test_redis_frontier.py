@@ -446,13 +446,14 @@ def test_robots_unavailable_fails_the_origin(make):
 def test_snapshot_shape(make):
     f = make(per_host=1)
     f.admit([task("x"), task("y"), task("z", host="b.example")])
-    (lid, _), *_ = f.lease("w", 10)[0]
-    f.complete(lid, FAILED, "http_404")
+    leased = dict((t["url"], lid) for lid, t in f.lease("w", 10)[0])
+    assert sorted(leased) == ["http://a.example/x", "http://b.example/z"]
+    f.complete(leased["http://a.example/x"], FAILED, "http_404")
     snap = f.snapshot(top=5)
     assert snap["queued"] == 1 and snap["in_flight"] == 1
     assert snap["hosts"]["known"] == 2
-    assert snap["failure_examples"] == {"http_404": [snap["hosts"]["by_failures"][0] and
-                                                     snap["failure_examples"]["http_404"][0]]}
+    assert [r["host"] for r in snap["hosts"]["by_queue"]] == ["a.example"]
+    assert snap["failure_examples"] == {"http_404": ["http://a.example/x"]}
     assert [r["host"] for r in snap["hosts"]["by_failures"]] == ["a.example"]
     assert snap["stats"]["failed/http_404"] == 1
     assert sum(snap["leases_by_worker"].values()) == 1

@@ -392,7 +392,10 @@ class _Pipeline:
         self.calls.append((sha, args))
 
     def _run(self, calls: list) -> list:
-        pipe = self.frontier.client.pipeline(transaction=False)
+        client = self.frontier.client
+        if not hasattr(client, "connection_pool"):  # a Cluster client: no scripts in its
+            return [_result(client.evalsha, sha, args) for sha, args in calls]  # pipelines
+        pipe = client.pipeline(transaction=False)
         for sha, args in calls:
             pipe.evalsha(sha, *args)
         return pipe.execute(raise_on_error=False)
@@ -412,6 +415,13 @@ class _Pipeline:
             if isinstance(reply, Exception):
                 raise reply
         return replies
+
+
+def _result(call: Callable, sha: str, args: tuple) -> Any:
+    try:
+        return call(sha, *args)
+    except Exception as exc:  # as a pipeline's execute(raise_on_error=False) gives it
+        return exc
 
 
 class _SeenView:

@@ -63,11 +63,10 @@ class RedisCrawl:
         ident = redis_keys.identity(identity["spider"], identity["output"],
                                     identity["spider_args"])
         resuming = redis_keys.open_crawl(client, url, crawl, ident, shards)
-        if client.connection_pool.connection_kwargs.get("password") and \
-                redis_keys.PASSWORD_ENV not in os.environ:
+        secret = redis_keys.password(url)
+        if secret and redis_keys.PASSWORD_ENV not in os.environ:
             # local workers inherit it; the hello reply never carries it
-            os.environ[redis_keys.PASSWORD_ENV] = client.connection_pool.connection_kwargs[
-                "password"]
+            os.environ[redis_keys.PASSWORD_ENV] = secret
         return cls(client, url, crawl, shards, resuming)
 
     # -- what the master asks ----------------------------------------------------------
@@ -123,8 +122,7 @@ class RedisCrawl:
         while True:
             stopping = self._stop.is_set()
             try:
-                replies = self.client.xreadgroup(GROUP, CONSUMER, streams, count=_READ_COUNT,
-                                                 block=None if stopping else 100)
+                replies = self._read_streams(streams, stopping)
             except Exception:
                 log.exception("reading items from Redis; trying again")
                 self._stop.wait(1.0)
@@ -137,6 +135,21 @@ class RedisCrawl:
                 got += self._hand_over(put_many, shard_of[name], entries, written)
             if stopping and not got and all(v == ">" for v in streams.values()):
                 return
+
+    def _read_streams(self, streams: dict[str, str], stopping: bool) -> list:
+        """One read of every shard's stream: one call on a single Redis, one per stream on
+        a Cluster (the streams are in different slots), then a short wait if all were
+        empty."""
+        if self.shards == 1:
+            return self.client.xreadgroup(GROUP, CONSUMER, streams, count=_READ_COUNT,
+                                          block=None if stopping else 100)
+        replies = []
+        for name, last in streams.items():
+            replies += self.client.xreadgroup(GROUP, CONSUMER, {name: last},
+                                              count=_READ_COUNT) or []
+        if not stopping and not any(entries for _, entries in replies):
+            self._stop.wait(0.05)
+        return replies
 
     def _hand_over(self, put_many: Callable, shard: int, entries: list,
                    written: list[str]) -> int:
@@ -167,7 +180,9 @@ class RedisCrawl:
             last[shard] = entry_id
         record = {f"feed {key}": json.dumps(list(value)) for key, value in progress.items()}
         record.update({f"written {k}": v.decode() for k, v in last.items()})
-        pipe = self.client.pipeline(transaction=True)
+        # Recorded before acknowledged, not in one transaction (the keys are in different
+        # Cluster slots): an entry both recorded and still pending is skipped on resume.
+        pipe = self.client.pipeline(transaction=False)
         if record:
             pipe.hset(self.meta, mapping=record)
         for shard in last:

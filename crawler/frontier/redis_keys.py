@@ -51,7 +51,13 @@ def redacted(url: str) -> str:
     return parts._replace(netloc=user + host).geturl()
 
 
-def client_for(url: str, password: str | None = None, retry_for: float = 60.0) -> Any:
+def password(url: str) -> str | None:
+    """The password: from the URL, else $CRAWLER_REDIS_PASSWORD."""
+    given = urlsplit(url).password
+    return unquote(given) if given else os.environ.get(PASSWORD_ENV) or None
+
+
+def client_for(url: str, secret: str | None = None, retry_for: float = 60.0) -> Any:
     """A redis client for redis://[user:password@]HOST:PORT/DB or rediss://... (TLS); the
     password from the URL, else $CRAWLER_REDIS_PASSWORD. A lost connection is retried for
     about `retry_for` seconds (a Redis restart), each step being safe to run twice.
@@ -68,17 +74,28 @@ def client_for(url: str, password: str | None = None, retry_for: float = 60.0) -
     db = parts.path.strip("/") or "0"
     if not db.isdigit():
         raise UsageError(f"--backend {redacted(url)!r}: the database must be a number")
-    secret = unquote(parts.password) if parts.password else password or \
-        os.environ.get(PASSWORD_ENV) or None
+    secret = secret or password(url)
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), int(retry_for)) if retry_for else \
         Retry(ExponentialBackoff(), 0)
-    return redis.Redis(host=parts.hostname, port=parts.port or 6379, db=int(db),
-                       username=unquote(parts.username) if parts.username else None,
-                       password=secret, ssl=parts.scheme == "rediss",
-                       socket_timeout=10, socket_connect_timeout=5, health_check_interval=30,
-                       retry=retry, retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+    options = dict(host=parts.hostname, port=parts.port or 6379,
+                   username=unquote(parts.username) if parts.username else None,
+                   password=secret, ssl=parts.scheme == "rediss",
+                   socket_timeout=10, socket_connect_timeout=5)
+    client = redis.Redis(db=int(db), health_check_interval=30, retry=retry,
+                         retry_on_error=[redis.ConnectionError, redis.TimeoutError], **options)
+    if _is_cluster(client):  # a node of a Redis Cluster: a client that follows the slots
+        from redis.cluster import RedisCluster
+        return RedisCluster(retry=retry, **options)
+    return client
+
+
+def _is_cluster(client: Any) -> bool:
+    try:
+        return bool(client.info("cluster").get("cluster_enabled"))
+    except Exception:  # unreachable, or a password refused: ping() says which
+        return False
 
 
 def ping(client: Any, url: str) -> None:
@@ -87,8 +104,7 @@ def ping(client: Any, url: str) -> None:
     try:
         client.ping()
     except redis.AuthenticationError as exc:
-        given = client.connection_pool.connection_kwargs.get("password")
-        what = "refused the password" if given else "needs a password"
+        what = "refused the password" if password(url) else "needs a password"
         raise UsageError(f"Redis at {redacted(url)} {what} ({exc}); give it in the URL or "
                          f"${PASSWORD_ENV}") from None
     except redis.ResponseError as exc:
