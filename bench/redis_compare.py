@@ -21,7 +21,6 @@ The network is 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import shutil
@@ -38,7 +37,7 @@ for path in (REPO, HERE):
 
 import run  # noqa: E402  (bench/run.py: the site, its servers, the item check)
 from crawler.sitegen import Site  # noqa: E402
-from measure import child_env, code_state, free_port, proc_cpu_seconds, run_measured  # noqa: E402
+from measure import child_env, code_state, free_port, run_measured  # noqa: E402
 
 SCRAPY_REDIS_SPIDER = '''
 from scrapy_redis.spiders import RedisSpider

@@ -1,6 +1,7 @@
 """A real redis-server for tests: its own folder, a free loopback port, killed by pid."""
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import time
@@ -66,9 +67,7 @@ def start_or_skip(folder: Path, *options: str) -> RedisServer:
     if REDIS_SERVER is None:
         pytest.skip("SKIPPED LOUDLY: redis-server is not installed (apt-get install "
                     "redis-server; .ci/run does)")
-    try:
-        import redis  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("redis") is None:
         pytest.skip("SKIPPED LOUDLY: the redis package is missing (pip install -e '.[test]')")
     return RedisServer(folder, *options).start()
 

@@ -2,6 +2,7 @@
 real masters and workers, real kills. Each crawl's items must be in its feed exactly once."""
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
@@ -11,9 +12,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from crawler.sitegen import Site  # noqa: E402
-from procs import QUIET, count_lines, free_port, read_jsonl, wait_for, write_key, write_seeds  # noqa: E402,E501
+from procs import (QUIET, count_lines, free_port, read_jsonl, wait_for,  # noqa: E402
+                   write_key, write_seeds)
 from redis_server import start_or_skip  # noqa: E402
-from test_e2e import assert_no_process_left, assert_one_item_per_page, listening_address  # noqa: E402
+from test_e2e import (assert_no_process_left, assert_one_item_per_page,  # noqa: E402
+                      listening_address)
 from test_politeness import close_starts, full_log, max_in_flight, overlapping_pairs  # noqa: E402
 
 LEASE_TIMEOUT = 2.0
@@ -97,7 +100,7 @@ def test_sigkilled_worker_loses_nothing(serve, project, procs, tmp_path, redis_s
     assert survivor.wait(15) == 0, survivor.describe()
     assert_no_process_left(master, survivor)
     assert_items_once(cluster.out, site)
-    stats = __import__("json").loads(cluster.stats_file.read_text())
+    stats = json.loads(cluster.stats_file.read_text())
     assert stats["leases_expired"] >= 1, stats  # the victim's leases came back by expiring
 
 

@@ -12,29 +12,21 @@ import logging
 import random
 import zlib
 from collections import Counter
-from importlib import resources
 from typing import Any, Callable, Iterable, Mapping
 
 from ..urls import fingerprint
 from . import redis_keys
 from .embedded import DONE, FAILED
 from .redis_codec import pack, pack_member, unpack_member
+from .redis_scripts import SOURCES, ScriptPipeline
 from .redis_snapshot import snapshot
 from .robots import RobotsRules
 from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 _ROBOTS_CACHE_MAX = 10_000
-_STEPS = ("admit", "lease", "complete", "expire", "release", "feedback")
 
 
-def _sources() -> dict[str, str]:
-    folder = resources.files("crawler.frontier") / "redis_scripts"
-    common = (folder / "common.lua").read_text()
-    return {step: common + (folder / f"{step}.lua").read_text() for step in _STEPS}
-
-
-_SOURCES = _sources()
 
 
 class RedisFrontier:
@@ -74,13 +66,13 @@ class RedisFrontier:
         return [now, ",".join(repr(self.rng()) for _ in range(8))]
 
     def _load_scripts(self) -> dict[str, str]:
-        return {step: self.client.script_load(text) for step, text in _SOURCES.items()}
+        return {step: self.client.script_load(text) for step, text in SOURCES.items()}
 
     def _call(self, step: str, shard: int, args: list[Any], pipe: Any) -> None:
         pipe.evalsha(self._sha[step], 1, self.prefixes[shard] + "stats", *self._header(), *args)
 
     def _pipeline(self) -> Any:
-        return _Pipeline(self)
+        return ScriptPipeline(self)
 
     def _links(self, tasks: Iterable[dict[str, Any]]) -> list[Any]:
         """The links section of a step's arguments: hosts, origins (robots.txt), tasks."""
@@ -379,49 +371,6 @@ class RedisFrontier:
     def snapshot(self, top: int = 20) -> dict[str, Any]:
         """As the embedded frontier's, from every shard in two round trips."""
         return snapshot(self, top)
-
-
-class _Pipeline:
-    """A pipeline of script calls that loads the scripts again when Redis lost them (a
-    restart: scripts are not persisted) and re-runs just those calls."""
-
-    def __init__(self, frontier: RedisFrontier) -> None:
-        self.frontier, self.calls = frontier, []
-
-    def evalsha(self, sha: str, *args: Any) -> None:
-        self.calls.append((sha, args))
-
-    def _run(self, calls: list) -> list:
-        client = self.frontier.client
-        if not hasattr(client, "connection_pool"):  # a Cluster client: no scripts in its
-            return [_result(client.evalsha, sha, args) for sha, args in calls]  # pipelines
-        pipe = client.pipeline(transaction=False)
-        for sha, args in calls:
-            pipe.evalsha(sha, *args)
-        return pipe.execute(raise_on_error=False)
-
-    def execute(self) -> list:
-        from redis.exceptions import NoScriptError
-        replies = self._run(self.calls)
-        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-        if missing:
-            old = self.frontier._sha
-            self.frontier._sha = new = self.frontier._load_scripts()
-            rename = {old[step]: new[step] for step in old}
-            again = self._run([(rename[self.calls[i][0]], self.calls[i][1]) for i in missing])
-            for i, reply in zip(missing, again):
-                replies[i] = reply
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies
-
-
-def _result(call: Callable, sha: str, args: tuple) -> Any:
-    try:
-        return call(sha, *args)
-    except Exception as exc:  # as a pipeline's execute(raise_on_error=False) gives it
-        return exc
 
 
 class _SeenView:
