@@ -226,3 +226,20 @@ def test_crawl_on_a_three_node_redis_cluster(serve, project, run_master, tmp_pat
         assert len(holding) >= 2, f"every key on one node: {holding}"
     finally:
         cluster.kill()
+
+
+def test_interrupted_crawl_resumes(serve, project, procs, tmp_path, redis_server):
+    site = serve(Site(pages=60, links=3), delay=0.1)
+    cluster = RedisCluster(procs, project, tmp_path, site, redis_server)
+    first = cluster.master()
+    worker = cluster.worker()
+    wait_for(lambda: count_lines(cluster.out) >= 5, 30, "5 items in the output",
+             describe=first.describe)
+    first.send(signal.SIGINT)
+    assert first.wait(30) == 130, first.describe()
+    assert count_lines(cluster.out) < len(site.site.paths()), "over before the interrupt"
+    assert worker.wait(15) == 0, worker.describe()  # told the crawl stopped
+    second = cluster.master()
+    cluster.worker("again")
+    assert second.wait(60) == 0, second.describe()
+    assert_items_once(cluster.out, site)

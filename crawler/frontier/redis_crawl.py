@@ -72,6 +72,7 @@ class RedisCrawl:
     # -- what the master asks ----------------------------------------------------------
     def make_frontier(self, settings: dict[str, Any]) -> RedisFrontier:
         self.frontier = frontier_from_settings(self.client, self.crawl, self.shards, settings)
+        self.frontier.set_state("running")  # an interrupted run left "over:interrupted"
         return self.frontier
 
     def hello(self) -> dict[str, Any]:
