@@ -393,6 +393,8 @@ def _run(plan: Plan) -> int:
 def _stop_gracefully(master: Master) -> None:
     """Stop handing out work, wait (bounded) for work in flight; a second signal: now."""
     master.scheduler.close("interrupted")
+    if master.plan.redis:  # workers on Redis hear it there
+        master.plan.redis.tell("closing")
     print("interrupted: waiting up to 10 s for work in flight (again to stop now)",
           file=sys.stderr, flush=True)
     try:

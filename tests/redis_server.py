@@ -72,13 +72,33 @@ def start_or_skip(folder: Path, *options: str) -> RedisServer:
     return RedisServer(folder, *options).start()
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 higher) is a port too, and free."""
+    for _ in range(200):
+        port = free_port()
+        if port <= 55535 and _free(port + 10000):
+            return port
+    raise AssertionError("no free port below 55536 for a cluster node")
+
+
+def _free(port: int) -> bool:
+    import socket
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 class RedisClusterNodes:
     """Three redis-server nodes with --cluster-enabled on free loopback ports, joined with
     redis-cli --cluster create (no replicas)."""
 
     def __init__(self, folder: Path) -> None:
         self.nodes = [RedisServer(folder / f"node{i}", "--cluster-enabled", "yes",
-                                  "--cluster-config-file", "nodes.conf") for i in range(3)]
+                                  "--cluster-config-file", "nodes.conf", port=_cluster_port())
+                      for i in range(3)]
 
     @property
     def url(self) -> str:
