@@ -106,6 +106,9 @@ class RedisCrawl:
             except Exception as exc:  # BUSYGROUP: made by an earlier run
                 if "BUSYGROUP" not in str(exc):
                     raise
+        # Reads are not retried behind our back: a read whose reply was lost has delivered
+        # its entries to our pending list, so after any error the pending list is read again.
+        self._reads = redis_keys.client_for(self.url, retry_for=0)
         self._reader = threading.Thread(target=self._read, args=(put_many,), name="items",
                                         daemon=True)
         self._reader.start()
@@ -118,22 +121,24 @@ class RedisCrawl:
 
     def _read(self, put_many: Callable[[list[tuple[int, dict]]], None]) -> None:
         written = [self.get(f"written {k}") or "0-0" for k in range(self.shards)]
+        handed = list(written)  # the last entry handed to the sink, per shard
         streams = {p + "items": "0" for p in self.frontier.prefixes}  # own pending first
         shard_of = {p + "items": k for k, p in enumerate(self.frontier.prefixes)}
         while True:
             stopping = self._stop.is_set()
             try:
                 replies = self._read_streams(streams, stopping)
-            except Exception:
-                log.exception("reading items from Redis; trying again")
-                self._stop.wait(1.0)
+            except Exception as exc:
+                log.warning("reading items from Redis: %r; reading the pending ones again", exc)
+                streams = {name: handed[shard_of[name]] for name in streams}
+                self._stop.wait(0.5)
                 continue
             got = 0
             for stream, entries in replies or ():
                 name = stream.decode()
                 if streams[name] != ">":  # the pending history, read on from the last one
                     streams[name] = entries[-1][0] if entries else ">"
-                got += self._hand_over(put_many, shard_of[name], entries, written)
+                got += self._hand_over(put_many, shard_of[name], entries, written, handed)
             if stopping and not got and all(v == ">" for v in streams.values()):
                 return
 
@@ -142,23 +147,26 @@ class RedisCrawl:
         a Cluster (the streams are in different slots), then a short wait if all were
         empty."""
         if self.shards == 1:
-            return self.client.xreadgroup(GROUP, CONSUMER, streams, count=_READ_COUNT,
+            return self._reads.xreadgroup(GROUP, CONSUMER, streams, count=_READ_COUNT,
                                           block=None if stopping else 100)
         replies = []
         for name, last in streams.items():
-            replies += self.client.xreadgroup(GROUP, CONSUMER, {name: last},
+            replies += self._reads.xreadgroup(GROUP, CONSUMER, {name: last},
                                               count=_READ_COUNT) or []
         if not stopping and not any(entries for _, entries in replies):
             self._stop.wait(0.05)
         return replies
 
     def _hand_over(self, put_many: Callable, shard: int, entries: list,
-                   written: list[str]) -> int:
+                   written: list[str], handed: list) -> int:
         batch, skip = [], []
         for entry_id, fields in entries:
             if _id(entry_id) <= _id(written[shard]):
                 skip.append(entry_id)  # in the feeds already: written before a crash
                 continue
+            if _id(entry_id) <= _id(handed[shard]):
+                continue  # handed over already, read again after an error
+            handed[shard] = entry_id
             with self._lock:
                 for item in unpack(fields[b"i"]):
                     self._seq += 1
