@@ -49,6 +49,12 @@ class FrontierBackend(Protocol):
     def finished(self) -> bool:
         """Nothing queued, nothing waiting for a retry, nothing leased."""
 
+    def lease_of(self, lease_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(worker, task) of a lease still out, or None (unknown, settled or expired)."""
+
+    def close(self) -> None:
+        """Release what the frontier holds (files, connections); the crawl is over."""
+
     @property
     def leased(self) -> int:
         """Tasks out with workers now."""

@@ -368,6 +368,13 @@ class RedisFrontier:
                 out.append((url, reason))
         return out
 
+    def lease_of(self, lease_id: str) -> tuple[str, dict[str, Any]] | None:
+        """None: on Redis workers settle their leases in Redis, never through the master."""
+        return None
+
+    def close(self) -> None:
+        """Nothing to release: the crawl's state stays in Redis (to resume it)."""
+
     def snapshot(self, top: int = 20) -> dict[str, Any]:
         """As the embedded frontier's, from every shard in two round trips."""
         return snapshot(self, top)
