@@ -64,6 +64,7 @@ class Master:
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
                                    s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal, rounds,
                                    Checks.from_settings(s), keep_running=s["KEEP_RUNNING"])
+        self.remote = remote.for_scheduler(self.scheduler, plan.starts.from_urls)
         self.children: list[subprocess.Popen] = []
         self.exited: set[int] = set()  # pids of local workers seen to have exited
         self.started = time.monotonic()
@@ -111,6 +112,8 @@ class Master:
         elif self._idle_hooked() and self.scheduler.idle():
             tasks = self._idle_tasks()
             self.scheduler.admit(tasks, more=bool(tasks))
+        if self.plan.redis:
+            self.plan.redis.feed_start_urls(self.remote.add)
 
     def _idle_hooked(self) -> bool:
         return self.signals.has_receivers(signals.spider_idle)
@@ -135,8 +138,7 @@ class Master:
         self._start_status()  # first: a port in use stops it before anything is made
         key_path = self.plan.key_path or self._temp_key_path()
         key = keyfile.read_or_create(key_path)
-        crawl = remote.for_scheduler(self.scheduler, self.plan.starts.from_urls)
-        address = manager.serve(dict(registered_objects(self.scheduler), crawl=crawl),
+        address = manager.serve(dict(registered_objects(self.scheduler), crawl=self.remote),
                                 self.plan.bind, key, self.plan.limits, self.plan.tls)
         self.sink.start()
         if self.plan.redis:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 GROUP = "master"
 CONSUMER = "master"  # one master at a time: a new one takes over its predecessor's entries
 _READ_COUNT = 1000
+_START_URLS_BATCH = 1000
 
 
 def frontier_from_settings(client: Any, crawl: str, shards: int,
@@ -96,6 +97,32 @@ class RedisCrawl:
 
     def put_finished(self) -> None:
         self.client.hset(self.meta, "finished", "1")
+
+    # -- start URLs pushed from outside ------------------------------------------------
+    @property
+    def start_urls_key(self) -> str:
+        """The list a running crawl reads start URLs from, named as scrapy-redis names it."""
+        return f"{self.crawl}:start_urls"
+
+    def feed_start_urls(self, add: Callable[[list[str]], Any]) -> int:
+        """Admit (through `add`) the oldest URLs pushed to start_urls_key, then remove them:
+        removed only if nothing was pushed meanwhile (WATCH), so a push is never lost to a
+        race, and a master killed in between admits them again (dedup makes that harmless).
+        How many were taken."""
+        from redis.exceptions import WatchError  # the package is there: we have a client
+        key = self.start_urls_key
+        with self.client.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                raw = pipe.lrange(key, 0, _START_URLS_BATCH - 1)
+                if raw:
+                    add([url.decode("utf-8", "replace") for url in raw])
+                    pipe.multi()
+                    pipe.ltrim(key, len(raw), -1)
+                    pipe.execute()
+            except WatchError:
+                return 0  # pushed to meanwhile: read again next time
+        return len(raw)
 
     # -- items -------------------------------------------------------------------------
     def start_items(self, put_many: Callable[[list[tuple[int, dict]]], None]) -> None:
