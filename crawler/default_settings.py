@@ -175,6 +175,10 @@ FRONTIER_SEEN_DICT = 2_000_000
 # Keep the crawl open when nothing is left to do: it waits for URLs added with
 # `python -m crawler.add` until `python -m crawler.stop` (or SIGTERM, Ctrl-C).
 KEEP_RUNNING = False
+# -- Redis backend (--backend redis://...) --
+# Shards of a crawl's frontier in Redis: each is one hash tag (one Cluster slot) holding its
+# hosts' queues, leases and counters. 1 for a single Redis; on a Cluster, a few per node.
+REDIS_SHARDS = 1
 
 # -- media pipelines: crawler.pipelines.FilesPipeline and ImagesPipeline (as Scrapy's) --
 # Where FilesPipeline stores files: a folder, or an fsspec URL (s3://bucket/path, ...).

@@ -48,7 +48,8 @@ class Master:
         self.plan, s = plan, plan.settings
         self.spider = plan.starts.spider
         self.signals = self.spider.crawler.signals
-        self.frontier = frontier_from_settings(s, plan.jobdir)
+        self.frontier = plan.redis.make_frontier(s) if plan.redis else \
+            frontier_from_settings(s, plan.jobdir)
         media = self.spider.crawler.media = MediaDownloads()  # for media pipelines
         pipelines = components.load("ITEM_PIPELINES", s["ITEM_PIPELINES"], self.spider.crawler)
         journal = plan.journal
@@ -60,13 +61,18 @@ class Master:
         outputs = [self._feed(spec, path) for spec, path in plan.feeds]
         if plan.warc is not None:
             outputs.append(self._warc_feed(*plan.warc))
+        store = journal or plan.redis  # where the feeds' progress is recorded
         self.sink = Sink(outputs, pipelines,
-                         self.spider, journal.mark_written if journal else None, self.signals)
+                         self.spider, store.mark_written if store else None, self.signals)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
                                    s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal, rounds,
                                    Checks.from_settings(s), keep_running=s["KEEP_RUNNING"],
                                    media=media if media.pipelines else None)
+        self.remote = remote.for_scheduler(self.scheduler, plan.starts.from_urls)
         if media.pipelines:
+            if plan.redis:
+                raise UsageError("FilesPipeline and ImagesPipeline need the embedded frontier: "
+                                 "not yet with --backend redis")
             media.bind(self.scheduler, self.sink.unfinished)
             self.frontier.on_failed = media.failed
         self.children: list[subprocess.Popen] = []
@@ -76,7 +82,8 @@ class Master:
         self.status_server: StatusServer | None = None
 
     def _feed(self, spec: feeds.FeedSpec, path: str) -> feeds.Feed:
-        progress = self.plan.journal.feed_progress(spec.key) if self.plan.journal else None
+        store = self.plan.journal or self.plan.redis
+        progress = store.feed_progress(spec.key) if store else None
         return feeds.Feed(spec, path, progress[1:] if progress else None)
 
     def _warc_feed(self, spec: feeds.FeedSpec, path: str) -> WarcFeed:
@@ -88,7 +95,8 @@ class Master:
         domains = list(self.spider.allowed_domains or [])
         if not domains and self.plan.spider_cls is GenericSpider:
             domains = sorted({t["host"] for t in self.plan.starts.first})
-        return {"spider": self.plan.spider_cls.name, "settings": self.plan.settings,
+        backend = {"backend": self.plan.redis.hello()} if self.plan.redis else {}
+        return {**backend, "spider": self.plan.spider_cls.name, "settings": self.plan.settings,
                 "spider_args": self.plan.spider_args,
                 "spider_hash": source_hash(self.plan.spider_cls), "allowed_domains": domains,
                 "media_pipelines": media_pipelines(self.plan.settings["ITEM_PIPELINES"]),
@@ -115,6 +123,8 @@ class Master:
         elif self._idle_hooked() and self.scheduler.idle():
             tasks = self._idle_tasks()
             self.scheduler.admit(tasks, more=bool(tasks))
+        if self.plan.redis:
+            self.plan.redis.feed_start_urls(self.remote.add)
 
     def _idle_hooked(self) -> bool:
         return self.signals.has_receivers(signals.spider_idle)
@@ -139,10 +149,11 @@ class Master:
         self._start_status()  # first: a port in use stops it before anything is made
         key_path = self.plan.key_path or self._temp_key_path()
         key = keyfile.read_or_create(key_path)
-        crawl = remote.for_scheduler(self.scheduler, self.plan.starts.from_urls)
-        address = manager.serve(dict(registered_objects(self.scheduler), crawl=crawl),
+        address = manager.serve(dict(registered_objects(self.scheduler), crawl=self.remote),
                                 self.plan.bind, key, self.plan.limits, self.plan.tls)
         self.sink.start()
+        if self.plan.redis:
+            self.plan.redis.start_items(self.sink.put_many)
         self.signals.send(signals.spider_opened, spider=self.spider)
         target = f"{address[0]}:{address[1]}"
         screen = self.monitor.live
@@ -209,7 +220,15 @@ class Master:
                 self.scheduler.close("closespider_itemcount")
             if s["CLOSESPIDER_TIMEOUT"] and self.elapsed() >= s["CLOSESPIDER_TIMEOUT"]:
                 self.scheduler.close("closespider_timeout")
+            if self.plan.redis and self.scheduler.closing:
+                self.plan.redis.tell("closing")
             self.scheduler.ended.wait(0.05)
+        self._tell_over()
+
+    def _tell_over(self) -> None:
+        """Workers on Redis hear the end there (embedded ones when they next lease)."""
+        if self.plan.redis:
+            self.plan.redis.tell(f"over:{self.scheduler.closing or 'finished'}")
 
     def check_workers(self) -> None:
         """Log each local worker that exits; CrawlerError when all have died (not one
@@ -232,6 +251,7 @@ class Master:
         now = time.monotonic()
         deadline, linger = now + grace, now + (0.6 if not self.plan.workers else 0.0)
         while time.monotonic() < deadline and (time.monotonic() < linger or
+                                               not self.plan.redis and
                                                self.scheduler.workers_pending(
                                                    self.plan.settings["LEASE_TIMEOUT"])):
             time.sleep(0.01)
@@ -244,6 +264,9 @@ class Master:
 
     def finish(self, finished: bool) -> dict[str, Any]:
         """Close the sink, write stats and failures, remove temporary keys; the summary."""
+        if self.plan.redis:
+            self._tell_over()
+            self.plan.redis.stop_items()  # every settled page's items, into the feeds
         self.sink.close(resumable=not finished and self.plan.journal is not None)
         self.frontier.close()
         self.signals.send(signals.spider_closed, spider=self.spider,
@@ -259,6 +282,8 @@ class Master:
                 json.dump(summary, f, indent=1)
         if jobdir and finished:
             self.plan.journal.put_meta({"finished": 1})
+        if self.plan.redis and finished:
+            self.plan.redis.put_finished()
         return summary
 
     def _write_failures(self) -> str:
@@ -304,7 +329,8 @@ def _print_resume_hint(plan: Plan) -> None:
 def _tell_start(master: Master, resuming: bool) -> None:
     """What the user should know before the crawl starts: a resume, an appended file."""
     if resuming:
-        print(f"resuming {master.plan.jobdir}: {master.done_before} done, "
+        where = master.plan.jobdir or f"crawl {master.plan.redis.crawl!r} in Redis"
+        print(f"resuming {where}: {master.done_before} done, "
               f"{master.frontier.queued} queued", flush=True)
     for feed in master.sink.feeds:
         if feed.held_before:
@@ -363,7 +389,12 @@ def _run(plan: Plan) -> int:
               f"{os.path.join(plan.jobdir, 'stats.json')}); remove that folder to crawl "
               "again, or give --recrawl to fetch what changed")
         return 0
-    resuming = plan.journal is not None and not plan.journal.is_new() and not plan.new_round
+    if plan.redis is not None and plan.redis.get("finished"):
+        print(f"nothing to do: crawl {plan.redis.crawl!r} in Redis has finished; remove its "
+              f"keys (crawler:{plan.redis.crawl}:*) or choose another --crawl name to crawl again")
+        return 0
+    resuming = plan.journal is not None and not plan.journal.is_new() and \
+        not plan.new_round or plan.redis is not None and plan.redis.resuming
     master = Master(plan)
     master.seed()
     _tell_start(master, resuming)
@@ -397,6 +428,8 @@ def _run(plan: Plan) -> int:
 def _stop_gracefully(master: Master) -> None:
     """Stop handing out work, wait (bounded) for work in flight; a second signal: now."""
     master.scheduler.close("interrupted")
+    if master.plan.redis:  # workers on Redis hear it there
+        master.plan.redis.tell("closing")
     print("interrupted: waiting up to 10 s for work in flight (again to stop now)",
           file=sys.stderr, flush=True)
     try:

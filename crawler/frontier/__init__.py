@@ -1,9 +1,11 @@
 """The frontier: what is fetched next, by whom and when, and what each URL became.
 
-`Frontier` is the embedded (in-process) implementation, made of hosts (a host's queue and
-politeness clock), leases, seen (the fingerprint store) and spill (queued URLs past the memory
-bound, on disk); the journal keeps its changes for resume; robots and throttle are the
-politeness rules it applies.
+`base.FrontierBackend` is the interface the scheduler uses. `Frontier` is the embedded
+(in-process) implementation, made of hosts (a host's queue and politeness clock), leases,
+seen (the fingerprint store) and spill (queued URLs past the memory bound, on disk);
+`redis.RedisFrontier` is the one in Redis (Lua steps in redis_scripts/). The journal keeps
+the embedded one's changes for resume; robots and throttle are the politeness rules both
+apply.
 """
 import os
 from typing import Any, Mapping

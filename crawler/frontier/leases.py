@@ -36,7 +36,7 @@ class Leases:
         return lease_id
 
     def get(self, lease_id: str) -> Lease | None:
-        """A lease still out; None when unknown or gone (Frontier.lease_of reads it)."""
+        """The lease still out under this id, or None."""
         return self._leases.get(lease_id)
 
     def pop(self, lease_id: str) -> Lease | None:
