@@ -14,7 +14,8 @@ def write_settings(tmp_path, text):
 
 def test_defaults_has_every_framework_setting():
     d = config.defaults()
-    assert d["CONCURRENT_REQUESTS"] == 16
+    assert d["CONCURRENT_REQUESTS"] == 128
+    assert d["AUTOSCALE_ENABLED"] is True and d["AUTOSCALE_START"] == 16
     assert d["RETRY_HTTP_CODES"] == [500, 502, 503, 504, 522, 524, 408, 429]
     assert d["JOBDIR"] is None
     assert all(name.isupper() for name in d)
