@@ -46,7 +46,7 @@ def test_layers_each_override_the_previous(tmp_path):
     assert s["DOWNLOAD_DELAY"] == 1.0      # from settings.py
     assert s["RETRY_TIMES"] == 7           # custom_settings beats settings.py
     assert s["DEPTH_LIMIT"] == 9           # -s beats everything
-    assert s["CONCURRENT_REQUESTS"] == 16  # default untouched
+    assert s["CONCURRENT_REQUESTS"] == 128  # default untouched
 
 
 def test_unknown_name_in_non_strict_layer_is_kept_with_warning(caplog):
