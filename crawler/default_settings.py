@@ -142,7 +142,7 @@ AUTOSCALE_ENABLED = True
 # Fetcher threads a worker starts with.
 AUTOSCALE_START = 16
 # Seconds between two sizing decisions.
-AUTOSCALE_INTERVAL = 0.5
+AUTOSCALE_INTERVAL = 0.25
 # Share of one core (a process's Python code runs on one at a time) above which it shrinks.
 AUTOSCALE_MAX_CPU = 0.9
 # Mean seconds a timer fires late (threads waiting for the GIL or a CPU) above which it shrinks.
