@@ -1,6 +1,7 @@
 """A worker's calls to its coordinator, behind one small object: hello, lease, put,
-unseen, bye. Today the master's BaseManager proxies; another backend (a shared store the
-workers lease from) slots in by offering the same five calls."""
+exchange (put and lease in one round trip), bye. Today the master's BaseManager proxies;
+another backend (a shared store the workers lease from) slots in by offering the same
+calls."""
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,7 @@ class MasterLink:
 
     def __init__(self, proxies: dict[str, Any]) -> None:
         self._control, self._urls = proxies["control"], proxies["url_queue"]
-        self._results, self._seen = proxies["result_queue"], proxies["seen"]
+        self._results = proxies["result_queue"]
 
     @classmethod
     def connect(cls, address: tuple[str, int], key: bytes) -> "MasterLink":
@@ -44,9 +45,11 @@ class MasterLink:
         """Settle results; the lease ids taken."""
         return self._results.put(worker, results)
 
-    def unseen(self, fingerprints: list[bytes]) -> list[bytes]:
-        """Those of the fingerprints the crawl has not seen yet."""
-        return self._seen.unseen(fingerprints)
+    def exchange(self, worker: str, results: list[dict], want: int,
+                 renew: list[str]) -> dict[str, Any]:
+        """put, then lease, in one round trip: the lease reply plus "accepted" (the lease
+        ids of the results taken)."""
+        return self._urls.exchange(worker, results, want, renew)
 
     def bye(self, worker: str, refused: str | None = None) -> None:
         """Leave the crawl (its unsettled leases go back); `refused`: why it will not join."""

@@ -26,7 +26,7 @@ _peer = threading.local()  # on each server thread: the address of the client it
 
 # What each registered object exposes to workers.
 EXPOSED = {
-    "url_queue": ("lease",),
+    "url_queue": ("lease", "exchange"),
     "result_queue": ("put",),
     "seen": ("__contains__", "__len__", "get", "unseen"),
     "control": ("hello", "bye", "status"),

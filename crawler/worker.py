@@ -165,27 +165,32 @@ class Worker:
             self.wake.clear()
 
     def _step(self, now: float) -> int | None:
-        """One round with the master: flush results, then lease or renew. An exit status
-        when the worker is done, else None."""
-        stopping = self.stopping
-        if self.pending and (self._hungry() or stopping or len(self.pending) >= self.batch
-                             or now - self.first_pending >= self.flush_interval):
-            self._flush()
-            self.next_lease = 0.0  # our results freed capacity: ask at once
-        if stopping:
+        """One round trip with the master: settle results and lease (or renew) in one
+        call. An exit status when the worker is done, else None."""
+        flush = bool(self.pending) and (self._hungry() or self.stopping or
+                                        len(self.pending) >= self.batch or
+                                        now - self.first_pending >= self.flush_interval)
+        if self.stopping:
+            if flush:
+                batch = self.pending[:]
+                self._drop_sent(batch)
+                self._settled(batch, self.link.put(self.id, batch))
             return self._leave()
         renew_due = now - self.last_renew >= self.renew_every
-        if (self._hungry() and now >= self.next_lease) or renew_due:
-            # Twice the pool's size leased: a thread that finishes finds its next task
-            # waiting, not a round trip to the master.
-            want = 2 * self.pool.size - len(self.held) if self._hungry() else 0
-            reply = self._lease(want, renew_due)
-            self.dialer.backoff = 0.1
-            if reply["done"]:
-                _log_end(self.id, reply.get("closed_by", "finished"))
-                return 0
-            if len(reply["tasks"]) < want:
-                self.next_lease = now + min(max(reply["wait"], 0.005), 0.5)
+        lease_due = self._hungry() and (flush or now >= self.next_lease)
+        if not (flush or lease_due or renew_due):
+            return None
+        # Twice the pool's size leased: a thread that finishes finds its next task
+        # waiting, not a round trip to the master (when politeness leaves tasks to lease).
+        batch = self.pending[:] if flush else []
+        want = 2 * self.pool.size - len(self.held) + len(batch) if lease_due else 0
+        reply = self._exchange(batch, want, renew_due)
+        self.dialer.backoff = 0.1
+        if reply["done"]:
+            _log_end(self.id, reply.get("closed_by", "finished"))
+            return 0
+        self.next_lease = 0.0 if len(reply["tasks"]) >= want else \
+            now + min(max(reply["wait"], 0.005), 0.5)
         return None
 
     def _hungry(self) -> bool:
@@ -218,9 +223,13 @@ class Worker:
         if line:
             log.info("worker %s: %s", self.id, line)
 
-    def _lease(self, want: int, renew: bool) -> dict[str, Any]:
-        held = list(self.held) if renew else []
-        reply = self.link.lease(self.id, max(want, 0), held)
+    def _exchange(self, batch: list[dict], want: int, renew: bool) -> dict[str, Any]:
+        """Settle `batch` and lease up to `want` tasks in one call."""
+        self._drop_sent(batch)
+        settled = {r["lease"] for r in batch}
+        held = [lease for lease in self.held if lease not in settled] if renew else []
+        reply = self.link.exchange(self.id, batch, max(want, 0), held)
+        self._settled(batch, reply["accepted"])
         if renew:
             self.last_renew = time.monotonic()
         for task in reply["tasks"]:
@@ -237,32 +246,25 @@ class Worker:
             return True
         return False
 
-    def _flush(self) -> None:
-        batch = self.pending[:]
-        known = self._prefilter(batch)
-        accepted = set(self.link.put(self.id, batch))
+    def _drop_sent(self, batch: list[dict]) -> None:
+        """Leave out the links this worker sent before (the master would drop them)."""
+        sent = self.sent_fps
+        for result in batch:
+            if result.get("requests"):
+                result["requests"] = [t for t in result["requests"]
+                                      if t["fp"] not in sent or t.get("dont_filter")]
+
+    def _settled(self, batch: list[dict], accepted: list[str]) -> None:
+        """The master answered for `batch`: forget it; remember the links it took."""
+        taken = set(accepted)
         del self.pending[:len(batch)]
         self.held.difference_update(r["lease"] for r in batch)
         # Only links the master has taken may be skipped from now on: a result it
         # ignored (a late one, or sent to a master that died) must not hide its links.
         if len(self.sent_fps) > _SEEN_CACHE_MAX:
             self.sent_fps.clear()
-        self.sent_fps.update(known)
-        self.sent_fps.update(t["fp"] for r in batch if r["lease"] in accepted
+        self.sent_fps.update(t["fp"] for r in batch if r["lease"] in taken
                              for t in r.get("requests", ()))
-
-    def _prefilter(self, batch: list[dict]) -> set[bytes]:
-        """Drop links this worker already sent, then those the master's seen dict knows;
-        return the fingerprints the master said it knows."""
-        fresh = {t["fp"] for r in batch for t in r.get("requests", ())
-                 if t["fp"] not in self.sent_fps and not t.get("dont_filter")}
-        unseen = set(self.link.unseen(list(fresh))) if fresh else set()
-        for result in batch:
-            if result.get("requests"):
-                result["requests"] = [t for t in result["requests"]
-                                      if t["fp"] in unseen or t.get("dont_filter")]
-                unseen.difference_update(t["fp"] for t in result["requests"])
-        return fresh - unseen - {t["fp"] for r in batch for t in r.get("requests", ())}
 
     def _reconnect(self) -> bool:
         self.meter.reconnects += 1
