@@ -36,6 +36,7 @@ _SEEN_CACHE_MAX = 500_000
 # Before it first meets its master a worker polls often: a short crawl must not end
 # unnoticed between two attempts (the master answers "over" for a while: master.py).
 FIRST_CONNECT_CAP = 0.25
+AHEAD_RETRY = 1.0  # seconds before a worker tries to lease ahead again after a short answer
 
 
 class Worker:
@@ -56,6 +57,7 @@ class Worker:
         self.held: set[str] = set()     # lease ids taken and not yet acknowledged
         self.last_renew = time.monotonic()
         self.next_lease = 0.0           # when to ask for work again after a short answer
+        self.ahead_after = 0.0          # when to try leasing ahead again (see _target)
         self.first_pending = 0.0        # when the oldest unsent result arrived
         self.sent_fps: set[bytes] = set()
         self.link: MasterLink | None = None
@@ -180,22 +182,34 @@ class Worker:
         lease_due = self._hungry() and (flush or now >= self.next_lease)
         if not (flush or lease_due or renew_due):
             return None
-        # Twice the pool's size leased: a thread that finishes finds its next task
-        # waiting, not a round trip to the master (when politeness leaves tasks to lease).
         batch = self.pending[:] if flush else []
-        want = 2 * self.pool.size - len(self.held) + len(batch) if lease_due else 0
+        want = self._target(now) - self._outstanding() if lease_due else 0
         reply = self._exchange(batch, want, renew_due)
         self.dialer.backoff = 0.1
         if reply["done"]:
             _log_end(self.id, reply.get("closed_by", "finished"))
             return 0
-        self.next_lease = 0.0 if len(reply["tasks"]) >= want else \
-            now + min(max(reply["wait"], 0.005), 0.5)
+        if len(reply["tasks"]) < want:
+            self.next_lease = now + min(max(reply["wait"], 0.005), 0.5)
+            self.ahead_after = now + AHEAD_RETRY
+        else:
+            self.next_lease = 0.0
         return None
 
+    def _target(self, now: float) -> int:
+        """Tasks to hold, queued or running: twice the pool, so that a thread that finishes
+        finds its next task waiting rather than a round trip to the master; but only the
+        pool while the master has less to give than asked (politeness bounds the crawl):
+        a task waiting here holds one of its host's slots that another worker's idle
+        thread could use."""
+        return self.pool.size * (2 if now >= self.ahead_after else 1)
+
+    def _outstanding(self) -> int:
+        return len(self.held) - len(self.pending)
+
     def _hungry(self) -> bool:
-        """Some fetcher thread has nothing to do."""
-        return len(self.held) - len(self.pending) < self.pool.size
+        """Fewer tasks queued or running than the target."""
+        return self._outstanding() < self._target(time.monotonic())
 
     def _sleep_for(self) -> float:
         now, limits = time.monotonic(), [0.5]
