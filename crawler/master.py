@@ -20,7 +20,9 @@ from typing import Any
 
 from . import components, feeds, keyfile, manager, signals
 from .errors import CrawlerError, UsageError
+from .feeds.warc import WarcFeed
 from .frontier import DONE, Frontier
+from .frontier.recrawl import Rounds, revisit
 from .frontier.throttle import Throttle
 from .http.request import Request
 from .plan import Plan, is_loopback, parse_args, prepare
@@ -54,13 +56,18 @@ class Master:
                                  slots=s["DOWNLOAD_SLOTS"])
         pipelines = components.load("ITEM_PIPELINES", s["ITEM_PIPELINES"], self.spider.crawler)
         journal = plan.journal
+        rounds = None
         if journal is not None:
             self.frontier.restore(journal.urls())
+            rounds = Rounds(journal.round(), journal.verdicts(journal.round()))
         self.done_before = self.frontier.stats[DONE]  # by earlier runs of this JOBDIR
-        self.sink = Sink([self._feed(spec, path) for spec, path in plan.feeds], pipelines,
+        outputs = [self._feed(spec, path) for spec, path in plan.feeds]
+        if plan.warc is not None:
+            outputs.append(self._warc_feed(*plan.warc))
+        self.sink = Sink(outputs, pipelines,
                          self.spider, journal.mark_written if journal else None, self.signals)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
-                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal)
+                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal, rounds)
         self.children: list[subprocess.Popen] = []
         self.exited: set[int] = set()  # pids of local workers seen to have exited
         self.started = time.monotonic()
@@ -70,6 +77,11 @@ class Master:
     def _feed(self, spec: feeds.FeedSpec, path: str) -> feeds.Feed:
         progress = self.plan.journal.feed_progress(spec.key) if self.plan.journal else None
         return feeds.Feed(spec, path, progress[1:] if progress else None)
+
+    def _warc_feed(self, spec: feeds.FeedSpec, path: str) -> WarcFeed:
+        progress = self.plan.journal.feed_progress(spec.key) if self.plan.journal else None
+        return WarcFeed(spec, path, progress[1:] if progress else None,
+                        self.plan.settings["WARC_MAX_SIZE"])
 
     def _hello_reply(self) -> dict[str, Any]:
         domains = list(self.spider.allowed_domains or [])
@@ -329,11 +341,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(plan: Plan) -> int:
-    if plan.journal is not None and plan.journal.get("finished"):
+    if plan.new_round:
+        count = plan.journal.begin_round(revisit)
+        print(f"recrawl {plan.jobdir} (round {plan.journal.round()}): {count} known URLs "
+              "to revisit", flush=True)
+    elif plan.journal is not None and plan.journal.get("finished"):
         print(f"nothing to do: the crawl in {plan.jobdir} has finished (summary in "
-              f"{os.path.join(plan.jobdir, 'stats.json')}); remove that folder to crawl again")
+              f"{os.path.join(plan.jobdir, 'stats.json')}); remove that folder to crawl "
+              "again, or give --recrawl to fetch what changed")
         return 0
-    resuming = plan.journal is not None and not plan.journal.is_new()
+    resuming = plan.journal is not None and not plan.journal.is_new() and not plan.new_round
     master = Master(plan)
     master.seed()
     _tell_start(master, resuming)

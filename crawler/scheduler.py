@@ -14,11 +14,14 @@ from collections import Counter
 from typing import Any, Callable
 
 from . import manager
+from .feeds import warc
 from .frontier import DONE, Frontier
 from .frontier.journal import Journal
+from .frontier.recrawl import Rounds
 from .frontier.robots import RobotsRules
 
 log = logging.getLogger(__name__)
+_SKIP_ROUNDS = 8  # leases tried in one call while a recrawl settles all it gets unchanged
 
 
 class Scheduler:
@@ -26,9 +29,11 @@ class Scheduler:
 
     def __init__(self, frontier: Frontier, hello_reply: dict[str, Any],
                  emit_items: Callable[[list[tuple[int, dict]]], None], batch_size: int,
-                 page_limit: int = 0, journal: Journal | None = None) -> None:
+                 page_limit: int = 0, journal: Journal | None = None,
+                 rounds: Rounds | None = None) -> None:
         self.frontier, self.hello_reply, self.emit_items = frontier, hello_reply, emit_items
         self.batch_size, self.page_limit, self.journal = batch_size, page_limit, journal
+        self.rounds = rounds  # with a journal: verdicts and validators (--recrawl)
         self._item_seq = 1  # numbers items when there is no journal to do it
         if journal is not None:
             frontier.changes = []
@@ -68,7 +73,13 @@ class Scheduler:
                         "closed_by": self.closing or "finished"}
             if self.closing or want <= 0:
                 return {"tasks": [], "wait": 0.2, "done": False}
-            leases, wait = self.frontier.lease(worker, min(want, self.batch_size))
+            for _ in range(_SKIP_ROUNDS):
+                leases, wait = self.frontier.lease(worker, min(want, self.batch_size))
+                if self.rounds is None or not leases:
+                    break
+                leases = self._skip_unchanged(leases)
+                if leases:  # else all were settled unchanged: lease again
+                    break
         tasks = [dict(task, lease=lease_id) for lease_id, task in leases]
         return {"tasks": tasks, "wait": wait, "done": False}
 
@@ -107,6 +118,19 @@ class Scheduler:
             self._commit([])
         return new
 
+    def _skip_unchanged(self, leases: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+        """Settle at once the revisits a sitemap says are unchanged (--recrawl)."""
+        kept = []
+        for lease_id, task in leases:
+            if self.rounds.skippable(task):
+                self.frontier.complete(lease_id, DONE)
+                self.rounds.settled(task, {"outcome": DONE, "status": 304})
+            else:
+                kept.append((lease_id, task))
+        if len(kept) < len(leases):
+            self._commit([])
+        return kept
+
     def _commit(self, items: list[dict]) -> list[tuple[int, dict]]:
         """Journal what changed, before anyone is told; number the items."""
         if self.journal is None:
@@ -115,7 +139,8 @@ class Scheduler:
         changes, self.frontier.changes = self.frontier.changes, []
         if not changes and not items:
             return []
-        return list(zip(self.journal.record(changes, items), items))
+        validators = self.rounds.take() if self.rounds is not None else ()
+        return list(zip(self.journal.record(changes, items, validators), items))
 
     def bye(self, worker: str, refused: str | None = None) -> int:
         """A worker leaves: its unsettled leases go back to the queue at once. `refused`:
@@ -149,6 +174,7 @@ class Scheduler:
                                for w, seen in recent]
             snap["workers_known"] = len(self.workers)
             snap["closing"] = self.closing
+            snap["recrawl"] = self.rounds.summary() if self.rounds is not None else None
         return snap
 
     # -- called by the master's own loop ---------------------------------------
@@ -204,6 +230,8 @@ class Scheduler:
                                    result.get("status", 0) < 400, result.get("retry_after"))
         if task is None:
             return False
+        if "warc" in result:  # the fetch's WARC records: to the WARC feed, through the sink
+            items.append({warc.RECORDS: result["warc"]})
         if "bytes" in result:
             self.frontier.stats["bytes"] += result["bytes"]
         if outcome != "retry" and robots is None:  # a failed callback may have yielded some
@@ -212,6 +240,8 @@ class Scheduler:
                 stats[f"dropped/{reason}"] += count
             self.frontier.admit(result.get("requests", ()))
             items.extend(result.get("items", ()))
+            if self.rounds is not None:
+                self.rounds.settled(task, result)
         return True
 
 
