@@ -300,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="poll for P s, pause for P s, ...; compare the two kinds of second")
     p.add_argument("--no-status", action="store_true",
                    help="run the master without its status page (--status off)")
+    p.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="another setting for the master (e.g. FRONTIER_MEMORY_QUEUE=100000)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     if args.status_poll and args.no_status:
@@ -318,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ["LOG_LEVEL=WARNING", "ROBOTSTXT_OBEY=false",
                 "CONCURRENT_REQUESTS_PER_DOMAIN=1000", f"BATCH_SIZE={args.batch}",
                 "LEASE_TIMEOUT=600"]
+    settings += args.set
     if args.pages:
         settings.append(f"CLOSESPIDER_PAGECOUNT={args.pages}")
     if args.journal:

@@ -130,6 +130,14 @@ CALL_TIMEOUT = 10.0
 FLUSH_INTERVAL = 0.05
 # Largest seconds between a worker's reconnect attempts (backoff cap).
 RECONNECT_MAX_DELAY = 5.0
+# -- the master's listener: what it allows peers before and after they prove the key --
+# Seconds a new connection has for the TLS handshake and the authkey challenge.
+LISTENER_CHALLENGE_TIMEOUT = 10.0
+# Seconds an authenticated connection may be silent before the master closes it (more
+# than a worker's longest gap between calls, LEASE_TIMEOUT / 3).
+LISTENER_IDLE_TIMEOUT = 300.0
+# Connections held at once from one IP address; more are closed as they come.
+LISTENER_MAX_PER_ADDRESS = 128
 # Seconds the finished master keeps answering "done" so workers exit on their own.
 SHUTDOWN_GRACE = 5.0
 # HOST:PORT of the master's status page, /stats.json and /metrics (port 0: a free one; off: none).
@@ -154,6 +162,20 @@ HTTPCACHE_IGNORE_MISSING = False
 WARC_OUTPUT = None
 # Bytes after which a WARC file is closed and the next one begun (crawl-00001.warc.gz, ...).
 WARC_MAX_SIZE = 1024 * 1024 * 1024
+
+# -- a frontier bigger than memory, crawls that keep running --
+# Queued URLs held in the master's memory (~270 bytes each); more wait in a spill file on
+# disk and come back per host in queue order (0 = no bound).
+FRONTIER_MEMORY_QUEUE = 1_000_000
+# Folder for the spill file (unlinked once open: nothing is left behind); None: the JOBDIR,
+# else the system's temporary folder ($TMPDIR). Put it on a disk, not a tmpfs.
+FRONTIER_SPILL_DIR = None
+# Fingerprints the master keeps in a plain dict (~100 bytes each, the fastest); the rest go
+# to a compact table (~25 bytes each, a few us more per new URL). Both are exact.
+FRONTIER_SEEN_DICT = 2_000_000
+# Keep the crawl open when nothing is left to do: it waits for URLs added with
+# `python -m crawler.add` until `python -m crawler.stop` (or SIGTERM, Ctrl-C).
+KEEP_RUNNING = False
 
 # -- concurrency that sizes itself (crawler.autoscale; per worker process) --
 # Size each worker's pool by its CPU headroom, memory, timer lag and hosts' pushback, up to

@@ -9,21 +9,21 @@ import os
 import random
 import time
 from multiprocessing import AuthenticationError
-from multiprocessing.managers import RemoteError
 from typing import Any, Callable
 
-from . import keyfile, manager
+from . import keyfile, manager, wirecheck
 from .errors import RefusedError, UsageError
 
 log = logging.getLogger(__name__)
 WAIT_REPORT_EVERY = 30.0  # seconds between two "still waiting for master" lines
 
-# What a call raises when the coordinator is gone: the worker reconnects.
-LOST = (OSError, EOFError, RemoteError)
+# What a call raises when the coordinator is gone or misbehaves: back off and reconnect.
+LOST = manager.LOST
 
 
 class MasterLink:
-    """The master's registered objects, as the worker calls them."""
+    """The master's registered objects, as the worker calls them; every reply checked for
+    the shape the worker relies on (crawler.wirecheck)."""
 
     def __init__(self, proxies: dict[str, Any]) -> None:
         self._control, self._urls = proxies["control"], proxies["url_queue"]
@@ -35,21 +35,23 @@ class MasterLink:
 
     def hello(self, info: dict[str, Any]) -> dict[str, Any]:
         """Join the crawl; the reply carries its configuration."""
-        return self._control.hello(info)
+        return wirecheck.hello_reply(self._control.hello(info))
 
     def lease(self, worker: str, want: int, renew: list[str]) -> dict[str, Any]:
         """Up to `want` tasks, renewing the leases in `renew`."""
-        return self._urls.lease(worker, want, renew)
+        return wirecheck.lease_reply(self._urls.lease(worker, want, renew))
 
     def put(self, worker: str, results: list[dict]) -> list[str]:
         """Settle results; the lease ids taken."""
-        return self._results.put(worker, results)
+        return wirecheck.names(self._results.put(worker, results))
 
     def exchange(self, worker: str, results: list[dict], want: int,
                  renew: list[str]) -> dict[str, Any]:
         """put, then lease, in one round trip: the lease reply plus "accepted" (the lease
         ids of the results taken)."""
-        return self._urls.exchange(worker, results, want, renew)
+        reply = wirecheck.lease_reply(self._urls.exchange(worker, results, want, renew))
+        wirecheck.names(reply.get("accepted"))
+        return reply
 
     def bye(self, worker: str, refused: str | None = None) -> None:
         """Leave the crawl (its unsettled leases go back); `refused`: why it will not join."""
@@ -82,14 +84,13 @@ class Dialer:
                     reply = link.hello(hello)
                     self.key = key
                     return link, reply
-            except AuthenticationError:
-                raise RefusedError(f"master at {_fmt(self.address)} refused the authkey in "
-                                   f"{self.key_path}") from None
+            except AuthenticationError as exc:
+                raise RefusedError(_refusal(self.address, self.key_path, exc)) from None
             except LOST as exc:
                 log.debug("master not reachable: %r", exc)
             waited = time.monotonic() - started
             if waited > self.max_wait:
-                log.error("no master at %s for %.0f s; giving up", _fmt(self.address),
+                log.error("no master at %s for %.0f s; giving up", fmt(self.address),
                           self.max_wait)
                 return None
             if waited >= report_at:
@@ -108,10 +109,10 @@ class Dialer:
             if not manager.listening(self.address):
                 return None
         raise UsageError(f"authkey file {self.key_path} does not exist, and the master at "
-                         f"{_fmt(self.address)} is up: copy its key file here")
+                         f"{fmt(self.address)} is up: copy its key file here")
 
     def _report_wait(self, waited: float, first: bool, no_key: bool) -> None:
-        what = f"master at {_fmt(self.address)}"
+        what = f"master at {fmt(self.address)}"
         if no_key:
             what += f" and its key file {self.key_path} (the master creates it)"
         if first:
@@ -127,5 +128,12 @@ class Dialer:
         self.backoff = min(self.backoff * 2, cap)
 
 
-def _fmt(address: tuple[str, int]) -> str:
+def _refusal(address: tuple[str, int], key_path: str, exc: AuthenticationError) -> str:
+    if "TLS" in str(exc):
+        return f"master at {fmt(address)}: {exc}"
+    return f"master at {fmt(address)} refused the authkey in {key_path}"
+
+
+def fmt(address: tuple[str, int]) -> str:
+    """HOST:PORT."""
     return f"{address[0]}:{address[1]}"

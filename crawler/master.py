@@ -18,16 +18,16 @@ import tempfile
 import time
 from typing import Any
 
-from . import components, feeds, keyfile, manager, signals
+from . import components, feeds, keyfile, manager, remote, signals
 from .errors import CrawlerError, UsageError
 from .feeds.warc import WarcFeed
-from .frontier import DONE, Frontier
+from .frontier import DONE, from_settings as frontier_from_settings
 from .frontier.recrawl import Rounds, revisit
-from .frontier.throttle import Throttle
 from .http.request import Request
 from .plan import Plan, is_loopback, parse_args, prepare
 from .scheduler import Scheduler, registered_objects
 from .sink import Sink
+from .wirecheck import Checks
 from .spider.base import GenericSpider, source_hash
 from .status import live, snapshot
 from .status.monitor import Monitor
@@ -46,14 +46,7 @@ class Master:
         self.plan, s = plan, plan.settings
         self.spider = plan.starts.spider
         self.signals = self.spider.crawler.signals
-        self.frontier = Frontier(per_host=s["CONCURRENT_REQUESTS_PER_DOMAIN"],
-                                 throttle=Throttle.from_settings(s),
-                                 host_page_limit=s["HOST_PAGE_LIMIT"],
-                                 lease_timeout=s["LEASE_TIMEOUT"], retry_times=s["RETRY_TIMES"],
-                                 epoch=os.urandom(4).hex(),
-                                 robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None,
-                                 robots_max_delay=s["ROBOTSTXT_MAX_CRAWL_DELAY"],
-                                 slots=s["DOWNLOAD_SLOTS"])
+        self.frontier = frontier_from_settings(s, plan.jobdir)
         pipelines = components.load("ITEM_PIPELINES", s["ITEM_PIPELINES"], self.spider.crawler)
         journal = plan.journal
         rounds = None
@@ -67,7 +60,8 @@ class Master:
         self.sink = Sink(outputs, pipelines,
                          self.spider, journal.mark_written if journal else None, self.signals)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
-                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal, rounds)
+                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal, rounds,
+                                   Checks.from_settings(s), keep_running=s["KEEP_RUNNING"])
         self.children: list[subprocess.Popen] = []
         self.exited: set[int] = set()  # pids of local workers seen to have exited
         self.started = time.monotonic()
@@ -137,7 +131,9 @@ class Master:
         self._start_status()  # first: a port in use stops it before anything is made
         key_path = self.plan.key_path or self._temp_key_path()
         key = keyfile.read_or_create(key_path)
-        address = manager.serve(registered_objects(self.scheduler), self.plan.bind, key)
+        crawl = remote.for_scheduler(self.scheduler, self.plan.starts.from_urls)
+        address = manager.serve(dict(registered_objects(self.scheduler), crawl=crawl),
+                                self.plan.bind, key, self.plan.limits, self.plan.tls)
         self.sink.start()
         self.signals.send(signals.spider_opened, spider=self.spider)
         target = f"{address[0]}:{address[1]}"
@@ -145,7 +141,8 @@ class Master:
         for _ in range(self.plan.workers):
             self.children.append(subprocess.Popen(
                 [sys.executable, "-m", "crawler.worker", target, "--authkey-file", key_path,
-                 "--log-level", self.plan.settings["LOG_LEVEL"], "--parent", str(os.getpid())],
+                 *_worker_tls(self.plan), "--log-level", self.plan.settings["LOG_LEVEL"],
+                 "--parent", str(os.getpid())],
                 stderr=subprocess.PIPE if screen else None))
             if screen:  # its log lines go above the live line, not through it
                 screen.relay(self.children[-1].stderr)
@@ -240,6 +237,7 @@ class Master:
     def finish(self, finished: bool) -> dict[str, Any]:
         """Close the sink, write stats and failures, remove temporary keys; the summary."""
         self.sink.close()
+        self.frontier.close()
         self.signals.send(signals.spider_closed, spider=self.spider,
                           reason=self.scheduler.closing or "finished")
         for folder in self.plan.temp_dirs:
@@ -277,6 +275,13 @@ class Master:
         return summary
 
 
+def _worker_tls(plan: Plan) -> list[str]:
+    """How a worker checks this master: its certificate pinned, or plain TCP."""
+    if plan.tls_fingerprint:
+        return ["--tls-fingerprint", plan.tls_fingerprint]
+    return [] if is_loopback(plan.bind[0]) else ["--insecure"]
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     print("\n".join(summary_lines(summary)))
 
@@ -304,14 +309,14 @@ def _announce(address: tuple[str, int], plan: Plan) -> None:
     starts = f"{len(plan.starts.first)}{'' if plan.starts.exhausted else '+'}"
     print(f"master listening on {where}; {starts} start requests; spider "
           f"{plan.spider_cls.name}; {plan.workers} local workers", flush=True)
-    if not is_loopback(address[0]):
-        print("warning: workers talk to this master unencrypted and the key file lets anyone "
-              "run code here; reach it over a tunnel instead, e.g. "
-              f"ssh -L {address[1]}:127.0.0.1:{address[1]} <this host>, or WireGuard",
-              file=sys.stderr)
+    if not is_loopback(address[0]) and not plan.tls:
+        print("warning: --insecure: workers talk to this master in plain TCP; anyone on the "
+              "path can read and alter what they say", file=sys.stderr)
     if plan.key_path:
         print(f"remote workers: python -m crawler.worker {where} --authkey-file "
-              f"{plan.key_path}", flush=True)
+              f"{shlex.join([plan.key_path, *_worker_tls(plan)])}", flush=True)
+    if plan.settings["KEEP_RUNNING"]:
+        print(remote.hint(where, plan.key_path), flush=True)
 
 
 def _announce_status(master: Master) -> None:
@@ -373,8 +378,10 @@ def _run(plan: Plan) -> int:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         master.scheduler.close("aborted")
         status = 1
-    _print_summary(master.finish(finished=status == 0))
-    if status == 130:
+    # A crawl stopped by crawler.stop may still have queued work: its JOBDIR stays resumable.
+    stopped = master.scheduler.closing == "stopped"
+    _print_summary(master.finish(finished=status == 0 and not stopped))
+    if status == 130 or (stopped and plan.jobdir):
         _print_resume_hint(plan)
     return status
 

@@ -15,15 +15,17 @@ import queue
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from typing import Any
 
-from . import keyfile, manager, signals
+from . import channel, keyfile, manager, signals
 from .autoscale import Autoscaler, Driver, Limits
 from .link import LOST, Dialer, MasterLink
+from .link import fmt as _fmt
 from .pool import FetchPool
 from .errors import CrawlerError, RefusedError, UsageError
 from .spider.handler import Handler, build_handler
@@ -337,6 +339,14 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-p", "--processes", type=int, default=1, help="worker processes")
     parser.add_argument("--max-wait", type=float, default=600.0,
                         help="seconds to keep trying to reach the master before giving up")
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--tls-ca", metavar="FILE", help="talk TLS to the master and check its "
+                     "certificate against this CA bundle (PEM) and the master's HOST")
+    tls.add_argument("--tls-fingerprint", metavar="SHA256", help="talk TLS to the master and "
+                     "accept only the certificate with this SHA-256 fingerprint (the master "
+                     "prints it)")
+    tls.add_argument("--insecure", action="store_true", help="talk plain TCP to a master "
+                     "that is not on this host (anyone on the path can read and alter it)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--parent", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -353,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"no authkey: give --authkey-file or set ${keyfile.ENV_VAR}")
         if args.threads is not None and args.threads < 1 or args.processes < 1:
             raise UsageError("-c and -p take a number of at least 1")
+        manager.set_tls(_client_tls(args, address))
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -361,6 +372,25 @@ def main(argv: list[str] | None = None) -> int:
     for child in children:
         status = max(status, child.wait())
     return status
+
+
+def _client_tls(args: argparse.Namespace, address: tuple[str, int]) -> channel.ClientTls | None:
+    """TLS as the flags ask; UsageError for plain TCP to another host without --insecure."""
+    if args.tls_fingerprint is not None:
+        pin = channel.parse_fingerprint(args.tls_fingerprint)
+        if pin is None:
+            raise UsageError(f"--tls-fingerprint {args.tls_fingerprint!r}: expected 64 hex "
+                             "digits (a SHA-256, colons allowed)")
+        return channel.ClientTls(fingerprint=pin)
+    if args.tls_ca is not None:
+        try:
+            return channel.ClientTls(ca=args.tls_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"--tls-ca {args.tls_ca}: {exc.strerror or exc}") from None
+    if not (args.insecure or manager.is_loopback(address[0])):
+        raise UsageError(f"the master at {_fmt(address)} is not on this host: give --tls-ca "
+                         "or --tls-fingerprint to talk TLS to it, or --insecure for plain TCP")
+    return None
 
 
 def _spawn_copy(argv: list[str] | None) -> subprocess.Popen:
