@@ -35,6 +35,10 @@ class Leases:
         heapq.heappush(self._expiry, (now + self.timeout, lease_id))
         return lease_id
 
+    def get(self, lease_id: str) -> Lease | None:
+        """The lease still out under this id, or None."""
+        return self._leases.get(lease_id)
+
     def pop(self, lease_id: str) -> Lease | None:
         """Take a lease out (settled or returned); None when unknown or gone."""
         return self._leases.pop(lease_id, None)
