@@ -118,10 +118,8 @@ class Worker:
         self.handler = build_handler(spider, settings, reply["allowed_domains"],
                                      reply["seed_hosts"])
         self.handler.signals.send(signals.spider_opened, spider=spider)
-        # A thread that leaves closes its connections (a fetcher wrapped by the HTTP cache
-        # has no close_session: they close when the thread's session is collected).
-        closing = getattr(self.handler.fetcher, "close_session", lambda: None)
-        self.pool = FetchPool(self.handler.handle, self._done, closing)
+        # A thread that leaves closes its connections.
+        self.pool = FetchPool(self.handler.handle, self._done, self.handler.fetcher.close_session)
         self.pool.resize(size)
         log.info("worker %s: spider %s, %d threads%s", self.id, reply["spider"], size,
                  f" (autoscaled up to {limits.cap})" if self.scaler else "")
