@@ -105,23 +105,18 @@ class RedisCrawl:
         return f"{self.crawl}:start_urls"
 
     def feed_start_urls(self, add: Callable[[list[str]], Any]) -> int:
-        """Admit (through `add`) the oldest URLs pushed to start_urls_key, then remove them:
-        removed only if nothing was pushed meanwhile (WATCH), so a push is never lost to a
-        race, and a master killed in between admits them again (dedup makes that harmless).
-        How many were taken."""
-        from redis.exceptions import WatchError  # the package is there: we have a client
+        """Admit (through `add`) the first URLs of the list start_urls_key, then remove those
+        very entries (LREM, not by position: what is pushed meanwhile, at either end, stays);
+        a master killed in between admits them again, which dedup makes harmless. How many
+        were taken."""
         key = self.start_urls_key
-        with self.client.pipeline() as pipe:
-            try:
-                pipe.watch(key)
-                raw = pipe.lrange(key, 0, _START_URLS_BATCH - 1)
-                if raw:
-                    add([url.decode("utf-8", "replace") for url in raw])
-                    pipe.multi()
-                    pipe.ltrim(key, len(raw), -1)
-                    pipe.execute()
-            except WatchError:
-                return 0  # pushed to meanwhile: read again next time
+        raw = self.client.lrange(key, 0, _START_URLS_BATCH - 1)
+        if raw:
+            add([url.decode("utf-8", "replace") for url in raw])
+            pipe = self.client.pipeline(transaction=False)
+            for url in raw:
+                pipe.lrem(key, 1, url)  # its first copy: the one read
+            pipe.execute()
         return len(raw)
 
     # -- items -------------------------------------------------------------------------
