@@ -13,11 +13,13 @@ from .signals import SignalManager
 @dataclass
 class Crawler:
     """What a component's `from_crawler(crawler)` gets: the settings, the signals of this
-    process, and the spider."""
+    process, and the spider; on the master also `media`, where media pipelines ask for
+    downloads (crawler.pipelines.downloads)."""
 
     settings: dict[str, Any]
     signals: SignalManager
     spider: Any = None
+    media: Any = None
 
 
 def load_class(setting: str, path: str) -> type:

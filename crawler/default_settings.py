@@ -197,3 +197,33 @@ AUTOSCALE_MAX_LAG = 0.1
 AUTOSCALE_MAX_MEMORY = 1024
 # Share of results that were 429/503 answers above which it shrinks.
 AUTOSCALE_MAX_PUSHBACK = 0.1
+
+# -- media pipelines: crawler.pipelines.FilesPipeline and ImagesPipeline (as Scrapy's) --
+# Where FilesPipeline stores files: a folder, or an fsspec URL (s3://bucket/path, ...).
+FILES_STORE = None
+# Where ImagesPipeline stores images: a folder, or an fsspec URL.
+IMAGES_STORE = None
+# Days a stored file stays fresh: a fresher one is not downloaded again ("uptodate").
+FILES_EXPIRES = 90
+# Days a stored image stays fresh.
+IMAGES_EXPIRES = 90
+# The item field FilesPipeline reads URLs from.
+FILES_URLS_FIELD = "file_urls"
+# The item field FilesPipeline writes its entries to ({url, path, checksum, status}).
+FILES_RESULT_FIELD = "files"
+# The item field ImagesPipeline reads URLs from.
+IMAGES_URLS_FIELD = "image_urls"
+# The item field ImagesPipeline writes its entries to.
+IMAGES_RESULT_FIELD = "images"
+# Thumbnails made of each image: {"name": (width, height)}, stored as thumbs/<name>/<sha1>.jpg.
+IMAGES_THUMBS = {}
+# Images narrower than this (pixels) are not stored: failed(image_too_small).
+IMAGES_MIN_WIDTH = 0
+# Images lower than this (pixels) are not stored: failed(image_too_small).
+IMAGES_MIN_HEIGHT = 0
+# Follow redirects of media downloads (else a 3xx fails the download, as in Scrapy).
+MEDIA_ALLOW_REDIRECTS = False
+# Who writes media files to the store: "master" (the bytes travel back in the workers'
+# results; works with workers anywhere) or "workers" (each writes to the store itself,
+# which every worker host must then reach: an fsspec URL such as s3://, or a shared mount).
+MEDIA_WRITTEN_BY = "master"

@@ -24,6 +24,8 @@ from .feeds.warc import WarcFeed
 from .frontier import DONE, from_settings as frontier_from_settings
 from .frontier.recrawl import Rounds, revisit
 from .http.request import Request
+from .pipelines.downloads import MediaDownloads
+from .pipelines.fetch import media_pipelines
 from .plan import Plan, is_loopback, parse_args, prepare
 from .scheduler import Scheduler, registered_objects
 from .sink import Sink
@@ -48,6 +50,7 @@ class Master:
         self.signals = self.spider.crawler.signals
         self.frontier = plan.redis.make_frontier(s) if plan.redis else \
             frontier_from_settings(s, plan.jobdir)
+        media = self.spider.crawler.media = MediaDownloads()  # for media pipelines
         pipelines = components.load("ITEM_PIPELINES", s["ITEM_PIPELINES"], self.spider.crawler)
         journal = plan.journal
         rounds = None
@@ -63,8 +66,15 @@ class Master:
                          self.spider, store.mark_written if store else None, self.signals)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
                                    s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal, rounds,
-                                   Checks.from_settings(s), keep_running=s["KEEP_RUNNING"])
+                                   Checks.from_settings(s), keep_running=s["KEEP_RUNNING"],
+                                   media=media if media.pipelines else None)
         self.remote = remote.for_scheduler(self.scheduler, plan.starts.from_urls)
+        if media.pipelines:
+            if plan.redis:
+                raise UsageError("FilesPipeline and ImagesPipeline need the embedded frontier: "
+                                 "not yet with --backend redis")
+            media.bind(self.scheduler, self.sink.unfinished)
+            self.frontier.on_failed = media.failed
         self.children: list[subprocess.Popen] = []
         self.exited: set[int] = set()  # pids of local workers seen to have exited
         self.started = time.monotonic()
@@ -89,6 +99,7 @@ class Master:
         return {**backend, "spider": self.plan.spider_cls.name, "settings": self.plan.settings,
                 "spider_args": self.plan.spider_args,
                 "spider_hash": source_hash(self.plan.spider_cls), "allowed_domains": domains,
+                "media_pipelines": media_pipelines(self.plan.settings["ITEM_PIPELINES"]),
                 "seed_hosts": sorted({t["host"] for t in self.plan.starts.first})}
 
     def seed(self) -> int:
@@ -256,7 +267,7 @@ class Master:
         if self.plan.redis:
             self._tell_over()
             self.plan.redis.stop_items()  # every settled page's items, into the feeds
-        self.sink.close()
+        self.sink.close(resumable=not finished and self.plan.journal is not None)
         self.frontier.close()
         self.signals.send(signals.spider_closed, spider=self.spider,
                           reason=self.scheduler.closing or "finished")

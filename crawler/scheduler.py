@@ -33,9 +33,10 @@ class Scheduler:
                  emit_items: Callable[[list[tuple[int, dict]]], None], batch_size: int,
                  page_limit: int = 0, journal: Journal | None = None,
                  rounds: Rounds | None = None, checks: Checks | None = None,
-                 keep_running: bool = False) -> None:
+                 keep_running: bool = False, media: Any = None) -> None:
         self.frontier, self.hello_reply, self.emit_items = frontier, hello_reply, emit_items
         self.checks = checks or Checks()  # what workers send, checked before it is applied
+        self.media = media  # crawler.pipelines.downloads.MediaDownloads, when pipelines use it
         self.batch_size, self.page_limit, self.journal = batch_size, page_limit, journal
         self.rounds = rounds  # with a journal: verdicts and validators (--recrawl)
         self._item_seq = 1  # numbers items when there is no journal to do it
@@ -101,6 +102,8 @@ class Scheduler:
         except ProtocolError as exc:
             return _refused(worker, exc)
         rules = [self._robots_rules(r) for r in results]
+        if self.media is not None:
+            self.media.store(results)  # files that came in results: stored before settled
         with self.lock:
             try:
                 self.checks.held(worker, results, self.frontier.lease_of)
@@ -135,6 +138,13 @@ class Scheduler:
                 self.more_to_come = more
             self._commit([])
         return new
+
+    def locked(self, change: Callable[[Frontier], Any]) -> Any:
+        """Run change(frontier) under the lock and journal what it changed."""
+        with self.lock:
+            out = change(self.frontier)
+            self._commit([])
+        return out
 
     def _skip_unchanged(self, leases: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
         """Settle at once the revisits a sitemap says are unchanged (--recrawl)."""
@@ -226,7 +236,8 @@ class Scheduler:
     def _over(self) -> bool:
         if self.closing is not None:
             return self.frontier.leased == 0
-        return self.frontier.finished() and not self.more_to_come and not self.keep_running
+        return self.frontier.finished() and not self.more_to_come and not self.keep_running \
+            and not (self.media is not None and self.media.busy())
 
     def workers_pending(self, within: float) -> list[str]:
         """Workers seen in the last `within` seconds that were not yet told the end."""
@@ -253,6 +264,8 @@ class Scheduler:
             items.append({warc.RECORDS: result["warc"]})
         if "bytes" in result:
             self.frontier.stats["bytes"] += result["bytes"]
+        if "media" in result and self.media is not None:
+            self.media.settled_ok(task, result)
         if outcome != "retry" and robots is None:  # a failed callback may have yielded some
             stats = self.frontier.stats
             for reason, count in result.get("dropped", {}).items():

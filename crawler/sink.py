@@ -2,6 +2,9 @@
 
 Server threads hand items over with put_many() and return at once; the writer
 thread runs the pipelines and writes, so slow output never slows a lease call.
+A pipeline may hold an item back (Held: the media pipelines, until its downloads are
+settled); the feeds still get items in the order they came, so "written up to seq N"
+stays true and a resumed JOBDIR writes each item exactly once.
 """
 from __future__ import annotations
 
@@ -23,6 +26,42 @@ log = logging.getLogger(__name__)
 Progress = dict[str, tuple[str, int, int]]
 
 
+class Held:
+    """What a pipeline's process_item returns to hold its item back: the later pipelines
+    and the feeds get it once release(then) is called, from any thread; the sink's thread
+    then calls then(), which returns the item (or raises DropItem). `abandon`, when given,
+    is called instead if the sink is closed first, unless the crawl is to be resumed."""
+
+    def __init__(self, abandon: Callable[[], Any] | None = None) -> None:
+        self.abandon = abandon
+        self._lock = threading.Lock()
+        self._then: Callable[[], Any] | None = None
+        self._wake: Callable[[Callable[[], Any]], None] | None = None
+
+    def release(self, then: Callable[[], Any]) -> None:
+        with self._lock:
+            self._then, wake = then, self._wake
+        if wake is not None:
+            wake(then)
+
+    def _attach(self, wake: Callable[[Callable[[], Any]], None]) -> None:
+        with self._lock:  # released already (before process_item returned) or later
+            self._wake, then = wake, self._then
+        if then is not None:
+            wake(then)
+
+
+class _Entry:
+    """An item in the sink's line: its seq, the item so far, and where it stands."""
+
+    __slots__ = ("seq", "item", "stage", "held", "dropped")
+
+    def __init__(self, seq: int, item: dict[str, Any]) -> None:
+        self.seq, self.item, self.stage = seq, item, 0
+        self.held: Held | None = None
+        self.dropped: Exception | None = None
+
+
 class Sink:
     """Item pipelines plus feeds, fed from any thread, written by one."""
 
@@ -40,6 +79,9 @@ class Sink:
         self.dropped = 0
         self.recent: deque = deque(maxlen=10)  # the last items written, for the status page
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._line: deque[_Entry] = deque()  # handed over, not yet written, in order
+        self._handed = self._finished = 0  # each written by one thread only
+        self._resumable = False
         self._thread = threading.Thread(target=self._run, name="sink", daemon=True)
 
     @property
@@ -55,10 +97,18 @@ class Sink:
 
     def put_many(self, items: list[tuple[int, dict[str, Any]]]) -> None:
         """Hand over (seq, item) pairs; returns at once."""
+        self._handed += len(items)
         self._queue.put(items)
 
-    def close(self) -> None:
-        """Write everything handed over so far, then close pipelines and file."""
+    def unfinished(self) -> int:
+        """Items handed over and not yet written or dropped (held ones included)."""
+        return self._handed - self._finished
+
+    def close(self, resumable: bool = False) -> None:
+        """Write everything handed over so far, then close pipelines and file. Items still
+        held are finished by their pipeline's `abandon`, unless `resumable` (an interrupted
+        crawl with a journal: they are written when it is resumed)."""
+        self._resumable = resumable
         self._queue.put(None)
         self._thread.join()
         for pipeline in self.pipelines:
@@ -79,21 +129,88 @@ class Sink:
         return progress
 
     def _run(self) -> None:
-        last, unflushed = 0, 0
+        last, unflushed = None, 0
         while True:
-            batch = self._queue.get()
-            if batch is None:
-                return
-            for last, item in batch:
-                self._write(item)
-            unflushed += len(batch)
+            message = self._queue.get()
+            if message is None:
+                self._abandon_held()
+            elif type(message) is tuple:  # a held item released: (entry, then)
+                self._resume(*message)
+            else:
+                for seq, item in message:
+                    entry = _Entry(seq, item)
+                    self._line.append(entry)
+                    self._advance(entry)
+            written, last = self._write_ready(last)
+            unflushed += written
             # Flush when caught up, and at least every 1,000 items under a steady stream,
             # so the journal can forget written items.
-            if self._queue.empty() or unflushed >= 1000:
+            if unflushed and (self._queue.empty() or unflushed >= 1000 or message is None):
                 progress = self.progress()
                 if self.on_written is not None:
                     self.on_written(last, progress)
                 unflushed = 0
+            if message is None:
+                return
+
+    def _advance(self, entry: _Entry) -> None:
+        """Run the entry's item through the pipelines from its stage on, until one holds
+        it, drops it, or all are done."""
+        if RECORDS in entry.item:  # WARC records: for the WARC feeds, past the pipelines
+            return
+        try:
+            for stage in range(entry.stage, len(self.pipelines)):
+                value = self._settle(self.pipelines[stage].process_item(entry.item, self.spider))
+                if isinstance(value, Held):
+                    entry.stage, entry.held = stage + 1, value
+                    value._attach(lambda then: self._queue.put((entry, then)))
+                    return
+                entry.item = value
+            entry.stage = len(self.pipelines)
+        except DropItem as exc:
+            entry.dropped = exc
+            log.debug("dropped item: %s", exc)
+        except Exception as exc:
+            log.exception("item pipeline failed; item dropped")
+            entry.dropped = exc
+
+    def _resume(self, entry: _Entry, then: Callable[[], Any]) -> None:
+        if entry.held is None:  # released twice (abandoned, then settled): once is enough
+            return
+        entry.held = None
+        try:
+            entry.item = self._settle(then())
+        except DropItem as exc:
+            entry.dropped = exc
+            return
+        except Exception as exc:
+            log.exception("item pipeline failed; item dropped")
+            entry.dropped = exc
+            return
+        self._advance(entry)
+
+    def _abandon_held(self) -> None:
+        """Closed with items still held: unless the crawl is to be resumed (they stay in
+        the journal), each is finished as its pipeline says (abandon)."""
+        if self._resumable:
+            return
+        for entry in list(self._line):
+            if entry.held is not None and entry.held.abandon is not None:
+                self._resume(entry, entry.held.abandon)
+
+    def _write_ready(self, last: int | None) -> tuple[int, int | None]:
+        """Write the items at the head of the line that are ready: how many were written
+        (or dropped), and the seq of the last one."""
+        line, count = self._line, 0
+        while line and line[0].held is None:
+            entry = line.popleft()
+            if entry.dropped is not None:
+                self._dropped(entry.item, entry.dropped)
+            else:
+                self._write(entry.item)
+            self._finished += 1
+            count, last = count + 1, entry.seq
+        return count, last
 
     def _settle(self, value: Any) -> Any:
         """What a pipeline method returned, awaited first when it is awaitable (async def)."""
@@ -110,17 +227,6 @@ class Sink:
                     feed.write(item)
                 except Exception:  # e.g. a full disk: logged, the crawl goes on
                     log.exception("WARC records left out of %s", feed.path)
-            return
-        try:
-            for pipeline in self.pipelines:
-                item = self._settle(pipeline.process_item(item, self.spider))
-        except DropItem as exc:
-            self._dropped(item, exc)
-            log.debug("dropped item: %s", exc)
-            return
-        except Exception as exc:
-            log.exception("item pipeline failed; item dropped")
-            self._dropped(item, exc)
             return
         for feed in self.item_feeds:
             try:

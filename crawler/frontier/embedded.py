@@ -64,6 +64,9 @@ class Frontier:
         # When a list, every durable state change is appended as (fp, state, reason, task)
         # for the caller to journal.
         self.changes: list[tuple[bytes, str, str | None, dict]] | None = None
+        # Called as on_failed(task, reason) when a task with a "kind" (a media download)
+        # fails for good, whichever way (a worker's result, robots.txt, retries used up).
+        self.on_failed: Callable[[dict[str, Any], str | None], None] | None = None
 
     # -- admission ---------------------------------------------------------
     def admit(self, tasks: Iterable[dict[str, Any]]) -> int:
@@ -337,6 +340,8 @@ class Frontier:
             self._examples[reason or "error"].append(task["url"])
             host.failed += 1
             host.last_error = reason
+            if self.on_failed is not None and "kind" in task:
+                self.on_failed(task, reason)
         else:
             host.done += 1
         self.stats[outcome] += 1

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .. import components, signals, urls, wire
 from ..errors import IgnoreRequest, PageError
@@ -19,6 +19,7 @@ from ..http.cache import CacheConfig, HttpCache
 from ..http.fetcher import FetchConfig, Fetcher, FetchError
 from ..http.request import Request
 from ..http.response import Response
+from ..pipelines.fetch import MediaFetch, load_media_pipelines
 from . import cookies
 from .base import Spider
 from .failure import Failure, HttpError
@@ -35,9 +36,9 @@ ROBOTS_MAX_BYTES = 500 * 1024
 
 
 def build_handler(spider: Spider, settings: dict[str, Any], allowed_domains: list[str],
-                  seed_hosts: list[str]) -> Handler:
-    """A worker's handler for the crawl: its fetcher, rules, middlewares, and the signals of
-    the spider's crawler."""
+                  seed_hosts: list[str], media_pipelines: Iterable[str] = ()) -> Handler:
+    """A worker's handler for the crawl: its fetcher, rules, middlewares, the signals of
+    the spider's crawler, and the media pipelines (ITEM_PIPELINES paths) it downloads for."""
     crawler = spider.crawler  # made with the spider (make_spider)
     middlewares = Middlewares(
         spider, components.load("DOWNLOADER_MIDDLEWARES", settings["DOWNLOADER_MIDDLEWARES"],
@@ -48,8 +49,11 @@ def build_handler(spider: Spider, settings: dict[str, Any], allowed_domains: lis
         fetcher = HttpCache(fetcher, CacheConfig.from_settings(settings, spider.name))
     if settings["WARC_OUTPUT"]:
         warc.require_warcio()
-    return Handler(spider, fetcher, Rules.from_settings(settings, allowed_domains), middlewares,
-                   crawler.signals, keep_validators=bool(settings["JOBDIR"]))
+    rules = Rules.from_settings(settings, allowed_domains)
+    pipelines = load_media_pipelines(media_pipelines, crawler)
+    media = MediaFetch(pipelines, fetcher, rules, middlewares) if pipelines else None
+    return Handler(spider, fetcher, rules, middlewares, crawler.signals,
+                   keep_validators=bool(settings["JOBDIR"]), media=media)
 
 
 class Handler:
@@ -58,8 +62,8 @@ class Handler:
     def __init__(self, spider: Spider, fetcher: Fetcher, rules: Rules,
                  middlewares: Middlewares | None = None,
                  signal_manager: signals.SignalManager | None = None,
-                 keep_validators: bool = False) -> None:
-        self.spider, self.fetcher, self.rules = spider, fetcher, rules
+                 keep_validators: bool = False, media: MediaFetch | None = None) -> None:
+        self.spider, self.fetcher, self.rules, self.media = spider, fetcher, rules, media
         # With a JOBDIR, results carry each page's ETag and Last-Modified (for --recrawl).
         self.keep_validators = keep_validators
         self.middlewares = middlewares or Middlewares(spider)
@@ -77,6 +81,10 @@ class Handler:
     def _handle(self, task: dict[str, Any]) -> dict[str, Any]:
         if task.get("robots"):
             return self._robots(task["url"])
+        if task.get("kind") == "media":  # a download for FilesPipeline or ImagesPipeline
+            if self.media is None:
+                return {"outcome": "failed", "reason": "no_pipeline"}
+            return self.media.handle(task)
         request = Request.from_task(task)
         if "revisit" in task:  # a --recrawl: ask only for a copy newer than ours
             request = _conditional(request, task["revisit"])

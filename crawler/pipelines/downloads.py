@@ -1,0 +1,109 @@
+"""On the master: the media downloads the pipelines asked for, as tasks in the frontier.
+
+Each media URL (per pipeline) is one frontier task, whatever number of items wait for it:
+the first request admits it, later ones wait for the same outcome, and once settled the
+outcome is remembered for the rest of the crawl (a checksum and a status, or a failure
+reason: about 200 bytes a URL). Downloads are leased, retried, expired and journaled like
+pages. The calls come from the sink's thread (request) and from the scheduler, under its
+lock (settled, failed); store() runs in a server thread before that lock is taken.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from ..frontier import LEASED, QUEUED
+
+log = logging.getLogger(__name__)
+Notify = Callable[[dict[str, Any]], None]
+
+
+class MediaDownloads:
+    """Who waits for which download, and how each ended."""
+
+    def __init__(self) -> None:
+        self.pipelines: dict[str, Any] = {}  # by name: their stores
+        self.settled: dict[bytes, dict[str, Any]] = {}  # fp -> {checksum, status} | {reason}
+        self.waiting: dict[bytes, list[Notify]] = {}
+        self.stored_files = self.stored_bytes = 0  # written here (MEDIA_WRITTEN_BY=master)
+        self._scheduler: Any = None
+        self._unfinished: Callable[[], int] = lambda: 0
+
+    def register(self, pipeline: Any) -> None:
+        """A media pipeline of this crawl (FilesPipeline.from_crawler calls it)."""
+        self.pipelines[pipeline.name] = pipeline
+
+    def bind(self, scheduler: Any, unfinished: Callable[[], int]) -> None:
+        """Admit through `scheduler`; `unfinished()` counts the items the sink has not
+        written yet (while any is left, one of them may still ask for a download)."""
+        self._scheduler, self._unfinished = scheduler, unfinished
+
+    def busy(self) -> bool:
+        """Items are still on their way to the feeds: the crawl is not over."""
+        return self._unfinished() > 0
+
+    # -- from the sink's thread --------------------------------------------------------
+    def known(self, fp: bytes) -> bool:
+        """This download was asked for in this run already (settled or on its way)."""
+        return fp in self.settled or fp in self.waiting
+
+    def request(self, wants: list[tuple[dict[str, Any], Notify]]) -> None:
+        """Download each task (unless known or on its way) and call its notify with the
+        outcome: {"checksum", "status"} or {"reason"}. Notify may be called at once."""
+        self._scheduler.locked(lambda frontier: self._admit(frontier, wants))
+
+    def _admit(self, frontier: Any, wants: list[tuple[dict[str, Any], Notify]]) -> None:
+        new = []
+        for task, notify in wants:
+            fp = task["fp"]
+            if fp in self.settled:
+                notify(self.settled[fp])
+            elif fp in self.waiting:
+                self.waiting[fp].append(notify)
+            else:
+                self.waiting[fp] = [notify]
+                state = frontier.seen.get(fp)
+                if state is None:
+                    new.append(task)
+                elif state not in (QUEUED, LEASED):
+                    # Settled by a run before a restart, its outcome not kept: again.
+                    new.append(dict(task, dont_filter=True))
+        frontier.admit(new)
+        for task in new:
+            if frontier.seen.get(task["fp"]) != QUEUED:  # HOST_PAGE_LIMIT refused it
+                self._settle(task["fp"], {"reason": "host_page_limit"})
+
+    # -- from the scheduler --------------------------------------------------------------
+    def store(self, results: list[dict[str, Any]]) -> None:
+        """Write the files that came in results (MEDIA_WRITTEN_BY=master), before the
+        results are settled: a download is done only once it is stored."""
+        for result in results:
+            blobs = result.pop("blobs", None)
+            if not blobs:
+                continue
+            pipeline = self.pipelines.get(result.get("media", {}).get("pipeline"))
+            try:
+                for path, data in blobs.items():
+                    pipeline.store.persist(path, data)
+                    self.stored_files, self.stored_bytes = (self.stored_files + 1,
+                                                            self.stored_bytes + len(data))
+            except Exception as exc:  # a full disk, a store that is down: try again later
+                log.error("cannot store %s: %r", result.get("media", {}).get("url"), exc)
+                result.pop("media", None)
+                result.update(outcome="retry", reason="store_error")
+
+    def settled_ok(self, task: dict[str, Any], result: dict[str, Any]) -> None:
+        """A worker's result for a media task was taken (under the scheduler's lock)."""
+        media = result.get("media")
+        if result.get("outcome") == "done" and media is not None:
+            self._settle(task["fp"], {"checksum": media["checksum"], "status": media["status"]})
+
+    def failed(self, task: dict[str, Any], reason: str | None) -> None:
+        """The frontier failed a media task for good (a worker's result, robots.txt,
+        retries used up): every item waiting for it is told."""
+        self._settle(task["fp"], {"reason": reason or "failed"})
+
+    def _settle(self, fp: bytes, outcome: dict[str, Any]) -> None:
+        self.settled[fp] = outcome
+        for notify in self.waiting.pop(fp, ()):
+            notify(outcome)
