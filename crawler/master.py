@@ -61,9 +61,11 @@ class Master:
                          self.spider, journal.mark_written if journal else None, self.signals)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
                                    s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal)
+        # Close conditions count this run's pages, items and seconds: a JOBDIR crawl they
+        # closed is not finished, and the same command continues it for as many again.
+        self.items_before = self.sink.count
         self.children: list[subprocess.Popen] = []
         self.exited: set[int] = set()  # pids of local workers seen to have exited
-        self.started = time.monotonic()
         self.monitor: Monitor | None = None
         self.status_server: StatusServer | None = None
 
@@ -173,6 +175,7 @@ class Master:
                    "started_at": round(time.time() - self.elapsed(), 3)},
             seconds=self.elapsed(), done_before=self.done_before, items=self.sink.count,
             items_dropped=self.sink.dropped, last_items=self.sink.recent.copy(),
+            item_errors=len(self.sink.item_errors),
             connected_within=plan.settings["LEASE_TIMEOUT"] / 2)
 
     def _temp_key_path(self) -> str:
@@ -185,14 +188,24 @@ class Master:
         when every local worker has died."""
         s = self.plan.settings
         while not self.scheduler.over():
+            self.check_failures()
             self.check_workers()
             self.feed()
             self.scheduler.tick()
-            if s["CLOSESPIDER_ITEMCOUNT"] and self.sink.count >= s["CLOSESPIDER_ITEMCOUNT"]:
+            if s["CLOSESPIDER_ITEMCOUNT"] and \
+                    self.sink.count - self.items_before >= s["CLOSESPIDER_ITEMCOUNT"]:
                 self.scheduler.close("closespider_itemcount")
             if s["CLOSESPIDER_TIMEOUT"] and self.elapsed() >= s["CLOSESPIDER_TIMEOUT"]:
                 self.scheduler.close("closespider_timeout")
             self.scheduler.ended.wait(0.05)
+
+    def check_failures(self) -> None:
+        """CrawlerError when the journal or the sink cannot go on: the crawl is aborted (with
+        a JOBDIR it resumes from what was committed)."""
+        if self.scheduler.fatal:
+            raise CrawlerError(self.scheduler.fatal)
+        if self.sink.failure is not None:
+            raise CrawlerError(f"writing items failed: {self.sink.failure}")
 
     def check_workers(self) -> None:
         """Log each local worker that exits; CrawlerError when all have died (not one
@@ -225,35 +238,45 @@ class Master:
                 child.terminate()
                 child.wait(5)
 
-    def finish(self, finished: bool) -> dict[str, Any]:
-        """Close the sink, write stats and failures, remove temporary keys; the summary."""
+    def finish(self, finished: bool) -> tuple[dict[str, Any], bool]:
+        """Close the sink, write stats and failures, remove temporary keys; the summary, and
+        whether the crawl finished (not when writing its last items failed). Only a crawl
+        that finished is recorded so in the JOBDIR: any other can be resumed."""
         self.sink.close()
+        finished = finished and self.sink.failure is None and not self.scheduler.fatal
         self.signals.send(signals.spider_closed, spider=self.spider,
                           reason=self.scheduler.closing or "finished")
         for folder in self.plan.temp_dirs:
             shutil.rmtree(folder, ignore_errors=True)
         summary = self.summary()
         jobdir = self.plan.jobdir
-        if self.frontier.failures:
+        if self.frontier.failures or self.sink.item_errors:
             summary["failures_file"] = self._write_failures()
         if self.plan.stats_file:
-            with open(self.plan.stats_file, "w") as f:
-                json.dump(summary, f, indent=1)
-        if jobdir and finished:
-            self.plan.journal.put_meta({"finished": 1})
-        return summary
+            _write_or_log(self.plan.stats_file, json.dumps(summary, indent=1))
+        if jobdir and finished and self.scheduler.closing is None:
+            try:
+                self.plan.journal.put_meta({"finished": 1})
+            except Exception as exc:  # sqlite3.Error: a full disk at the very end
+                log.error("cannot record the crawl as finished: %r", exc)
+                finished = False
+        return summary, finished
 
     def _write_failures(self) -> str:
         jobdir = self.plan.jobdir
         files = [feed.path for feed in self.sink.feeds if feed.resumable]
         stem = files[0] if files else self.plan.spider_cls.name
         path = os.path.join(jobdir, "failures.tsv") if jobdir else stem + ".failures.tsv"
-        with open(path, "w", encoding="utf-8") as f:
-            f.writelines(f"{reason}\t{url}\n" for url, reason in self.frontier.failures)
+        rows = [(url, reason) for url, reason in self.frontier.failures]
+        rows += [(url, "item_error") for url, _ in self.sink.item_errors]
+        _write_or_log(path, "".join(f"{reason}\t{url}\n" for url, reason in rows))
         return path
 
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        """Seconds since work was first handed out (reading seeds and starting up are not
+        the crawl's time)."""
+        first = self.scheduler.first_lease
+        return 0.0 if first is None else time.monotonic() - first
 
     def summary(self) -> dict[str, Any]:
         """The final snapshot (with the time series): the summary and stats.json."""
@@ -263,6 +286,16 @@ class Master:
         if self.status_server is not None:
             self.status_server.close()
         return summary
+
+
+def _write_or_log(path: str, text: str) -> None:
+    """Write a small file of the crawl's end; a full disk is logged, not raised, so the
+    summary is still printed."""
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        log.error("cannot write %s: %s", path, exc)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -356,8 +389,12 @@ def _run(plan: Plan) -> int:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         master.scheduler.close("aborted")
         status = 1
-    _print_summary(master.finish(finished=status == 0))
-    if status == 130:
+    summary, finished = master.finish(finished=status == 0)
+    if status == 0 and not finished:
+        print("error: the crawl's last items could not be written", file=sys.stderr)
+        status = 1
+    _print_summary(summary)
+    if status != 0 or summary["closed_by"] != "finished":
         _print_resume_hint(plan)
     return status
 

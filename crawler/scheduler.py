@@ -19,6 +19,7 @@ from .frontier.journal import Journal
 from .frontier.robots import RobotsRules
 
 log = logging.getLogger(__name__)
+_COMMIT_TRIES = 3  # journal commits failed in a row before the crawl is aborted
 
 
 class Scheduler:
@@ -29,6 +30,7 @@ class Scheduler:
                  page_limit: int = 0, journal: Journal | None = None) -> None:
         self.frontier, self.hello_reply, self.emit_items = frontier, hello_reply, emit_items
         self.batch_size, self.page_limit, self.journal = batch_size, page_limit, journal
+        self._done_before = frontier.stats[DONE]  # CLOSESPIDER_PAGECOUNT counts this run's
         self._item_seq = 1  # numbers items when there is no journal to do it
         if journal is not None:
             frontier.changes = []
@@ -41,6 +43,12 @@ class Scheduler:
         self.joining: dict[str, int] = {}  # said hello, not yet leased: id -> threads
         self.closing: str | None = None
         self.more_to_come = False  # start requests still to be admitted
+        # A journal commit that failed: its (changes, items), tried again with the next one;
+        # fatal says why the journal cannot go on (the master then aborts the crawl).
+        self._unsaved: tuple[list, list[dict]] = ([], [])
+        self._failed_commits = 0
+        self.fatal: str | None = None
+        self.first_lease: float | None = None  # monotonic time work was first handed out
 
     # -- called by workers ----------------------------------------------------
     def hello(self, info: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +78,8 @@ class Scheduler:
                 return {"tasks": [], "wait": 0.2, "done": False}
             leases, wait = self.frontier.lease(worker, min(want, self.batch_size))
         tasks = [dict(task, lease=lease_id) for lease_id, task in leases]
+        if tasks and self.first_lease is None:
+            self.first_lease = time.monotonic()
         return {"tasks": tasks, "wait": wait, "done": False}
 
     def put(self, worker: str, results: list[dict[str, Any]]) -> list[str]:
@@ -82,11 +92,7 @@ class Scheduler:
             accepted = [r["lease"] for r, robots in zip(results, rules)
                         if self._settle(r, robots, items)]
             self.pages_by_worker[worker] += len(accepted)
-            numbered = self._commit(items)
-            if numbered:
-                # Under the lock, so the sink sees items in journal order: it records
-                # "written up to seq N", which must never skip an earlier batch.
-                self.emit_items(numbered)
+            self._commit(items)
             if self._over():
                 self.ended.set()
         return accepted
@@ -100,15 +106,36 @@ class Scheduler:
             self._commit([])
         return new
 
-    def _commit(self, items: list[dict]) -> list[tuple[int, dict]]:
-        """Journal what changed, before anyone is told; number the items."""
+    def _commit(self, items: list[dict]) -> None:
+        """Journal what changed, before anyone is told; number the items and hand them to
+        the sink (under the lock, so the sink sees items in journal order: it records
+        "written up to seq N", which must never skip an earlier batch)."""
+        numbered = self._journal(items)
+        if numbered:
+            self.emit_items(numbered)
+
+    def _journal(self, items: list[dict]) -> list[tuple[int, dict]]:
         if self.journal is None:
             first, self._item_seq = self._item_seq, self._item_seq + len(items)
             return list(zip(range(first, self._item_seq), items))
         changes, self.frontier.changes = self.frontier.changes, []
-        if not changes and not items:
+        changes, items = self._unsaved[0] + changes, self._unsaved[1] + items
+        if (not changes and not items) or self.fatal:
+            self._unsaved = (changes, items)
             return []
-        return list(zip(self.journal.record(changes, items), items))
+        try:
+            seqs = self.journal.record(changes, items)
+        except Exception as exc:  # sqlite3.Error, OSError: disk full, database locked
+            # Never raised to the worker calling put: kept to be tried again, then fatal.
+            self._unsaved, self._failed_commits = (changes, items), self._failed_commits + 1
+            log.error("journal commit failed (%d of %d tries): %r", self._failed_commits,
+                      _COMMIT_TRIES, exc)
+            if self._failed_commits >= _COMMIT_TRIES:
+                self.fatal = f"the journal cannot be written ({exc})"
+                self.close("aborted")
+            return []
+        self._unsaved, self._failed_commits = ([], []), 0
+        return list(zip(seqs, items))
 
     def bye(self, worker: str, refused: str | None = None) -> int:
         """A worker leaves: its unsettled leases go back to the queue at once. `refused`:
@@ -150,7 +177,8 @@ class Scheduler:
         with self.lock:
             self.frontier.expire()
             self._commit([])
-            if self.page_limit and self.frontier.stats[DONE] >= self.page_limit:
+            if self.page_limit and \
+                    self.frontier.stats[DONE] - self._done_before >= self.page_limit:
                 self.close("closespider_pagecount")
 
     def close(self, reason: str) -> None:

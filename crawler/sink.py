@@ -2,6 +2,11 @@
 
 Server threads hand items over with put_many() and return at once; the writer
 thread runs the pipelines and writes, so slow output never slows a lease call.
+
+An error of one item (a pipeline that raises, a value a format cannot encode) costs that
+item only: it is counted (item_error) and listed. An error of the output itself (a full
+disk, a journal that cannot record progress) stops the sink: `failure` says why, the master
+aborts the crawl (exit 1), and each file feed is cut back to the last item flushed whole.
 """
 from __future__ import annotations
 
@@ -37,6 +42,8 @@ class Sink:
         self._loop: asyncio.AbstractEventLoop | None = None  # for async def pipelines
         self.on_written = on_written  # (last seq, progress) after a flush
         self.dropped = 0
+        self.item_errors: list[tuple[str, str]] = []  # (item's url or "", why), as failures
+        self.failure: BaseException | None = None  # what stopped the sink, if anything
         self.recent: deque = deque(maxlen=10)  # the last items written, for the status page
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="sink", daemon=True)
@@ -57,16 +64,26 @@ class Sink:
         self._queue.put(items)
 
     def close(self) -> None:
-        """Write everything handed over so far, then close pipelines and file."""
+        """Write everything handed over so far, then close pipelines and files (after a
+        failure: cut each file back to its last whole item instead)."""
         self._queue.put(None)
         self._thread.join()
         for pipeline in self.pipelines:
             if hasattr(pipeline, "close_spider"):
-                self._settle(pipeline.close_spider(self.spider))
+                try:
+                    self._settle(pipeline.close_spider(self.spider))
+                except Exception:
+                    log.exception("item pipeline %s failed in close_spider", type(pipeline).__name__)
         if self._loop is not None:
             self._loop.close()
         for feed in self.feeds:
-            feed.close()
+            if self.failure is None:
+                try:
+                    feed.close()
+                    continue
+                except OSError as exc:
+                    self._fail(exc)
+            feed.abandon()
 
     def progress(self) -> Progress:
         """Flush every feed; how far each resumable one is known good."""
@@ -78,6 +95,17 @@ class Sink:
         return progress
 
     def _run(self) -> None:
+        try:
+            self._drain()
+        except BaseException as exc:  # the output itself: nothing more can be written
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            log.error("writing items failed, the sink stops: %r", exc)
+            self.failure = exc
+
+    def _drain(self) -> None:
         last, unflushed = 0, 0
         while True:
             batch = self._queue.get()
@@ -111,17 +139,27 @@ class Sink:
             log.debug("dropped item: %s", exc)
             return
         except Exception as exc:
-            log.exception("item pipeline failed; item dropped")
-            self._dropped(item, exc)
+            log.exception("item pipeline failed; item left out")
+            self._item_error(item, f"pipeline: {exc!r}")
             return
+        failed = None
         for feed in self.feeds:
             try:
                 feed.write(item)
-            except Exception:  # e.g. a value no format can encode: that feed goes without
-                log.exception("item left out of feed %s", feed.path)
+            except OSError:  # the file, not the item: the sink cannot go on
+                raise
+            except Exception as exc:  # a value the format cannot encode: that feed goes without
+                log.error("item left out of feed %s: %r", feed.path, exc)
+                failed = failed or f"feed {feed.path}: {exc!r}"
+        if failed:
+            self._item_error(item, failed)
         self.recent.append(item)
         if self.signals.has_receivers(signals.item_scraped):
             self.signals.send(signals.item_scraped, item=item, spider=self.spider)
+
+    def _item_error(self, item: Any, why: str) -> None:
+        url = item.get("url") if isinstance(item, dict) else None
+        self.item_errors.append((url if isinstance(url, str) else "", why))
 
     def _dropped(self, item: Any, exc: Exception) -> None:
         self.dropped += 1
