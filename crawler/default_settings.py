@@ -15,6 +15,9 @@ ROBOTSTXT_OBEY = True
 # Longest Crawl-delay obeyed: a host asking for more is crawled at one request per this
 # many seconds (and a warning says so), so a hostile robots.txt cannot park a host for ever.
 ROBOTSTXT_MAX_CRAWL_DELAY = 30.0
+# Seconds a robots.txt fetched by an earlier run of a JOBDIR (kept in its journal) is used
+# again on resume; older ones are fetched again.
+ROBOTSTXT_MAX_AGE = 86400.0
 # Fetcher threads in each worker process.
 CONCURRENT_REQUESTS = 16
 # Requests in flight to one host across the whole cluster.

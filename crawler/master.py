@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -55,7 +56,10 @@ class Master:
         pipelines = components.load("ITEM_PIPELINES", s["ITEM_PIPELINES"], self.spider.crawler)
         journal = plan.journal
         if journal is not None:
+            for origin, status, body, _ in journal.robots(time.time() - s["ROBOTSTXT_MAX_AGE"]):
+                self.frontier.know_robots(origin, self.frontier.parse_robots(status, body))
             self.frontier.restore(journal.urls())
+            threading.Thread(target=_compact, args=(journal,), name="compact", daemon=True).start()
         self.done_before = self.frontier.stats[DONE]  # by earlier runs of this JOBDIR
         self.sink = Sink([self._feed(spec, path) for spec, path in plan.feeds], pipelines,
                          self.spider, journal.mark_written if journal else None, self.signals)
@@ -286,6 +290,17 @@ class Master:
         if self.status_server is not None:
             self.status_server.close()
         return summary
+
+
+def _compact(journal: Any) -> None:
+    """Delete the journal rows the resume found superseded, beside the crawl."""
+    try:
+        removed = journal.compact()
+    except Exception as exc:  # sqlite3.Error: the crawl goes on with a longer log
+        log.warning("journal compaction stopped: %r", exc)
+        return
+    if removed:
+        log.info("journal compacted: %d superseded rows removed", removed)
 
 
 def _write_or_log(path: str, text: str) -> None:

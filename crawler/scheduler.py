@@ -45,7 +45,8 @@ class Scheduler:
         self.more_to_come = False  # start requests still to be admitted
         # A journal commit that failed: its (changes, items), tried again with the next one;
         # fatal says why the journal cannot go on (the master then aborts the crawl).
-        self._unsaved: tuple[list, list[dict]] = ([], [])
+        self._unsaved: tuple[list, list[dict], list] = ([], [], [])
+        self._robots: list[tuple[str, int, str, float]] = []  # fetched, to be journaled
         self._failed_commits = 0
         self.fatal: str | None = None
         self.first_lease: float | None = None  # monotonic time work was first handed out
@@ -119,22 +120,25 @@ class Scheduler:
             first, self._item_seq = self._item_seq, self._item_seq + len(items)
             return list(zip(range(first, self._item_seq), items))
         changes, self.frontier.changes = self.frontier.changes, []
-        changes, items = self._unsaved[0] + changes, self._unsaved[1] + items
-        if (not changes and not items) or self.fatal:
-            self._unsaved = (changes, items)
+        robots, self._robots = self._robots, []
+        changes, items, robots = (self._unsaved[0] + changes, self._unsaved[1] + items,
+                                  self._unsaved[2] + robots)
+        if (not changes and not items and not robots) or self.fatal:
+            self._unsaved = (changes, items, robots)
             return []
         try:
-            seqs = self.journal.record(changes, items)
+            seqs = self.journal.record(changes, items, robots)
         except Exception as exc:  # sqlite3.Error, OSError: disk full, database locked
             # Never raised to the worker calling put: kept to be tried again, then fatal.
-            self._unsaved, self._failed_commits = (changes, items), self._failed_commits + 1
+            self._unsaved = (changes, items, robots)
+            self._failed_commits += 1
             log.error("journal commit failed (%d of %d tries): %r", self._failed_commits,
                       _COMMIT_TRIES, exc)
             if self._failed_commits >= _COMMIT_TRIES:
                 self.fatal = f"the journal cannot be written ({exc})"
                 self.close("aborted")
             return []
-        self._unsaved, self._failed_commits = ([], []), 0
+        self._unsaved, self._failed_commits = ([], [], []), 0
         return list(zip(seqs, items))
 
     def bye(self, worker: str, refused: str | None = None) -> int:
@@ -225,6 +229,10 @@ class Scheduler:
                                    result.get("status", 0) < 400, result.get("retry_after"))
         if task is None:
             return False
+        if robots is not None and outcome == DONE and self.journal is not None:
+            # Kept with its fetch time, so a resumed crawl does not fetch it again.
+            self._robots.append((task["url"][:-len("/robots.txt")], result.get("status", 0),
+                                 result["robots"], time.time()))
         if "bytes" in result:
             self.frontier.stats["bytes"] += result["bytes"]
         if outcome != "retry" and robots is None:  # a failed callback may have yielded some

@@ -140,7 +140,7 @@ class Sink:
             return
         except Exception as exc:
             log.exception("item pipeline failed; item left out")
-            self._item_error(item, f"pipeline: {exc!r}")
+            self._item_error(item, exc)
             return
         failed = None
         for feed in self.feeds:
@@ -150,16 +150,18 @@ class Sink:
                 raise
             except Exception as exc:  # a value the format cannot encode: that feed goes without
                 log.error("item left out of feed %s: %r", feed.path, exc)
-                failed = failed or f"feed {feed.path}: {exc!r}"
-        if failed:
+                failed = failed or exc
+        if failed is not None:
             self._item_error(item, failed)
         self.recent.append(item)
         if self.signals.has_receivers(signals.item_scraped):
             self.signals.send(signals.item_scraped, item=item, spider=self.spider)
 
-    def _item_error(self, item: Any, why: str) -> None:
+    def _item_error(self, item: Any, exc: Exception) -> None:
         url = item.get("url") if isinstance(item, dict) else None
-        self.item_errors.append((url if isinstance(url, str) else "", why))
+        self.item_errors.append((url if isinstance(url, str) else "", repr(exc)))
+        if self.signals.has_receivers(signals.item_error):
+            self.signals.send(signals.item_error, item=item, exception=exc, spider=self.spider)
 
     def _dropped(self, item: Any, exc: Exception) -> None:
         self.dropped += 1

@@ -107,11 +107,11 @@ class FlakyJournal(Journal):
 
     failures = 0
 
-    def record(self, changes, items):
+    def record(self, *args):
         if self.failures:
             self.failures -= 1
             raise sqlite3.OperationalError("database is locked")
-        return super().record(changes, items)
+        return super().record(*args)
 
 
 def _task(url: str) -> dict:
