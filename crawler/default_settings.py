@@ -3,8 +3,9 @@
 Names and meanings follow Scrapy where Scrapy has the setting.
 """
 
-# Sent with every request unless the request sets its own User-Agent.
-USER_AGENT = "crawler/0.1 (+https://pypi.org/project/requests/)"
+# Sent with every request unless the request sets its own User-Agent. Set your own, with a
+# contact for site owners: "mybot/1.0 (+https://example.org/bot; bot@example.org)".
+USER_AGENT = "crawler/0.1 (no contact set: see USER_AGENT in crawler's README)"
 # Headers added to every request (the request's own headers win).
 DEFAULT_REQUEST_HEADERS = {
     "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
@@ -15,9 +16,6 @@ ROBOTSTXT_OBEY = True
 # Longest Crawl-delay obeyed: a host asking for more is crawled at one request per this
 # many seconds (and a warning says so), so a hostile robots.txt cannot park a host for ever.
 ROBOTSTXT_MAX_CRAWL_DELAY = 30.0
-# Seconds a robots.txt fetched by an earlier run of a JOBDIR (kept in its journal) is used
-# again on resume; older ones are fetched again.
-ROBOTSTXT_MAX_AGE = 86400.0
 # Fetcher threads in each worker process.
 CONCURRENT_REQUESTS = 16
 # Requests in flight to one host across the whole cluster.
@@ -136,3 +134,14 @@ RECONNECT_MAX_DELAY = 5.0
 SHUTDOWN_GRACE = 5.0
 # HOST:PORT of the master's status page, /stats.json and /metrics (port 0: a free one; off: none).
 STATUS_BIND = "127.0.0.1:0"
+
+# -- durable restarts, limits and trust by origin --
+# Seconds a robots.txt fetched by an earlier run of a JOBDIR (kept in its journal) is used
+# again on resume; older ones are fetched again.
+ROBOTSTXT_MAX_AGE = 86400.0
+# Most requests kept from one callback call (a page with a million links); the rest are
+# dropped and counted (links_per_page). 0: no limit.
+LINKS_PER_PAGE_LIMIT = 100_000
+# Exempt from the address guard besides the seeds' own origins: origins
+# ("http://127.0.0.1:8080") or host names (every scheme and port of that host).
+ADDRESS_GUARD_TRUSTED = []

@@ -32,6 +32,7 @@ from .status import live, snapshot
 from .status.monitor import Monitor
 from .status.server import StatusServer
 from .status.summary import summary_lines
+from .urls import host_of
 
 log = logging.getLogger("crawler.master")
 TOP_HOSTS = 20  # hosts shown by queue and by failures
@@ -61,6 +62,12 @@ class Master:
             self.frontier.restore(journal.urls())
             threading.Thread(target=_compact, args=(journal,), name="compact", daemon=True).start()
         self.done_before = self.frontier.stats[DONE]  # by earlier runs of this JOBDIR
+        # Items a killed run committed but had not recorded as written: handed to the sink
+        # again, so pipelines may have seen them already (those since its last flush).
+        self.replay = journal.unwritten_items() if journal is not None else []
+        self.spider.resume_state = {
+            "jobdir": plan.jobdir, "resumed": journal is not None and not journal.is_new(),
+            "replayed_items": len(self.replay), "closed_by": None, "resumable": None}
         self.sink = Sink([self._feed(spec, path) for spec, path in plan.feeds], pipelines,
                          self.spider, journal.mark_written if journal else None, self.signals)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
@@ -79,12 +86,14 @@ class Master:
 
     def _hello_reply(self) -> dict[str, Any]:
         domains = list(self.spider.allowed_domains or [])
+        origins = self.plan.starts.origins
         if not domains and self.plan.spider_cls is GenericSpider:
-            domains = sorted({t["host"] for t in self.plan.starts.first})
+            domains = sorted({host_of(origin + "/") for origin in origins})
         return {"spider": self.plan.spider_cls.name, "settings": self.plan.settings,
                 "spider_args": self.plan.spider_args,
                 "spider_hash": source_hash(self.plan.spider_cls), "allowed_domains": domains,
-                "seed_hosts": sorted({t["host"] for t in self.plan.starts.first})}
+                # the seeds' origins (scheme://host:port), exempt from the address guard
+                "trusted": sorted(origins)}
 
     def seed(self) -> int:
         """Queue the seeds not seen before; hand over items a killed run had not written."""
@@ -93,7 +102,8 @@ class Master:
             if any(journal.feed_progress(feed.key) is None for feed in self.sink.feeds
                    if feed.resumable):  # a new crawl: where each feed starts
                 journal.mark_written(journal.written_seq(), self.sink.progress())
-            self.sink.put_many(journal.unwritten_items())
+            self.sink.put_many(self.replay)
+            self.replay = []
         starts = self.plan.starts
         return self.scheduler.admit(starts.first, more=self._more())
 
@@ -246,6 +256,10 @@ class Master:
         """Close the sink, write stats and failures, remove temporary keys; the summary, and
         whether the crawl finished (not when writing its last items failed). Only a crawl
         that finished is recorded so in the JOBDIR: any other can be resumed."""
+        closed_by = self.scheduler.closing or "finished"
+        self.spider.resume_state.update(  # what close_spider sees
+            closed_by=closed_by, resumable=bool(self.plan.jobdir) and not (
+                finished and closed_by == "finished"))
         self.sink.close()
         finished = finished and self.sink.failure is None and not self.scheduler.fatal
         self.signals.send(signals.spider_closed, spider=self.spider,

@@ -107,7 +107,7 @@ class Worker:
         self.meter.interval = settings["LOGSTATS_INTERVAL"]
         manager.set_call_timeout(settings["CALL_TIMEOUT"])
         self.handler = build_handler(spider, settings, reply["allowed_domains"],
-                                     reply["seed_hosts"])
+                                     reply["trusted"])
         self.handler.signals.send(signals.spider_opened, spider=spider)
         log.info("worker %s: spider %s, %d threads", self.id, reply["spider"], self.threads)
 

@@ -174,3 +174,120 @@ def test_closespider_pagecount_leaves_the_crawl_resumable(serve, project, run_ma
     assert summary_line(third).group(1) == "finished", third.describe()
     assert_one_item_per_page(read_jsonl(out), site)
     assert max(requested(site).values()) == 1
+
+
+# -- 14. the address guard trusts the seeds' origins, not their hosts -------------------------------
+def _linking_to(seed_server, other) -> None:
+    page = (f'<html><title>front</title><a href="{other.url}">other service</a>'
+            '<a href="/book/0.html">a book</a></html>').encode()
+    seed_server.extra["/"] = lambda: (200, "text/html", page)
+
+
+@pytest.mark.parametrize("widened", [False, True], ids=["seed-origin-only", "widened"])
+def test_a_seed_trusts_its_origin_not_every_port_of_its_host(widened, serve, project,
+                                                             run_master):
+    seed, other = serve(Site(pages=1, links=0)), serve(Site(pages=1, links=0))
+    _linking_to(seed, other)
+    out = project / "out.jsonl"
+    extra = ["-s", f'ADDRESS_GUARD_TRUSTED=["{other.url.rstrip("/")}"]'] if widened else []
+    master = run_master([write_seeds(project, seed.url), "--workers", 1, "-o", out, *QUIET,
+                         *extra], timeout=30)
+    assert master.returncode == 0, master.describe()
+    urls = {item["url"] for item in read_jsonl(out)}
+    assert {seed.url, f"{seed.url}book/0.html"} <= urls
+    if widened:
+        assert other.url in urls and requested(other)["/"] == 1
+        return
+    assert other.url not in urls and not requested(other), requested(other)
+    assert "failed(blocked_address): 1" in master.stdout, master.describe()
+    assert "robots_unavailable" not in master.stdout, master.describe()
+    failures = (project / "out.jsonl.failures.tsv").read_text()
+    assert failures == f"blocked_address\t{other.url}\n"
+
+
+# -- 15. a page with a million links -------------------------------------------------------------
+def test_links_beyond_the_per_page_limit_are_dropped_and_counted(serve, project, run_master):
+    site = serve(Site(pages=1, links=0))
+    page = ("<html><title>many</title>" + "".join(f'<a href="/many/{i}">{i}</a>'
+                                                  for i in range(500)) + "</html>").encode()
+    site.extra["/"] = lambda: (200, "text/html", page)
+    out = project / "out.jsonl"
+    master = run_master([write_seeds(project, site.url), "--workers", 1, "-o", out, *QUIET,
+                         "-s", "LINKS_PER_PAGE_LIMIT=120", "-s", "DEPTH_LIMIT=1"], timeout=60)
+    assert master.returncode == 0, master.describe()
+    assert "links_per_page 380" in master.stdout, master.describe()
+    fetched = [p for p in requested(site) if p.startswith("/many/")]
+    assert len(fetched) == 120, len(fetched)
+
+
+# -- 10. the default User-Agent says how to reach a contact --------------------------------------
+def test_the_default_user_agent_points_to_the_readme_on_setting_a_contact():
+    from crawler.config import defaults
+    from procs import REPO
+    agent = defaults()["USER_AGENT"]
+    assert "pypi.org/project/requests" not in agent
+    assert "see USER_AGENT in crawler's README" in agent
+    assert "Set `USER_AGENT` with a contact" in (REPO / "README.md").read_text()
+
+
+# -- 9. what pipelines see across a restart ---------------------------------------------------------
+RECORDING = '''
+import json
+
+
+class Record:
+    """Logs every item it sees and the resume state at open and close, one JSON line each."""
+
+    def _log(self, **entry):
+        with open("pipeline.log", "a") as f:
+            f.write(json.dumps(entry) + "\\n")
+
+    def open_spider(self, spider):
+        self._log(event="open", state=dict(spider.resume_state))
+
+    def close_spider(self, spider):
+        self._log(event="close", state=dict(spider.resume_state))
+
+    def process_item(self, item, spider):
+        self._log(event="item", url=item["url"])
+        return item
+'''
+
+
+def test_pipelines_see_an_item_twice_only_when_replayed_and_are_told(serve, project, procs,
+                                                                     run_master, tmp_path):
+    from procs import count_lines, wait_for
+    (project / "pipes.py").write_text(RECORDING)
+    site = serve(Site(pages=120, links=2), delay=0.02)
+    out, jobdir = project / "out.jsonl", tmp_path / "job"
+    args = [write_seeds(project, site.url), "--workers", 2, "-o", out, "--jobdir", jobdir,
+            "-s", 'ITEM_PIPELINES={"pipes.Record": 1}', *FAST]
+    first = procs.master(args, project, "killed")
+    wait_for(lambda: count_lines(out) >= 30, 30, "30 items", describe=first.describe)
+    first.kill_group()  # SIGKILL: no close_spider, no last flush
+    second = run_master(args, timeout=60, name="resumed")
+    assert second.returncode == 0, second.describe()
+    log = read_jsonl(project / "pipeline.log")
+    opens = [e["state"] for e in log if e["event"] == "open"]
+    closes = [e["state"] for e in log if e["event"] == "close"]
+    assert [s["resumed"] for s in opens] == [False, True], opens
+    assert opens[0]["replayed_items"] == 0
+    assert closes == [dict(opens[1], closed_by="finished", resumable=False)], closes
+    seen = [e["url"] for e in log if e["event"] == "item"]
+    assert set(seen) == {item["url"] for item in read_jsonl(out)}
+    assert len(seen) - len(set(seen)) <= opens[1]["replayed_items"]
+    assert_one_item_per_page(read_jsonl(out), site)
+
+
+# -- 15. seeds streamed: what the whole file says holds for seeds beyond the first batch --------
+def test_seeds_beyond_the_first_batch_are_trusted_and_in_scope(serve, project, run_master):
+    blocked, other = serve(Site(pages=1, links=0)), serve(Site(pages=20, links=2),
+                                                          host="127.0.0.2")
+    # 3,000 seeds robots.txt refuses (settled without a fetch), then another host's front page
+    blocked.extra["/robots.txt"] = lambda: (200, "text/plain", b"User-agent: *\nDisallow: /no/\n")
+    seeds = write_seeds(project, *(f"{blocked.url}no/{i}" for i in range(3000)), other.url)
+    out = project / "out.jsonl"
+    master = run_master([seeds, "--workers", 1, "-o", out, *QUIET], timeout=90)
+    assert master.returncode == 0, master.describe()
+    assert "failed(robots): 3000" in master.stdout, master.describe()
+    assert_one_item_per_page(read_jsonl(out), other)  # its links were in scope, it was trusted
