@@ -2,20 +2,23 @@
 """Resume time of a big JOBDIR: how long a restarted master takes to rebuild its frontier.
 
     python bench/resume.py [--urls 1000000] [--done 0.5] [--hosts 1000] [--runs 2] [--json F]
+                           [--reuse DIR]
 
 Writes a journal as a crawl would (crawler.frontier.journal.Journal.record, in batches of 64
 results with 20 new links each): --urls URLs admitted over --hosts hosts, the first --done of
 them done, the rest still queued. Then, --runs times, does what a restarted master does before
 it listens: open the journal and rebuild a Frontier from it
 (Frontier.restore(journal.urls())); then compact it as the master does beside the crawl
-(Journal.compact: the rows the resume found superseded are deleted). Reports the wall and CPU seconds of each step, the log's
-rows per URL before and after, and the file's size.
+(Journal.compact: the rows the resume found superseded are deleted). Reports the wall and
+CPU seconds of each step, the log's rows per URL before and after, and the file's size.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -52,7 +55,6 @@ def write_journal(jobdir: str, urls: int, done: float, hosts: int) -> None:
 
 
 def rows(path: str) -> int:
-    import sqlite3
     db = sqlite3.connect(path)
     try:
         return db.execute("SELECT count(*) FROM log").fetchone()[0]
@@ -67,10 +69,12 @@ def resume(jobdir: str) -> dict:
     frontier = Frontier(epoch="bench")
     frontier.restore(journal.urls())
     t2, c2 = time.perf_counter(), time.process_time()
-    removed = journal.compact()  # beside the crawl in a master: not part of the resume
+    # beside the crawl in a master, not part of the resume (older versions: no compaction)
+    removed = journal.compact() if hasattr(journal, "compact") else 0
     t3 = time.perf_counter()
     journal.close()
-    return {"compacted_rows": removed, "compact_s": round(t3 - t2, 3),"open_s": round(t1 - t0, 3), "open_cpu_s": round(c1 - c0, 3),
+    return {"compacted_rows": removed, "compact_s": round(t3 - t2, 3),
+            "open_s": round(t1 - t0, 3), "open_cpu_s": round(c1 - c0, 3),
             "restore_s": round(t2 - t1, 3), "restore_cpu_s": round(c2 - c1, 3),
             "total_s": round(t2 - t0, 3), "queued": frontier.queued,
             "done": frontier.stats["done"]}
@@ -83,11 +87,19 @@ def main() -> None:
     p.add_argument("--hosts", type=int, default=1000)
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--json")
+    p.add_argument("--reuse", metavar="DIR", help="copy the JOBDIR written before into DIR "
+                   "(written there first if missing): the same journal for several versions")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-resume-") as folder:
         jobdir = os.path.join(folder, "job")
         started = time.perf_counter()
-        write_journal(jobdir, args.urls, args.done, args.hosts)
+        if args.reuse and os.path.isdir(args.reuse):
+            shutil.copytree(args.reuse, jobdir)
+            os.remove(os.path.join(jobdir, "lock"))
+        else:
+            write_journal(jobdir, args.urls, args.done, args.hosts)
+            if args.reuse:
+                shutil.copytree(jobdir, args.reuse)
         path = os.path.join(jobdir, "journal.sqlite")
         before = rows(path)
         print(f"journal written in {time.perf_counter() - started:.1f} s: {args.urls:,} URLs, "

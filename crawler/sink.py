@@ -73,7 +73,8 @@ class Sink:
                 try:
                     self._settle(pipeline.close_spider(self.spider))
                 except Exception:
-                    log.exception("item pipeline %s failed in close_spider", type(pipeline).__name__)
+                    log.exception("item pipeline %s: close_spider failed",
+                                  type(pipeline).__name__)
         if self._loop is not None:
             self._loop.close()
         for feed in self.feeds:

@@ -48,7 +48,7 @@ def assert_whole_lines(path) -> list[dict]:
     return read_jsonl(path)
 
 
-# -- 4. errors per item, and a sink that cannot go on --------------------------------------------
+# -- 4. errors per item, and a sink that cannot go on ---------------------------------------------
 def test_items_a_feed_cannot_take_are_counted_and_listed(serve, project, run_master):
     (project / "pipes.py").write_text(PIPES)
     site = serve(Site(pages=20, links=2))
@@ -101,7 +101,7 @@ def test_a_full_journal_disk_stops_the_crawl_and_it_resumes(serve, project, proc
     assert stats["closed_by"] == "finished" and stats["pages_failed"] == 0, stats
 
 
-# -- 5. a journal commit that fails -------------------------------------------------------------
+# -- 5. a journal commit that fails ---------------------------------------------------------------
 class FlakyJournal(Journal):
     """A real journal whose next `failures` commits raise as a locked database does."""
 
@@ -153,7 +153,7 @@ def test_a_journal_that_cannot_commit_aborts_the_crawl(tmp_path):
     assert scheduler.lease("w", 10)["tasks"] == []
 
 
-# -- 15. a close condition leaves a JOBDIR crawl resumable ------------------------------------------
+# -- 15. a close condition leaves a JOBDIR crawl resumable ----------------------------------------
 def test_closespider_pagecount_leaves_the_crawl_resumable(serve, project, run_master, tmp_path):
     site = serve(Site(pages=60, links=2), delay=0.02)
     out, jobdir = project / "out.jsonl", tmp_path / "job"
@@ -176,7 +176,7 @@ def test_closespider_pagecount_leaves_the_crawl_resumable(serve, project, run_ma
     assert max(requested(site).values()) == 1
 
 
-# -- 14. the address guard trusts the seeds' origins, not their hosts -------------------------------
+# -- 14. the address guard trusts the seeds' origins, not their hosts -----------------------------
 def _linking_to(seed_server, other) -> None:
     page = (f'<html><title>front</title><a href="{other.url}">other service</a>'
             '<a href="/book/0.html">a book</a></html>').encode()
@@ -205,7 +205,7 @@ def test_a_seed_trusts_its_origin_not_every_port_of_its_host(widened, serve, pro
     assert failures == f"blocked_address\t{other.url}\n"
 
 
-# -- 15. a page with a million links -------------------------------------------------------------
+# -- 15. a page with a million links --------------------------------------------------------------
 def test_links_beyond_the_per_page_limit_are_dropped_and_counted(serve, project, run_master):
     site = serve(Site(pages=1, links=0))
     page = ("<html><title>many</title>" + "".join(f'<a href="/many/{i}">{i}</a>'
@@ -220,7 +220,7 @@ def test_links_beyond_the_per_page_limit_are_dropped_and_counted(serve, project,
     assert len(fetched) == 120, len(fetched)
 
 
-# -- 10. the default User-Agent says how to reach a contact --------------------------------------
+# -- 10. the default User-Agent says how to reach a contact ---------------------------------------
 def test_the_default_user_agent_points_to_the_readme_on_setting_a_contact():
     from crawler.config import defaults
     from procs import REPO
@@ -230,7 +230,7 @@ def test_the_default_user_agent_points_to_the_readme_on_setting_a_contact():
     assert "Set `USER_AGENT` with a contact" in (REPO / "README.md").read_text()
 
 
-# -- 9. what pipelines see across a restart ---------------------------------------------------------
+# -- 9. what pipelines see across a restart -------------------------------------------------------
 RECORDING = '''
 import json
 
@@ -279,7 +279,7 @@ def test_pipelines_see_an_item_twice_only_when_replayed_and_are_told(serve, proj
     assert_one_item_per_page(read_jsonl(out), site)
 
 
-# -- 15. seeds streamed: what the whole file says holds for seeds beyond the first batch --------
+# -- 15. seeds streamed: what the whole file says holds for seeds beyond the first batch ----------
 def test_seeds_beyond_the_first_batch_are_trusted_and_in_scope(serve, project, run_master):
     blocked, other = serve(Site(pages=1, links=0)), serve(Site(pages=20, links=2),
                                                           host="127.0.0.2")

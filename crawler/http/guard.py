@@ -7,8 +7,9 @@ crawled host is opened by `Guard.connect`: it resolves the host within the fetch
 deadline, refuses the connection when any address is not a public unicast address (see
 `is_public`), and then connects only to the addresses it checked, so the name is not
 looked up a second time (DNS rebinding). The seeds' origins (scheme, host and port: not
-every service of their host) are trusted: resolved and pinned the same way, without the check. Through a proxy, the proxy resolves the name again, so there
-`Guard.check` is best effort.
+every service of their host) are trusted: resolved and pinned the same way, without the
+check. Through a proxy, the proxy resolves the name again, so there `Guard.check` is best
+effort.
 
 Everything here except `resolve()` and `Guard.connect` is a pure function of its arguments.
 """
