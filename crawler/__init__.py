@@ -1,10 +1,10 @@
 """crawler: a distributed web-crawler framework. Public API."""
 from . import signals
-from .errors import CrawlerError, IgnoreRequest, PageError, RefusedError, UsageError
+from .errors import (CrawlerError, DropItem, IgnoreRequest, PageError, RefusedError,
+                     UsageError)
 from .http.form import FormRequest
 from .http.request import Request
 from .http.response import Response
-from .sink import DropItem
 from .spider.base import GenericSpider, SitemapSpider, Spider
 from .spider.crawl import CrawlSpider, Rule
 from .spider.failure import Failure, HttpError

@@ -25,3 +25,7 @@ class PageError(CrawlerError):
 class IgnoreRequest(CrawlerError):
     """Raised by a downloader middleware to drop a request: it ends failed(ignored), and its
     errback, if any, is called."""
+
+
+class DropItem(CrawlerError):
+    """Raise in a pipeline's process_item to drop the item."""

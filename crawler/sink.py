@@ -19,16 +19,12 @@ from collections import deque
 from typing import Any, Callable, Iterable
 
 from . import signals
-from .errors import CrawlerError
+from .errors import DropItem
 from .feeds import Feed
 
 log = logging.getLogger(__name__)
 # Progress of each resumable feed after a flush: {feed key: (path, size in bytes, items)}.
 Progress = dict[str, tuple[str, int, int]]
-
-
-class DropItem(CrawlerError):
-    """Raise in a pipeline's process_item to drop the item."""
 
 
 class Sink:

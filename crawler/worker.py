@@ -382,12 +382,15 @@ def _run_one(address: tuple[str, int], args: argparse.Namespace,
              children: list[subprocess.Popen]) -> int:
     worker = Worker(address, args.authkey_file, args.threads, args.max_wait, args.parent)
 
-    def stop(*_: Any) -> None:
+    def stop(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGINT and worker.stopping:
+            raise KeyboardInterrupt  # a second Ctrl-C: now
         worker.stop()
         for child in children:  # -p N: the copies stop with this one
             child.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # Ctrl-C stops as gracefully as SIGTERM
     try:
         return worker.run()
     except CrawlerError as exc:

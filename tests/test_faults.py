@@ -440,7 +440,8 @@ def test_retries_then_failures_and_404_failed(serve, project, run_master, tmp_pa
 
 
 # -- 8. graceful stops ------------------------------------------------------------------------------------
-def test_sigterm_to_worker_returns_its_leases(serve, project, procs, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_sigterm_to_worker_returns_its_leases(serve, project, procs, tmp_path, signum):
     site = serve(Site(pages=60, links=3), delay=0.2)
     starts = Starts(site)
     cluster = Cluster(procs, project, tmp_path, site)
@@ -451,7 +452,7 @@ def test_sigterm_to_worker_returns_its_leases(serve, project, procs, tmp_path):
     stayer = cluster.worker("stayer")
 
     sent = time.monotonic()
-    leaver.send(signal.SIGTERM)
+    leaver.send(signum)
     assert exit_status(leaver, 10) == 0, leaver.describe()
     took = time.monotonic() - sent
     assert took < CALL_TIMEOUT + 1.5, f"the worker took {took:.1f} s to leave"

@@ -125,6 +125,14 @@ def test_jsonlines_appends_and_overwrites(tmp_path):
     assert path.read_text() == '{"n": 3}\n'
 
 
+def test_appending_to_a_file_cut_mid_line_starts_a_new_line(tmp_path, caplog):
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b'{"n": 0}\n{"n": 1, "tit')  # a crawl killed mid-write
+    write(path, [{"n": 2}], format="jsonlines")
+    assert path.read_text().splitlines() == ['{"n": 0}', '{"n": 1, "tit', '{"n": 2}']
+    assert "does not end with a line break" in caplog.text
+
+
 def test_json_values_json_cannot_hold(tmp_path):
     path = tmp_path / "items.json"
     write(path, [{"b": b"x", "s": {1}, "nan": math.nan, "deep": [{"inf": -math.inf}, 1.5]}],

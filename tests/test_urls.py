@@ -1,7 +1,7 @@
 """Table tests of crawler.urls: normalize, canonical, fingerprint, host_of, in_domains."""
 import pytest
 
-from crawler import default_settings
+from crawler import default_settings, urls
 from crawler.urls import canonical, fingerprint, host_of, in_domains, normalize, remove_dot_segments
 
 IGNORE = default_settings.FINGERPRINT_IGNORE_PARAMS
@@ -242,3 +242,47 @@ def test_a_page_of_odd_links_is_parsed_and_the_bad_ones_counted():
         "http://example.com/page?q=%C3%BC%20%C3%A9", "http://example.com/page",
         "http://xn--n3h.net/x", "http://abc.com/"]
     assert result["dropped"] == {"invalid_url": 6}
+
+
+# RFC 3986, section 5.4: every example, normal and abnormal, against its base.
+RFC_BASE = "http://a/b/c/d;p?q"
+RFC_EXAMPLES = {
+    "g:h": "g:h", "g": "http://a/b/c/g", "./g": "http://a/b/c/g", "g/": "http://a/b/c/g/",
+    "/g": "http://a/g", "//g": "http://g", "?y": "http://a/b/c/d;p?y",
+    "g?y": "http://a/b/c/g?y", "#s": "http://a/b/c/d;p?q#s", "g#s": "http://a/b/c/g#s",
+    "g?y#s": "http://a/b/c/g?y#s", ";x": "http://a/b/c/;x", "g;x": "http://a/b/c/g;x",
+    "g;x?y#s": "http://a/b/c/g;x?y#s", "": "http://a/b/c/d;p?q", ".": "http://a/b/c/",
+    "./": "http://a/b/c/", "..": "http://a/b/", "../": "http://a/b/", "../g": "http://a/b/g",
+    "../..": "http://a/", "../../": "http://a/", "../../g": "http://a/g",
+    "../../../g": "http://a/g", "../../../../g": "http://a/g", "/./g": "http://a/g",
+    "/../g": "http://a/g", "g.": "http://a/b/c/g.", ".g": "http://a/b/c/.g",
+    "g..": "http://a/b/c/g..", "..g": "http://a/b/c/..g", "./../g": "http://a/b/g",
+    "./g/.": "http://a/b/c/g/", "g/./h": "http://a/b/c/g/h", "g/../h": "http://a/b/c/h",
+    "g;x=1/./y": "http://a/b/c/g;x=1/y", "g;x=1/../y": "http://a/b/c/y",
+    "g?y/./x": "http://a/b/c/g?y/./x", "g?y/../x": "http://a/b/c/g?y/../x",
+    "g#s/./x": "http://a/b/c/g#s/./x", "g#s/../x": "http://a/b/c/g#s/../x",
+}
+
+
+@pytest.mark.parametrize("ref", list(RFC_EXAMPLES))
+def test_links_resolve_as_rfc_3986_says(ref):
+    assert urls.Joiner(RFC_BASE)(ref) == RFC_EXAMPLES[ref]
+    assert urls.join(RFC_BASE, ref) == RFC_EXAMPLES[ref]
+
+
+@pytest.mark.parametrize("base", ["http://h", "https://u:p@h:8080/a/b/", "http://[::1]:81/x?q#f"])
+@pytest.mark.parametrize("ref", ["x", "../x?y#z", "/x/./y", "mailto:a@b", "javascript:x()",
+                                 " x.html\t", "x\ny", "HTTP://O/p", "http:x", "//o/p", "?q", "#f"])
+def test_links_resolve_as_urljoin_does_where_it_follows_the_rfc(base, ref):
+    from urllib.parse import urljoin
+    assert urls.normalize(urls.Joiner(base)(ref)) == urls.normalize(urljoin(base, ref.strip()))
+
+
+def test_the_generic_spider_asks_once_for_each_target_of_a_page():
+    from test_fetcher import URL, handle
+    hrefs = ["a.html#one", "a.html#two", "a.html", "#top", "#bottom", "b.html?x=1#f",
+             "b.html?x=1"]
+    body = "".join(f'<a href="{h}">x</a>' for h in hrefs).encode()
+    result = handle({URL: (200, {"Content-Type": "text/html"}, body)})
+    assert [r["url"] for r in result["requests"]] == [
+        "http://example.com/a.html", "http://example.com/page", "http://example.com/b.html?x=1"]

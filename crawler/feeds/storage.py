@@ -1,6 +1,7 @@
 """Where a feed's text goes: a local file (resumable: cut back to a known good length) or stdout."""
 from __future__ import annotations
 
+import logging
 import os
 from typing import IO
 
@@ -8,6 +9,7 @@ from ..errors import CrawlerError
 
 # Unencodable characters: XML can carry them as references; other formats get "?".
 _ERRORS = {"xml": "xmlcharrefreplace"}
+log = logging.getLogger(__name__)
 
 
 def open_file(path: str, fmt: str, encoding: str, mode: str, size: int = 0) -> IO[str]:
@@ -20,13 +22,32 @@ def open_file(path: str, fmt: str, encoding: str, mode: str, size: int = 0) -> I
                                "bytes): it was changed; cannot resume")
         os.truncate(path, size)
         mode = "a"
+    elif mode == "a" and not _ends_a_line(path):
+        # A file cut short (or written by hand) would glue its last line to our first.
+        log.warning("%s does not end with a line break: one is added before the new items", path)
+        mode = "a+"
     folder = os.path.dirname(path)
     try:
         if folder:
             os.makedirs(folder, exist_ok=True)
-        return open(path, mode, encoding=encoding, errors=errors, newline="")
+        file = open(path, mode, encoding=encoding, errors=errors, newline="")
     except OSError as exc:
         raise CrawlerError(f"cannot open feed {path}: {exc}") from None
+    if mode == "a+":
+        file.write("\n")
+    return file
+
+
+def _ends_a_line(path: str) -> bool:
+    """Whether a file is empty, missing, or ends with a line break."""
+    try:
+        with open(path, "rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return True
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+    except FileNotFoundError:
+        return True
 
 
 def open_stdout(fmt: str, encoding: str) -> IO[str]:

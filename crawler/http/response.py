@@ -13,7 +13,7 @@ from w3lib.encoding import (html_body_declared_encoding, http_content_type_encod
 
 from ..errors import CrawlerError
 from .request import Request
-from ..urls import join, origin_of
+from ..urls import Joiner, join
 
 if TYPE_CHECKING:
     import parsel
@@ -131,8 +131,8 @@ class Response:
         return join(self.url, base) if base else self.url
 
     @cached_property
-    def _origin(self) -> str | None:
-        return origin_of(self.base_url)
+    def _joiner(self) -> Joiner:
+        return Joiner(self.base_url)
 
     def meta_refresh(self) -> tuple[float, str] | None:
         """(delay in seconds, absolute URL) of the page's first <meta http-equiv="refresh">
@@ -147,7 +147,7 @@ class Response:
 
     def urljoin(self, url: str) -> str:
         """Resolve a relative URL against this page (honouring <base href>)."""
-        return join(self.base_url, url, self._origin)
+        return self._joiner(url)
 
     def follow(self, url: Any, callback: Any = None, **kwargs: Any) -> Request:
         """A Request for a link: a URL string or an <a>/<link>/<area> selector."""

@@ -105,7 +105,11 @@ class GenericSpider(SitemapMixin, Spider):
         yield {"url": response.url, "status": response.status, "title": title or None,
                "depth": response.depth}
         if root is not None:
-            yield from response.follow_all(links_of(root))
+            # One request per target: a fragment never changes what is fetched, and pages
+            # link to their own sections (Sphinx: 7 links of 8 repeat a target on the page).
+            # "#" stays for the fragment-only ones: with a <base href> it is another page.
+            yield from response.follow_all(dict.fromkeys(
+                href.partition("#")[0] or "#" for href in links_of(root)))
 
     def _xpaths(self) -> tuple[etree.XPath, etree.XPath]:
         # lxml directly, plain strings (no Selector object per link), compiled once per

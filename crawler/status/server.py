@@ -29,8 +29,10 @@ class StatusServer(ThreadingHTTPServer):
         self._cache_lock = threading.Lock()
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
+        # serve_forever notices shutdown() only between polls: 0.5 s by default, which the
+        # end of every crawl waited for.
         self._thread = threading.Thread(target=self.serve_forever, name="status-http",
-                                        daemon=True)
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:
