@@ -7,12 +7,15 @@ read again lazily as the crawl takes its start requests, a batch at a time.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Iterator
 
 from . import urls
 from .errors import UsageError
 
 log = logging.getLogger(__name__)
+# scheme://authority (the origin as written), then anything without whitespace
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*)\S*")
 
 
 class SeedFile:
@@ -81,13 +84,10 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
 def _looks_valid(text: str, origins: dict[str, str | None]) -> bool:
     """Without normalizing the whole URL (a few microseconds each, millions of lines): no
     whitespace inside, and an origin that normalizes (each distinct one normalized once)."""
-    if " " in text or "\t" in text:
+    match = _URL.fullmatch(text)
+    if match is None:
         return False
-    start = text.find("://")
-    if start < 0:
-        return False
-    ends = [i for i in (text.find(c, start + 3) for c in "/?#") if i >= 0]
-    written = text[:min(ends)] if ends else text
+    written = match.group(1)
     if written not in origins:
         url = urls.normalize(written + "/")
         origins[written] = url[:url.find("/", 8)] if url is not None else None
