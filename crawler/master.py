@@ -212,6 +212,7 @@ class Master:
             if s["CLOSESPIDER_TIMEOUT"] and self.elapsed() >= s["CLOSESPIDER_TIMEOUT"]:
                 self.scheduler.close("closespider_timeout")
             self.scheduler.ended.wait(0.05)
+        self.check_failures()  # the journal failing closes the crawl too
 
     def check_failures(self) -> None:
         """CrawlerError when the journal or the sink cannot go on: the crawl is aborted (with

@@ -116,7 +116,10 @@ class Sink:
             if self._queue.empty() or unflushed >= 1000:
                 progress = self.progress()
                 if self.on_written is not None:
-                    self.on_written(last, progress)
+                    try:
+                        self.on_written(last, progress)
+                    except Exception as exc:  # sqlite3.Error: a full disk
+                        raise CrawlerError(f"the journal cannot record them ({exc})") from exc
                 unflushed = 0
 
     def _settle(self, value: Any) -> Any:
