@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 
 from . import default_settings
 from .errors import UsageError
+from .http import cache as httpcache
 from .http import guard, tls
 from .urls import to_ascii_host
 
@@ -23,10 +24,10 @@ log = logging.getLogger(__name__)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # Settings whose default is None but which take a string when set.
-_OPTIONAL_STR = {"JOBDIR", "HTTP_PROXY", "TLS_CA_BUNDLE"}
+_OPTIONAL_STR = {"JOBDIR", "HTTP_PROXY", "TLS_CA_BUNDLE", "WARC_OUTPUT"}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # Settings that are lists of HTTP status codes.
-_STATUS_LISTS = ("RETRY_HTTP_CODES", "HTTPERROR_ALLOWED_CODES")
+_STATUS_LISTS = ("RETRY_HTTP_CODES", "HTTPERROR_ALLOWED_CODES", "HTTPCACHE_IGNORE_HTTP_CODES")
 
 
 def defaults() -> dict[str, Any]:
@@ -78,6 +79,7 @@ def merge(*layers: Mapping[str, Any], strict: Iterable[Mapping[str, Any]] = ()) 
     _check_ranges(result)
     result["DOWNLOAD_SLOTS"] = _slots(result["DOWNLOAD_SLOTS"])
     _check_trusted(result["ADDRESS_GUARD_TRUSTED"])
+    result["HTTPCACHE_POLICY"] = httpcache.policy_name(result["HTTPCACHE_POLICY"])
     # A TLS_CA_BUNDLE this host cannot use is refused before anything starts; the
     # environment's bundle is for each worker to read on its own host.
     tls.verify_value(result["TLS_VERIFY"], result["TLS_CA_BUNDLE"], env={})
@@ -151,7 +153,7 @@ def _to_container(value: Any, kind: type) -> list | dict:
 
 def _check_ranges(s: dict[str, Any]) -> None:
     for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "BATCH_SIZE",
-                 "SITEMAP_MAXSIZE", "SITEMAP_MAX_URLS"):
+                 "SITEMAP_MAXSIZE", "SITEMAP_MAX_URLS", "WARC_MAX_SIZE"):
         if s[name] < 1:
             raise UsageError(f"setting {name}={s[name]}: must be at least 1")
     for name in ("CALL_TIMEOUT", "LEASE_TIMEOUT", "DOWNLOAD_TIMEOUT"):

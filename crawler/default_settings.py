@@ -135,6 +135,26 @@ SHUTDOWN_GRACE = 5.0
 # HOST:PORT of the master's status page, /stats.json and /metrics (port 0: a free one; off: none).
 STATUS_BIND = "127.0.0.1:0"
 
+# -- HTTP cache, recrawl, WARC (issue 18) --
+# Keep every response on disk and answer repeated requests from there (Scrapy's HTTPCACHE_*).
+HTTPCACHE_ENABLED = False
+# Cache folder (a subfolder per spider): relative to each worker's current folder, so each
+# worker host has its own; give a path every host mounts to share one.
+HTTPCACHE_DIR = "httpcache"
+# Seconds a cached response is used at most (0 = for ever).
+HTTPCACHE_EXPIRATION_SECS = 0
+# Statuses never stored.
+HTTPCACHE_IGNORE_HTTP_CODES = []
+# dummy (store all, use all) or rfc2616 (obey Cache-Control and Expires, revalidate).
+HTTPCACHE_POLICY = "dummy"
+# Requests not in the cache are ignored (failed(ignored)) instead of fetched.
+HTTPCACHE_IGNORE_MISSING = False
+# Write every fetch as WARC request/response records (revisit records on a recrawl) to this
+# .warc.gz path (-o crawl.warc.gz sets it); None: no WARC.
+WARC_OUTPUT = None
+# Bytes after which a WARC file is closed and the next one begun (crawl-00001.warc.gz, ...).
+WARC_MAX_SIZE = 1024 * 1024 * 1024
+
 # -- durable restarts, limits and trust by origin --
 # Seconds a robots.txt fetched by an earlier run of a JOBDIR (kept in its journal) is used
 # again on resume; older ones are fetched again.

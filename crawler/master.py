@@ -21,7 +21,9 @@ from typing import Any
 
 from . import components, feeds, keyfile, manager, signals
 from .errors import CrawlerError, UsageError
+from .feeds.warc import WarcFeed
 from .frontier import DONE, Frontier
+from .frontier.recrawl import Rounds, revisit
 from .frontier.throttle import Throttle
 from .http.request import Request
 from .plan import Plan, is_loopback, parse_args, prepare
@@ -56,10 +58,12 @@ class Master:
                                  slots=s["DOWNLOAD_SLOTS"])
         pipelines = components.load("ITEM_PIPELINES", s["ITEM_PIPELINES"], self.spider.crawler)
         journal = plan.journal
+        rounds = None
         if journal is not None:
             for origin, status, body, _ in journal.robots(time.time() - s["ROBOTSTXT_MAX_AGE"]):
                 self.frontier.know_robots(origin, self.frontier.parse_robots(status, body))
             self.frontier.restore(journal.urls())
+            rounds = Rounds(journal.round(), journal.verdicts(journal.round()))
             threading.Thread(target=_compact, args=(journal,), name="compact", daemon=True).start()
         self.done_before = self.frontier.stats[DONE]  # by earlier runs of this JOBDIR
         # Items a killed run committed but had not recorded as written: handed to the sink
@@ -68,10 +72,13 @@ class Master:
         self.spider.resume_state = {
             "jobdir": plan.jobdir, "resumed": journal is not None and not journal.is_new(),
             "replayed_items": len(self.replay), "closed_by": None, "resumable": None}
-        self.sink = Sink([self._feed(spec, path) for spec, path in plan.feeds], pipelines,
+        outputs = [self._feed(spec, path) for spec, path in plan.feeds]
+        if plan.warc is not None:
+            outputs.append(self._warc_feed(*plan.warc))
+        self.sink = Sink(outputs, pipelines,
                          self.spider, journal.mark_written if journal else None, self.signals)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
-                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal)
+                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal, rounds)
         # Close conditions count this run's pages, items and seconds: a JOBDIR crawl they
         # closed is not finished, and the same command continues it for as many again.
         self.items_before = self.sink.count
@@ -83,6 +90,11 @@ class Master:
     def _feed(self, spec: feeds.FeedSpec, path: str) -> feeds.Feed:
         progress = self.plan.journal.feed_progress(spec.key) if self.plan.journal else None
         return feeds.Feed(spec, path, progress[1:] if progress else None)
+
+    def _warc_feed(self, spec: feeds.FeedSpec, path: str) -> WarcFeed:
+        progress = self.plan.journal.feed_progress(spec.key) if self.plan.journal else None
+        return WarcFeed(spec, path, progress[1:] if progress else None,
+                        self.plan.settings["WARC_MAX_SIZE"])
 
     def _hello_reply(self) -> dict[str, Any]:
         domains = list(self.spider.allowed_domains or [])
@@ -392,11 +404,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(plan: Plan) -> int:
-    if plan.journal is not None and plan.journal.get("finished"):
+    if plan.new_round:
+        count = plan.journal.begin_round(revisit)
+        print(f"recrawl {plan.jobdir} (round {plan.journal.round()}): {count} known URLs "
+              "to revisit", flush=True)
+    elif plan.journal is not None and plan.journal.get("finished"):
         print(f"nothing to do: the crawl in {plan.jobdir} has finished (summary in "
-              f"{os.path.join(plan.jobdir, 'stats.json')}); remove that folder to crawl again")
+              f"{os.path.join(plan.jobdir, 'stats.json')}); remove that folder to crawl "
+              "again, or give --recrawl to fetch what changed")
         return 0
-    resuming = plan.journal is not None and not plan.journal.is_new()
+    resuming = plan.journal is not None and not plan.journal.is_new() and not plan.new_round
     master = Master(plan)
     master.seed()
     _tell_start(master, resuming)

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import components, config, feeds, keyfile, manager
 from .errors import UsageError
+from .feeds import warc
 from .frontier.journal import Journal
 from .seeds import SeedFile, read_seeds
 from .spider.base import Spider, load_spider_class, make_spider
@@ -39,6 +40,8 @@ class Plan:
     status: tuple[str, int] | None = None  # where the status page listens
     status_token: str | None = None        # required from clients when not on loopback
     stats_file: str | None = None
+    new_round: bool = False  # --recrawl on a finished JOBDIR: start its next round
+    warc: tuple[feeds.FeedSpec, str] | None = None  # the WARC output, with its current file
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,6 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobdir", help="folder for crawl state and stats.json")
     p.add_argument("--status", metavar="HOST:PORT", help="status page address, or off "
                    "(default: STATUS_BIND, 127.0.0.1:0)")
+    p.add_argument("--recrawl", action="store_true", help="crawl a finished --jobdir again: "
+                   "every known URL with a conditional request, new and changed pages "
+                   "through the spider")
     p.add_argument("--stats", metavar="FILE", help="write the final stats.json here "
                    "(default: JOBDIR/stats.json)")
     p.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
@@ -89,13 +95,26 @@ def prepare(args: argparse.Namespace) -> Plan:
                              read_seeds(args.seeds) if args.seeds else None)
     if not starts.first:
         raise UsageError("no start URLs: give a seeds file or set start_urls on the spider")
-    specs = _feed_specs(args, settings, spider_cls.name)
+    outputs = [o for o in args.outputs if not warc.is_warc(o[0])]
+    warc_spec = _warc_spec([o for o in args.outputs if warc.is_warc(o[0])], settings,
+                           args.overwrite)
+    specs = _feed_specs(outputs, args.overwrite, settings, spider_cls.name)
     jobdir = args.jobdir or settings["JOBDIR"]
     settings["JOBDIR"] = jobdir
     journal = Journal(jobdir) if jobdir else None
+    if args.recrawl and journal is None:
+        raise UsageError("--recrawl needs the --jobdir of a crawl")
+    identity = feeds.identity(specs + [warc_spec] * bool(warc_spec))
+    new_round = bool(args.recrawl and journal.get("finished"))
+    if new_round:  # its feeds are its own: -o/FEEDS may differ from the last round's
+        journal.forget_feeds(identity)
     if journal is not None:
-        journal.check_same_crawl(spider_cls.name, feeds.identity(specs), spider_args)
+        journal.check_same_crawl(spider_cls.name, identity, spider_args)
     outputs = _feed_paths(specs, journal, feeds.uri_params(starts.spider))
+    warc_output = None
+    if warc_spec is not None:
+        progress = journal.feed_progress(warc_spec.key) if journal is not None else None
+        warc_output = (warc_spec, progress[0] if progress else warc_spec.uri)
     host, port = manager.parse_address(args.bind, port_zero=True)
     manager.check_listen((host, port))
     loopback = is_loopback(host)
@@ -116,15 +135,34 @@ def prepare(args: argparse.Namespace) -> Plan:
         os.environ.get(STATUS_TOKEN_ENV) or secrets.token_urlsafe(24)
     stats_file = args.stats or (os.path.join(jobdir, "stats.json") if jobdir else None)
     return Plan(spider_cls, settings, starts, outputs, (host, port), workers, key_path, jobdir,
-                journal, spider_args, status=status, status_token=token, stats_file=stats_file)
+                journal, spider_args, status=status, status_token=token, stats_file=stats_file,
+                new_round=new_round, warc=warc_output)
 
 
-def _feed_specs(args: argparse.Namespace, settings: dict[str, Any],
+def _feed_specs(outputs: list[tuple[str, bool]], overwrite: bool, settings: dict[str, Any],
                 name: str) -> list[feeds.FeedSpec]:
     """-o/-O if given, else FEEDS, else <spider>.jsonl; --overwrite makes each overwrite."""
-    specs = feeds.from_cli(args.outputs, settings) or feeds.from_settings(settings) or \
+    specs = feeds.from_cli(outputs, settings) or feeds.from_settings(settings) or \
         feeds.from_cli([(f"{name}.jsonl", False)], settings)
-    return [replace(s, overwrite=True) for s in specs] if args.overwrite else specs
+    return [replace(s, overwrite=True) for s in specs] if overwrite else specs
+
+
+def _warc_spec(given: list[tuple[str, bool]], settings: dict[str, Any],
+               overwrite: bool) -> feeds.FeedSpec | None:
+    """The WARC output: an -o/-O FILE.warc.gz, else WARC_OUTPUT; its path is set in
+    WARC_OUTPUT, which tells the workers to keep what they send and receive."""
+    if not given and settings["WARC_OUTPUT"]:
+        given = [(settings["WARC_OUTPUT"], False)]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise UsageError(f"one WARC output at most: {', '.join(p for p, _ in given)}")
+    path, replace_it = given[0]
+    if not warc.is_warc(path):
+        raise UsageError(f"WARC_OUTPUT {path!r}: the file name must end in .warc.gz")
+    warc.require_warcio()
+    settings["WARC_OUTPUT"] = path
+    return feeds.FeedSpec(path, "warc", overwrite=replace_it or overwrite)
 
 
 def _feed_paths(specs: list[feeds.FeedSpec], journal: Journal | None,

@@ -14,12 +14,15 @@ from collections import Counter
 from typing import Any, Callable
 
 from . import manager
+from .feeds import warc
 from .frontier import DONE, Frontier
 from .frontier.journal import Journal
+from .frontier.recrawl import Rounds
 from .frontier.robots import RobotsRules
 
 log = logging.getLogger(__name__)
 _COMMIT_TRIES = 3  # journal commits failed in a row before the crawl is aborted
+_SKIP_ROUNDS = 8  # leases tried in one call while a recrawl settles all it gets unchanged
 
 
 class Scheduler:
@@ -27,10 +30,12 @@ class Scheduler:
 
     def __init__(self, frontier: Frontier, hello_reply: dict[str, Any],
                  emit_items: Callable[[list[tuple[int, dict]]], None], batch_size: int,
-                 page_limit: int = 0, journal: Journal | None = None) -> None:
+                 page_limit: int = 0, journal: Journal | None = None,
+                 rounds: Rounds | None = None) -> None:
         self.frontier, self.hello_reply, self.emit_items = frontier, hello_reply, emit_items
         self.batch_size, self.page_limit, self.journal = batch_size, page_limit, journal
         self._done_before = frontier.stats[DONE]  # CLOSESPIDER_PAGECOUNT counts this run's
+        self.rounds = rounds  # with a journal: verdicts and validators (--recrawl)
         self._item_seq = 1  # numbers items when there is no journal to do it
         if journal is not None:
             frontier.changes = []
@@ -45,7 +50,7 @@ class Scheduler:
         self.more_to_come = False  # start requests still to be admitted
         # A journal commit that failed: its (changes, items), tried again with the next one;
         # fatal says why the journal cannot go on (the master then aborts the crawl).
-        self._unsaved: tuple[list, list[dict], list] = ([], [], [])
+        self._unsaved: tuple[list, list[dict], list, list] = ([], [], [], [])
         self._robots: list[tuple[str, int, str, float]] = []  # fetched, to be journaled
         self._failed_commits = 0
         self.fatal: str | None = None
@@ -77,7 +82,13 @@ class Scheduler:
                         "closed_by": self.closing or "finished"}
             if self.closing or want <= 0:
                 return {"tasks": [], "wait": 0.2, "done": False}
-            leases, wait = self.frontier.lease(worker, min(want, self.batch_size))
+            for _ in range(_SKIP_ROUNDS):
+                leases, wait = self.frontier.lease(worker, min(want, self.batch_size))
+                if self.rounds is None or not leases:
+                    break
+                leases = self._skip_unchanged(leases)
+                if leases:  # else all were settled unchanged: lease again
+                    break
         tasks = [dict(task, lease=lease_id) for lease_id, task in leases]
         if tasks and self.first_lease is None:
             self.first_lease = time.monotonic()
@@ -107,6 +118,19 @@ class Scheduler:
             self._commit([])
         return new
 
+    def _skip_unchanged(self, leases: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+        """Settle at once the revisits a sitemap says are unchanged (--recrawl)."""
+        kept = []
+        for lease_id, task in leases:
+            if self.rounds.skippable(task):
+                self.frontier.complete(lease_id, DONE)
+                self.rounds.settled(task, {"outcome": DONE, "status": 304})
+            else:
+                kept.append((lease_id, task))
+        if len(kept) < len(leases):
+            self._commit([])
+        return kept
+
     def _commit(self, items: list[dict]) -> None:
         """Journal what changed, before anyone is told; number the items and hand them to
         the sink (under the lock, so the sink sees items in journal order: it records
@@ -121,16 +145,18 @@ class Scheduler:
             return list(zip(range(first, self._item_seq), items))
         changes, self.frontier.changes = self.frontier.changes, []
         robots, self._robots = self._robots, []
-        changes, items, robots = (self._unsaved[0] + changes, self._unsaved[1] + items,
-                                  self._unsaved[2] + robots)
-        if (not changes and not items and not robots) or self.fatal:
-            self._unsaved = (changes, items, robots)
+        validators = self.rounds.take() if self.rounds is not None else []
+        changes, items, robots, validators = (
+            self._unsaved[0] + changes, self._unsaved[1] + items, self._unsaved[2] + robots,
+            self._unsaved[3] + list(validators))
+        if (not changes and not items and not robots and not validators) or self.fatal:
+            self._unsaved = (changes, items, robots, validators)
             return []
         try:
-            seqs = self.journal.record(changes, items, robots)
+            seqs = self.journal.record(changes, items, validators, robots)
         except Exception as exc:  # sqlite3.Error, OSError: disk full, database locked
             # Never raised to the worker calling put: kept to be tried again, then fatal.
-            self._unsaved = (changes, items, robots)
+            self._unsaved = (changes, items, robots, validators)
             self._failed_commits += 1
             log.error("journal commit failed (%d of %d tries): %r", self._failed_commits,
                       _COMMIT_TRIES, exc)
@@ -138,7 +164,7 @@ class Scheduler:
                 self.fatal = f"the journal cannot be written ({exc})"
                 self.close("aborted")
             return []
-        self._unsaved, self._failed_commits = ([], [], []), 0
+        self._unsaved, self._failed_commits = ([], [], [], []), 0
         return list(zip(seqs, items))
 
     def bye(self, worker: str, refused: str | None = None) -> int:
@@ -173,6 +199,7 @@ class Scheduler:
                                for w, seen in recent]
             snap["workers_known"] = len(self.workers)
             snap["closing"] = self.closing
+            snap["recrawl"] = self.rounds.summary() if self.rounds is not None else None
         return snap
 
     # -- called by the master's own loop ---------------------------------------
@@ -233,6 +260,8 @@ class Scheduler:
             # Kept with its fetch time, so a resumed crawl does not fetch it again.
             self._robots.append((task["url"][:-len("/robots.txt")], result.get("status", 0),
                                  result["robots"], time.time()))
+        if "warc" in result:  # the fetch's WARC records: to the WARC feed, through the sink
+            items.append({warc.RECORDS: result["warc"]})
         if "bytes" in result:
             self.frontier.stats["bytes"] += result["bytes"]
         if outcome != "retry" and robots is None:  # a failed callback may have yielded some
@@ -241,6 +270,8 @@ class Scheduler:
                 stats[f"dropped/{reason}"] += count
             self.frontier.admit(result.get("requests", ()))
             items.extend(result.get("items", ()))
+            if self.rounds is not None:
+                self.rounds.settled(task, result)
         return True
 
 

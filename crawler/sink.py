@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable
 from . import signals
 from .errors import DropItem
 from .feeds import Feed
+from .feeds.warc import RECORDS, WarcFeed
 
 log = logging.getLogger(__name__)
 # Progress of each resumable feed after a flush: {feed key: (path, size in bytes, items)}.
@@ -34,6 +35,10 @@ class Sink:
                  on_written: Callable[[int, Progress], None] | None = None,
                  signal_manager: signals.SignalManager | None = None) -> None:
         self.feeds, self.pipelines, self.spider = feeds, list(pipelines), spider
+        # WARC records ride with the items (so the journal holds them until written); only
+        # the WARC feed takes them, and only the other feeds take items.
+        self.item_feeds = [f for f in feeds if not isinstance(f, WarcFeed)]
+        self.warc_feeds = [f for f in feeds if isinstance(f, WarcFeed)]
         self.signals = signal_manager or signals.SignalManager()
         self._loop: asyncio.AbstractEventLoop | None = None  # for async def pipelines
         self.on_written = on_written  # (last seq, progress) after a flush
@@ -47,7 +52,7 @@ class Sink:
     @property
     def count(self) -> int:
         """Items written so far (to each feed)."""
-        return self.feeds[0].count
+        return self.item_feeds[0].count
 
     def start(self) -> None:
         for pipeline in self.pipelines:
@@ -74,13 +79,15 @@ class Sink:
         if self._loop is not None:
             self._loop.close()
         for feed in self.feeds:
-            if self.failure is None:
+            abandon = getattr(feed, "abandon", None)  # a WARC file's writer can only close
+            if self.failure is None or abandon is None:
                 try:
                     feed.close()
                     continue
                 except OSError as exc:
                     self._fail(exc)
-            feed.abandon()
+            if abandon is not None:
+                abandon()
 
     def progress(self) -> Progress:
         """Flush every feed; how far each resumable one is known good."""
@@ -131,6 +138,13 @@ class Sink:
         return self._loop.run_until_complete(_awaited(value))
 
     def _write(self, item: dict[str, Any]) -> None:
+        if RECORDS in item:
+            for feed in self.warc_feeds:
+                try:
+                    feed.write(item)
+                except Exception:  # e.g. a full disk: logged, the crawl goes on
+                    log.exception("WARC records left out of %s", feed.path)
+            return
         try:
             for pipeline in self.pipelines:
                 item = self._settle(pipeline.process_item(item, self.spider))
@@ -143,7 +157,7 @@ class Sink:
             self._item_error(item, exc)
             return
         failed = None
-        for feed in self.feeds:
+        for feed in self.item_feeds:
             try:
                 feed.write(item)
             except OSError:  # the file, not the item: the sink cannot go on

@@ -6,6 +6,7 @@ The front page / is catalogue page 1. Everything is computed, nothing stored.
 """
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
@@ -66,8 +67,9 @@ class Site:
 
 
 class SiteServer(ThreadingHTTPServer):
-    """Serves a Site in a thread; records (path, start, end) of every request, and the
-    User-Agent each path was asked with."""
+    """Serves a Site in a thread; records (path, start, end) of every request, the
+    User-Agent each path was asked with and the status answered. Pages have an ETag, and
+    a request whose If-None-Match holds it gets 304 Not Modified."""
 
     daemon_threads = True
 
@@ -76,6 +78,7 @@ class SiteServer(ThreadingHTTPServer):
         self.site, self.delay = site, delay
         self.log: list[tuple[str, float, float]] = []
         self.agents: list[tuple[str, str]] = []  # (path, User-Agent)
+        self.statuses: list[tuple[str, int]] = []  # (path, status answered)
         self.extra: dict[str, Callable[[], tuple[int, str, bytes]]] = {}
         super().__init__((host, port), _Handler)
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -105,8 +108,12 @@ class _Handler(BaseHTTPRequestHandler):
         status, ctype, body = maker() if maker else self.server.site.render(path)
         if self.server.delay:
             time.sleep(self.server.delay)
+        etag = f'"{hashlib.blake2b(body, digest_size=8).hexdigest()}"'
+        if status == 200 and self.headers.get("If-None-Match") == etag:
+            status, body = 304, b""  # as a static file server answers a recrawl
         self.send_response(status)
         self.send_header("Content-Type", ctype)
+        self.send_header("ETag", etag)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         # The end is taken before the body goes out: once the client has it, it may start
@@ -114,6 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
         end = time.monotonic()
         self.wfile.write(body)
         self.server.log.append((self.path, start, end))
+        self.server.statuses.append((self.path, status))
         self.server.agents.append((self.path, self.headers.get("User-Agent", "")))
 
     def log_message(self, *args) -> None:

@@ -16,7 +16,7 @@ import os
 import pickle
 import sqlite3
 import threading
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..errors import UsageError
 from ..http.request import extra_fields
@@ -33,7 +33,13 @@ CREATE TABLE IF NOT EXISTS items (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS robots (origin TEXT PRIMARY KEY, status INTEGER NOT NULL,
                                    body TEXT NOT NULL, fetched_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS validators (seq INTEGER PRIMARY KEY, fp BLOB NOT NULL,
+                                       round INTEGER NOT NULL, verdict TEXT, etag TEXT,
+                                       last_modified TEXT);
 """
+# validators: what a recrawl needs (crawler.frontier.recrawl), a log as well: the last row
+# of a fingerprint holds its ETag and Last-Modified; `round` numbers the crawls of a JOBDIR
+# (0 the first, then one per --recrawl) and `verdict` says what that round found.
 # A robots.txt fetched by an earlier run: (origin, status, body, fetched_at as Unix time).
 RobotsRow = tuple[str, int, str, float]
 
@@ -130,15 +136,19 @@ class Journal:
 
     # -- URLs and items ----------------------------------------------------------
     def record(self, changes: list[tuple[bytes, str, str | None, dict]],
-               items: list[dict], robots: list[RobotsRow] = ()) -> list[int]:
-        """Commit URL state changes, new items and robots.txt files fetched at once; return
-        the items' seqs."""
+               items: list[dict], validators: list[tuple] = (),
+               robots: list[RobotsRow] = ()) -> list[int]:
+        """Commit URL state changes, new items, validators rows (fp, round, verdict, etag,
+        last_modified) and robots.txt files fetched at once; return the items' seqs."""
         seqs = list(range(self.next_seq, self.next_seq + len(items)))
         with self._transaction() as db:
             db.executemany("INSERT INTO log (fp, state, url, depth, reason, extra) "
                            "VALUES (?, ?, ?, ?, ?, ?)", [_row(*change) for change in changes])
             db.executemany("INSERT INTO items VALUES (?, ?)",
                            [(seq, pickle.dumps(item, 5)) for seq, item in zip(seqs, items)])
+            if validators:
+                db.executemany("INSERT INTO validators (fp, round, verdict, etag, "
+                               "last_modified) VALUES (?, ?, ?, ?, ?)", validators)
             if robots:
                 db.executemany("INSERT OR REPLACE INTO robots VALUES (?, ?, ?, ?)", robots)
         self.next_seq += len(items)
@@ -206,6 +216,48 @@ class Journal:
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                            [("written_seq", str(seq))] + rows)
             db.execute("DELETE FROM items WHERE seq <= ?", (seq,))
+
+    # -- recrawl rounds ----------------------------------------------------------
+    def round(self) -> int:
+        """Which crawl of this JOBDIR this is: 0 the first, then one more per --recrawl."""
+        return int(self.get("round", "0"))
+
+    def verdicts(self, round_: int) -> dict[str, int]:
+        """What round `round_` found so far: {verdict: URLs}."""
+        rows = self._db().execute("SELECT verdict, count(*) FROM validators WHERE round=? "
+                                  "AND verdict IS NOT NULL GROUP BY verdict", (round_,))
+        return dict(rows.fetchall())
+
+    def forget_feeds(self, output: str) -> None:
+        """A new round writes feeds of its own (`output`, as feeds.identity gives it):
+        forget the last round's."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM meta WHERE key LIKE 'feed %'")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('output', ?)", (output,))
+
+    def begin_round(self, revisit: Callable[[dict, str | None, str | None], dict]) -> int:
+        """Start the next round of a finished crawl, in one transaction: every URL it
+        knows is queued again as `revisit(task, etag, last_modified)` makes it (its last
+        task, with its last validators). Returns how many."""
+        db = self._db()
+        known = db.execute("SELECT fp, etag, last_modified FROM validators WHERE seq IN "
+                           "(SELECT max(seq) FROM validators GROUP BY fp)")
+        validators = {fp: (etag, modified) for fp, etag, modified in known}
+        rows = []
+        for fp, url, depth, extra in db.execute(
+                "SELECT fp, url, depth, extra FROM log WHERE seq IN (SELECT max(seq) FROM log "
+                "WHERE state='queued' GROUP BY fp) ORDER BY seq").fetchall():
+            task = {"url": url, "fp": fp, "host": host_of(url), "depth": depth}
+            task.update(pickle.loads(extra) if extra is not None else {})
+            rows.append(_row(fp, "queued", None, revisit(task, *validators.get(fp, (None,
+                                                                                   None)))))
+        with self._transaction() as db:
+            db.executemany("INSERT INTO log (fp, state, url, depth, reason, extra) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.execute("DELETE FROM meta WHERE key='finished'")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('round', ?)",
+                       (str(self.round() + 1),))
+        return len(rows)
 
     def _transaction(self):
         return _Transaction(self._db())

@@ -41,9 +41,9 @@ from typing import Any, Mapping
 
 from requests.structures import CaseInsensitiveDict
 
-from . import tls
+from . import http1, tls
 from .body import ACCEPT_ENCODING, BodyDecoder
-from .client import DEFAULT_PORTS, Client
+from .client import DEFAULT_PORTS, Client, Outgoing
 from .client import Response as Received
 from .deadline import Deadline
 from .errors import TRANSPORT_ERRORS, FetchError, classify
@@ -52,7 +52,7 @@ from .request import Request
 from .response import Response
 from .session import Session
 
-__all__ = ["ACCEPT_ENCODING", "FetchConfig", "FetchError", "Fetcher"]
+__all__ = ["ACCEPT_ENCODING", "Exchange", "FetchConfig", "FetchError", "Fetcher"]
 
 log = logging.getLogger(__name__)
 _CHUNK = 64 * 1024
@@ -73,6 +73,7 @@ class FetchConfig:
     proxy: str | None = None
     cookies: bool = True
     verify: bool | str = True  # requests' verify: False, True (certifi) or a CA bundle path
+    capture: bool = False  # keep each exchange's bytes as sent and received (WARC_OUTPUT)
 
     @classmethod
     def from_settings(cls, s: dict[str, Any], trusted_hosts=(),
@@ -83,7 +84,29 @@ class FetchConfig:
                    s["DOWNLOAD_MAXSIZE"], s["DOWNLOAD_WARNSIZE"], s["ADDRESS_GUARD"],
                    frozenset([*trusted_hosts, *s["ADDRESS_GUARD_TRUSTED"]]), s["HTTP_PROXY"],
                    s["COOKIES_ENABLED"],
-                   tls.verify_value(s["TLS_VERIFY"], s["TLS_CA_BUNDLE"], env))
+                   tls.verify_value(s["TLS_VERIFY"], s["TLS_CA_BUNDLE"], env),
+                   bool(s["WARC_OUTPUT"]))
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request and its response as they went over the wire (for WARC records): the
+    request's head and body; the response's status line and fields, and its body as sent
+    (content codings kept; chunked framing removed, so that field is left out)."""
+
+    request: bytes
+    response_head: bytes
+    response_body: bytes
+
+    @classmethod
+    def of(cls, out: Outgoing, raw: Received, body: bytes) -> "Exchange":
+        request = http1.request_head(out.method, out.target, out.host_header,
+                                     out.headers.items()) + out.body
+        lines = [f"HTTP/1.1 {raw.status} {raw.reason}"]
+        lines.extend(f"{name}: {value}" for name, value in raw.fields
+                     if name.lower() != "transfer-encoding" or raw.codings)
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        return cls(request, head, body)
 
 
 class Fetcher:
@@ -141,14 +164,18 @@ class Fetcher:
             self.guard.check(out.host, out.port or DEFAULT_PORTS[out.scheme], deadline,
                              out.scheme)
         raw = session.client.send(out, deadline)
+        sent = [] if self.config.capture else None
         try:
             session.store_cookies(out, raw, cookies)
-            body = self._read(raw, deadline, self._maxsize(request))
+            body = self._read(raw, deadline, self._maxsize(request), sent)
         finally:
             raw.close()
         if len(body) > self.config.warnsize:
             log.warning("%s: large body, %d bytes", out.url, len(body))
-        return Response(out.url, raw.status, raw.headers, body, request, depth)
+        response = Response(out.url, raw.status, raw.headers, body, request, depth)
+        if sent is not None:
+            response.exchange = Exchange.of(out, raw, b"".join(sent))
+        return response
 
     def _proxy(self, request: Request) -> str | None:
         """The proxy for this request: its meta["proxy"] when set (None or "" for none),
@@ -165,8 +192,10 @@ class Fetcher:
             return cap
         return self.config.maxsize
 
-    def _read(self, raw: Received, deadline: Deadline, cap: int) -> bytes:
-        """The decoded body, read in small steps against the deadline and the size cap."""
+    def _read(self, raw: Received, deadline: Deadline, cap: int,
+              sent: list[bytes] | None = None) -> bytes:
+        """The decoded body, read in small steps against the deadline and the size cap;
+        the body as sent is also appended to `sent` when given."""
         declared = raw.length  # Content-Length, or None (chunked, or no length)
         if declared is not None and declared > cap:
             raise FetchError("too_large", f"Content-Length {declared} over DOWNLOAD_MAXSIZE "
@@ -175,13 +204,14 @@ class Fetcher:
         if raw.codings:  # transfer codings were applied after the content codings
             codings = f"{codings}, {raw.codings}" if codings else raw.codings
         decoder = BodyDecoder(codings, cap)
-        received = self._pump(raw, decoder, deadline, cap)
+        received = self._pump(raw, decoder, deadline, cap, sent)
         if declared is not None and received < declared:
             raise FetchError("truncated", f"connection closed after {received} of {declared} "
                              "bytes (Content-Length)", True)
         return decoder.result()
 
-    def _pump(self, raw: Received, decoder: BodyDecoder, deadline: Deadline, cap: int) -> int:
+    def _pump(self, raw: Received, decoder: BodyDecoder, deadline: Deadline, cap: int,
+              sent: list[bytes] | None) -> int:
         """Feed the raw body to the decoder until its end; the raw bytes received."""
         received = 0
         while True:
@@ -192,4 +222,6 @@ class Fetcher:
             received += len(chunk)
             if received > cap:
                 raise FetchError("too_large", f"body over DOWNLOAD_MAXSIZE {cap} bytes")
+            if sent is not None:
+                sent.append(chunk)
             decoder.feed(chunk)

@@ -41,6 +41,7 @@ class Response:
         self.body = body
         self.request = request or Request(url)
         self.depth = depth
+        self.exchange = None  # the bytes on the wire, when the fetcher keeps them (WARC)
 
     def __repr__(self) -> str:
         return f"<{self.status} {self.url}>"

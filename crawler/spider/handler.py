@@ -14,6 +14,8 @@ from typing import Any, Callable, Mapping
 
 from .. import components, signals, urls, wire
 from ..errors import IgnoreRequest, PageError
+from ..feeds import warc
+from ..http.cache import CacheConfig, HttpCache
 from ..http.fetcher import FetchConfig, Fetcher, FetchError
 from ..http.request import Request
 from ..http.response import Response
@@ -22,6 +24,7 @@ from .base import Spider
 from .failure import Failure, HttpError
 from .middleware import Middlewares
 from .rules import REDIRECTS, Rules, retry_after
+from .sitemap import LASTMOD
 
 __all__ = ["Handler", "Rules", "build_handler", "retry_after"]
 
@@ -41,8 +44,12 @@ def build_handler(spider: Spider, settings: dict[str, Any], allowed_domains: lis
                                 crawler),
         components.load("SPIDER_MIDDLEWARES", settings["SPIDER_MIDDLEWARES"], crawler))
     fetcher = Fetcher(FetchConfig.from_settings(settings, trusted))  # the seeds' origins
+    if settings["HTTPCACHE_ENABLED"]:
+        fetcher = HttpCache(fetcher, CacheConfig.from_settings(settings, spider.name))
+    if settings["WARC_OUTPUT"]:
+        warc.require_warcio()
     return Handler(spider, fetcher, Rules.from_settings(settings, allowed_domains), middlewares,
-                   crawler.signals)
+                   crawler.signals, keep_validators=bool(settings["JOBDIR"]))
 
 
 class Handler:
@@ -50,8 +57,11 @@ class Handler:
 
     def __init__(self, spider: Spider, fetcher: Fetcher, rules: Rules,
                  middlewares: Middlewares | None = None,
-                 signal_manager: signals.SignalManager | None = None) -> None:
+                 signal_manager: signals.SignalManager | None = None,
+                 keep_validators: bool = False) -> None:
         self.spider, self.fetcher, self.rules = spider, fetcher, rules
+        # With a JOBDIR, results carry each page's ETag and Last-Modified (for --recrawl).
+        self.keep_validators = keep_validators
         self.middlewares = middlewares or Middlewares(spider)
         self.signals = signal_manager or signals.SignalManager()
 
@@ -68,6 +78,8 @@ class Handler:
         if task.get("robots"):
             return self._robots(task["url"])
         request = Request.from_task(task)
+        if "revisit" in task:  # a --recrawl: ask only for a copy newer than ours
+            request = _conditional(request, task["revisit"])
         jar = cookies.jar_for(task, request) if self.rules.cookies else None
         result = self._download(request, task, jar)
         cookies.attach(result.get("requests", ()), cookies.carried(jar, request), request)
@@ -95,13 +107,35 @@ class Handler:
         if self.signals.has_receivers(signals.response_received):
             self.signals.send(signals.response_received, response=response, request=request,
                               spider=self.spider)
-        result = self._respond(request, response, attempt, depth)
+        revisit = "revisit" in task
+        if response.status == 304 and revisit and \
+                not self.rules.allowed(request, 304, self.spider):
+            result = {"outcome": "done", "status": 304}  # unchanged: nothing to parse
+        else:
+            result = self._respond(request, response, attempt, depth)
         result["latency"] = latency
         result["bytes"] = len(response.body)
+        self._keep(result, response, revisit)
         pause = retry_after(response.headers.get("Retry-After"))
         if pause is not None and response.status in (429, 503):
             result["retry_after"] = pause
         return result
+
+    def _keep(self, result: dict[str, Any], response: Response, revisit: bool) -> None:
+        """What the result carries for the journal and the WARC output: the page's
+        validators, the exchange's records; in a recrawl, what a sitemap lists, with when."""
+        if revisit and result.get("requests"):
+            listed = [(t["fp"], t["meta"][LASTMOD]) for t in result["requests"]
+                      if LASTMOD in (t.get("meta") or {})]
+            if listed:
+                result["listed"] = listed
+        if self.keep_validators:
+            headers = response.headers
+            if "ETag" in headers or "Last-Modified" in headers:
+                result["validators"] = (headers.get("ETag"), headers.get("Last-Modified"))
+        if response.exchange is not None:
+            result["warc"] = warc.records(response.url, response.exchange,
+                                          revisit and response.status == 304)
 
     def _respond(self, request: Request, response: Response, attempt: int,
                  depth: int) -> dict[str, Any]:
@@ -162,8 +196,10 @@ class Handler:
         body = response.body
         if len(body) > ROBOTS_MAX_BYTES:
             body = body[:body.rfind(b"\n", 0, ROBOTS_MAX_BYTES) + 1]  # whole lines only
-        return {"outcome": "done", "status": response.status,
-                "robots": Response(url, response.status, response.headers, body).text}
+        result = {"outcome": "done", "status": response.status,
+                  "robots": Response(url, response.status, response.headers, body).text}
+        self._keep(result, response, False)
+        return result
 
     def _redirect(self, request: Request, response: Response, depth: int, location: str,
                   why: int | str) -> dict[str, Any]:
@@ -267,6 +303,17 @@ class Handler:
         if self.signals.has_receivers(signals.request_dropped):
             self.signals.send(signals.request_dropped, request=request, reason=reason,
                               spider=self.spider)
+
+
+def _conditional(request: Request, revisit: dict[str, str]) -> Request:
+    """The request with If-None-Match / If-Modified-Since from the validators of the last
+    response (headers the request sets itself win)."""
+    given = {name.lower() for name in request.headers}
+    headers = dict(request.headers)
+    for name, key in (("If-None-Match", "etag"), ("If-Modified-Since", "last_modified")):
+        if revisit.get(key) and name.lower() not in given:
+            headers[name] = revisit[key]
+    return request.replace(headers=headers)
 
 
 def _as_item(out: Any) -> dict[str, Any]:

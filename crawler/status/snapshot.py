@@ -46,6 +46,7 @@ def compose(sched: dict[str, Any], *, crawl: dict[str, Any], seconds: float, don
         "workers_known": sched["workers_known"], "workers": workers,
         "failure_examples": sched["failure_examples"],
         "last_items": [_shorten(item) for item in last_items],
+        "recrawl": sched.get("recrawl"),  # a --recrawl round: {unchanged, changed, new, gone}
     }
 
 

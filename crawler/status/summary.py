@@ -12,6 +12,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                       for path in summary.get("feeds") or [summary["output"]])
     lines = [f"crawl {summary['closed_by']}: {summary['pages_done']} pages done, "
              f"{summary['pages_failed']} failed, {summary['items']} items {where}"]
+    if summary.get("recrawl"):
+        lines.append("  recrawl: " + ", ".join(f"{count} {verdict}" for verdict, count in
+                                               summary["recrawl"].items()))
     for reason, count in sorted(summary["failed_by_reason"].items()):
         lines.append(f"  failed({reason}): {count}")
     if summary.get("item_errors"):
