@@ -298,8 +298,7 @@ class Master:
         files = [feed.path for feed in self.sink.feeds if feed.resumable]
         stem = files[0] if files else self.plan.spider_cls.name
         path = os.path.join(jobdir, "failures.tsv") if jobdir else stem + ".failures.tsv"
-        rows = [(url, reason) for url, reason in self.frontier.failures]
-        rows += [(url, "item_error") for url, _ in self.sink.item_errors]
+        rows = self.frontier.failures + [(url, "item_error") for url, _ in self.sink.item_errors]
         _write_or_log(path, "".join(f"{reason}\t{url}\n" for url, reason in rows))
         return path
 
