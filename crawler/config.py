@@ -153,10 +153,12 @@ def _to_container(value: Any, kind: type) -> list | dict:
 
 def _check_ranges(s: dict[str, Any]) -> None:
     for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "BATCH_SIZE",
-                 "SITEMAP_MAXSIZE", "SITEMAP_MAX_URLS", "WARC_MAX_SIZE"):
+                 "SITEMAP_MAXSIZE", "SITEMAP_MAX_URLS", "WARC_MAX_SIZE",
+                 "LISTENER_MAX_PER_ADDRESS"):
         if s[name] < 1:
             raise UsageError(f"setting {name}={s[name]}: must be at least 1")
-    for name in ("CALL_TIMEOUT", "LEASE_TIMEOUT", "DOWNLOAD_TIMEOUT"):
+    for name in ("CALL_TIMEOUT", "LEASE_TIMEOUT", "DOWNLOAD_TIMEOUT",
+                 "LISTENER_CHALLENGE_TIMEOUT", "LISTENER_IDLE_TIMEOUT"):
         if not s[name] > 0:  # zero would make every call, lease or fetch fail at once
             raise UsageError(f"setting {name}={s[name]}: must be more than 0")
     for name, value in s.items():

@@ -130,6 +130,14 @@ CALL_TIMEOUT = 10.0
 FLUSH_INTERVAL = 0.05
 # Largest seconds between a worker's reconnect attempts (backoff cap).
 RECONNECT_MAX_DELAY = 5.0
+# -- the master's listener: what it allows peers before and after they prove the key --
+# Seconds a new connection has for the TLS handshake and the authkey challenge.
+LISTENER_CHALLENGE_TIMEOUT = 10.0
+# Seconds an authenticated connection may be silent before the master closes it (more
+# than a worker's longest gap between calls, LEASE_TIMEOUT / 3).
+LISTENER_IDLE_TIMEOUT = 300.0
+# Connections held at once from one IP address; more are closed as they come.
+LISTENER_MAX_PER_ADDRESS = 128
 # Seconds the finished master keeps answering "done" so workers exit on their own.
 SHUTDOWN_GRACE = 5.0
 # HOST:PORT of the master's status page, /stats.json and /metrics (port 0: a free one; off: none).

@@ -29,6 +29,7 @@ from .http.request import Request
 from .plan import Plan, is_loopback, parse_args, prepare
 from .scheduler import Scheduler, registered_objects
 from .sink import Sink
+from .wirecheck import Checks
 from .spider.base import GenericSpider, source_hash
 from .status import live, snapshot
 from .status.monitor import Monitor
@@ -78,7 +79,8 @@ class Master:
         self.sink = Sink(outputs, pipelines,
                          self.spider, journal.mark_written if journal else None, self.signals)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
-                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal, rounds)
+                                   s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal, rounds,
+                                   Checks.from_settings(s))
         # Close conditions count this run's pages, items and seconds: a JOBDIR crawl they
         # closed is not finished, and the same command continues it for as many again.
         self.items_before = self.sink.count
@@ -153,7 +155,8 @@ class Master:
         self._start_status()  # first: a port in use stops it before anything is made
         key_path = self.plan.key_path or self._temp_key_path()
         key = keyfile.read_or_create(key_path)
-        address = manager.serve(registered_objects(self.scheduler), self.plan.bind, key)
+        address = manager.serve(registered_objects(self.scheduler), self.plan.bind, key,
+                                self.plan.limits, self.plan.tls)
         self.sink.start()
         self.signals.send(signals.spider_opened, spider=self.spider)
         target = f"{address[0]}:{address[1]}"
@@ -161,7 +164,8 @@ class Master:
         for _ in range(self.plan.workers):
             self.children.append(subprocess.Popen(
                 [sys.executable, "-m", "crawler.worker", target, "--authkey-file", key_path,
-                 "--log-level", self.plan.settings["LOG_LEVEL"], "--parent", str(os.getpid())],
+                 *_worker_tls(self.plan), "--log-level", self.plan.settings["LOG_LEVEL"],
+                 "--parent", str(os.getpid())],
                 stderr=subprocess.PIPE if screen else None))
             if screen:  # its log lines go above the live line, not through it
                 screen.relay(self.children[-1].stderr)
@@ -339,6 +343,13 @@ def _write_or_log(path: str, text: str) -> None:
         log.error("cannot write %s: %s", path, exc)
 
 
+def _worker_tls(plan: Plan) -> list[str]:
+    """How a worker checks this master: its certificate pinned, or plain TCP."""
+    if plan.tls_fingerprint:
+        return ["--tls-fingerprint", plan.tls_fingerprint]
+    return [] if is_loopback(plan.bind[0]) else ["--insecure"]
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     print("\n".join(summary_lines(summary)))
 
@@ -366,14 +377,12 @@ def _announce(address: tuple[str, int], plan: Plan) -> None:
     starts = f"{len(plan.starts.first)}{'' if plan.starts.exhausted else '+'}"
     print(f"master listening on {where}; {starts} start requests; spider "
           f"{plan.spider_cls.name}; {plan.workers} local workers", flush=True)
-    if not is_loopback(address[0]):
-        print("warning: workers talk to this master unencrypted and the key file lets anyone "
-              "run code here; reach it over a tunnel instead, e.g. "
-              f"ssh -L {address[1]}:127.0.0.1:{address[1]} <this host>, or WireGuard",
-              file=sys.stderr)
+    if not is_loopback(address[0]) and not plan.tls:
+        print("warning: --insecure: workers talk to this master in plain TCP; anyone on the "
+              "path can read and alter what they say", file=sys.stderr)
     if plan.key_path:
         print(f"remote workers: python -m crawler.worker {where} --authkey-file "
-              f"{plan.key_path}", flush=True)
+              f"{shlex.join([plan.key_path, *_worker_tls(plan)])}", flush=True)
 
 
 def _announce_status(master: Master) -> None:

@@ -4,16 +4,18 @@ Every problem is a UsageError (exit 2)."""
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import secrets
+import ssl
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import components, config, feeds, keyfile, manager
+from . import channel, components, config, feeds, keyfile, manager
+from .channel import Limits
 from .errors import UsageError
 from .feeds import warc
 from .frontier.journal import Journal
+from .manager import is_loopback
 from .seeds import SeedFile, read_seeds
 from .spider.base import Spider, load_spider_class, make_spider
 from .starts import StartRequests
@@ -42,6 +44,9 @@ class Plan:
     stats_file: str | None = None
     new_round: bool = False  # --recrawl on a finished JOBDIR: start its next round
     warc: tuple[feeds.FeedSpec, str] | None = None  # the WARC output, with its current file
+    tls: ssl.SSLContext | None = None       # the listener's TLS (--tls-cert/--tls-key)
+    tls_fingerprint: str | None = None      # its certificate's SHA-256, for workers to pin
+    limits: Limits = Limits()               # what the listener allows peers
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,6 +72,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bind", default="127.0.0.1:0", help="HOST:PORT workers connect to")
     p.add_argument("--authkey-file", default=os.environ.get(keyfile.ENV_VAR),
                    help="key file shared with remote workers (created 0600 if missing)")
+    p.add_argument("--tls-cert", metavar="FILE", help="talk TLS to workers with this "
+                   "certificate (PEM, the chain after it); needs --tls-key")
+    p.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert (PEM)")
+    p.add_argument("--insecure", action="store_true", help="allow a --bind address other "
+                   "hosts can reach without TLS (plain TCP: anyone on the path reads and "
+                   "alters what master and workers say)")
     p.add_argument("--jobdir", help="folder for crawl state and stats.json")
     p.add_argument("--status", metavar="HOST:PORT", help="status page address, or off "
                    "(default: STATUS_BIND, 127.0.0.1:0)")
@@ -116,8 +127,9 @@ def prepare(args: argparse.Namespace) -> Plan:
         progress = journal.feed_progress(warc_spec.key) if journal is not None else None
         warc_output = (warc_spec, progress[0] if progress else warc_spec.uri)
     host, port = manager.parse_address(args.bind, port_zero=True)
-    manager.check_listen((host, port))
     loopback = is_loopback(host)
+    tls, fingerprint = _tls(args, loopback, args.bind)  # before anything binds
+    manager.check_listen((host, port))
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1) * loopback
     if workers < 0:
         raise UsageError("--workers takes 0 or more")
@@ -136,7 +148,35 @@ def prepare(args: argparse.Namespace) -> Plan:
     stats_file = args.stats or (os.path.join(jobdir, "stats.json") if jobdir else None)
     return Plan(spider_cls, settings, starts, outputs, (host, port), workers, key_path, jobdir,
                 journal, spider_args, status=status, status_token=token, stats_file=stats_file,
+                tls=tls, tls_fingerprint=fingerprint, limits=_limits(settings),
                 new_round=new_round, warc=warc_output)
+
+
+def _tls(args: argparse.Namespace, loopback: bool,
+         bind: str) -> tuple[ssl.SSLContext | None, str | None]:
+    """The listener's TLS context and its certificate's fingerprint; UsageError for a
+    half-given pair, unusable files, or a reachable address with neither TLS nor --insecure."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    if args.tls_cert:
+        try:
+            return (channel.server_context(args.tls_cert, args.tls_key),
+                    channel.fingerprint_of(args.tls_cert))
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise UsageError(f"--tls-cert {args.tls_cert} / --tls-key {args.tls_key}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+    if not loopback and not args.insecure:
+        raise UsageError(f"--bind {bind} can be reached from other hosts: give --tls-cert and "
+                         "--tls-key (workers then check the master with --tls-ca or "
+                         "--tls-fingerprint), or --insecure for plain TCP on a network you "
+                         "trust (or reach a loopback master over ssh -L or WireGuard)")
+    return None, None
+
+
+def _limits(settings: dict[str, Any]) -> Limits:
+    return Limits(challenge=settings["LISTENER_CHALLENGE_TIMEOUT"],
+                  idle=settings["LISTENER_IDLE_TIMEOUT"],
+                  per_address=settings["LISTENER_MAX_PER_ADDRESS"])
 
 
 def _feed_specs(outputs: list[tuple[str, bool]], overwrite: bool, settings: dict[str, Any],
@@ -208,10 +248,3 @@ def _start_requests(spider_cls: type[Spider], settings: dict[str, Any], args: di
         raise UsageError(f"spider {spider_cls.name!r} fails to start with arguments "
                          f"{args}: {exc!r}") from exc
     return StartRequests(spider, settings["FINGERPRINT_IGNORE_PARAMS"], seed_urls)
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"

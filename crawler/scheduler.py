@@ -19,6 +19,8 @@ from .frontier import DONE, Frontier
 from .frontier.journal import Journal
 from .frontier.recrawl import Rounds
 from .frontier.robots import RobotsRules
+from .wire import ProtocolError
+from .wirecheck import Checks
 
 log = logging.getLogger(__name__)
 _COMMIT_TRIES = 3  # journal commits failed in a row before the crawl is aborted
@@ -31,8 +33,9 @@ class Scheduler:
     def __init__(self, frontier: Frontier, hello_reply: dict[str, Any],
                  emit_items: Callable[[list[tuple[int, dict]]], None], batch_size: int,
                  page_limit: int = 0, journal: Journal | None = None,
-                 rounds: Rounds | None = None) -> None:
+                 rounds: Rounds | None = None, checks: Checks | None = None) -> None:
         self.frontier, self.hello_reply, self.emit_items = frontier, hello_reply, emit_items
+        self.checks = checks or Checks()  # what workers send, checked before it is applied
         self.batch_size, self.page_limit, self.journal = batch_size, page_limit, journal
         self._done_before = frontier.stats[DONE]  # CLOSESPIDER_PAGECOUNT counts this run's
         self.rounds = rounds  # with a journal: verdicts and validators (--recrawl)
@@ -60,6 +63,7 @@ class Scheduler:
     def hello(self, info: dict[str, Any]) -> dict[str, Any]:
         """Register a worker; reply with the crawl's configuration. It has joined when it
         first leases: it may still refuse the configuration (see bye)."""
+        info = self.checks.hello(info)
         threads = info.get("threads") or self.hello_reply["settings"]["CONCURRENT_REQUESTS"]
         with self.lock:
             self.workers[info["worker"]] = time.monotonic()
@@ -70,6 +74,7 @@ class Scheduler:
     def lease(self, worker: str, want: int, renew: list[str] = ()) -> dict[str, Any]:
         """Up to `want` tasks (capped at BATCH_SIZE); 'wait' hints when to ask again.
         `renew` lists leases the worker still holds (a heartbeat)."""
+        self.checks.lease(worker, want, renew)
         threads = self.joining.pop(worker, None) if self.joining else None
         if threads is not None:
             log.info("worker %s joined (%s threads)", worker, threads)
@@ -96,10 +101,20 @@ class Scheduler:
 
     def put(self, worker: str, results: list[dict[str, Any]]) -> list[str]:
         """Settle a batch of results; late or repeated ones are ignored. Returns the
-        lease ids of the results taken."""
+        lease ids of the results taken. A batch with anything wrong in it is refused
+        whole (none taken: its leases expire and go to other workers)."""
         items: list[dict] = []
-        rules = [self._robots_rules(r) for r in results]  # slow for a big file: unlocked
+        try:  # slow for many links or a big robots.txt: unlocked
+            results = self.checks.results(results)
+            self.checks.caller(worker)
+        except ProtocolError as exc:
+            return _refused(worker, exc)
+        rules = [self._robots_rules(r) for r in results]
         with self.lock:
+            try:
+                self.checks.held(worker, results, self.frontier.lease_of)
+            except ProtocolError as exc:
+                return _refused(worker, exc)
             self.workers[worker] = time.monotonic()
             accepted = [r["lease"] for r, robots in zip(results, rules)
                         if self._settle(r, robots, items)]
@@ -170,6 +185,7 @@ class Scheduler:
     def bye(self, worker: str, refused: str | None = None) -> int:
         """A worker leaves: its unsettled leases go back to the queue at once. `refused`:
         why it would not take part (it said hello, then refused the configuration)."""
+        self.checks.bye(worker, refused)
         with self.lock:
             self.workers.pop(worker, None)
             self.joining.pop(worker, None)
@@ -273,6 +289,12 @@ class Scheduler:
             if self.rounds is not None:
                 self.rounds.settled(task, result)
         return True
+
+
+def _refused(worker: str, exc: ProtocolError) -> list[str]:
+    log.warning("refused a result batch from worker %s: %s; its leases will expire and go to "
+                "other workers", worker, exc)
+    return []
 
 
 def _worker_info(info: dict[str, Any], default_threads: int | None) -> dict[str, Any]:

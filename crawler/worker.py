@@ -13,15 +13,15 @@ import queue
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from multiprocessing import AuthenticationError
-from multiprocessing.managers import RemoteError
 from typing import Any
 
-from . import keyfile, manager, signals
+from . import channel, keyfile, manager, signals, wirecheck
 from .errors import CrawlerError, RefusedError, UsageError
 from .spider.handler import Handler, build_handler
 from .spider.base import load_spider_class, make_spider, source_hash
@@ -29,7 +29,7 @@ from .status.progress import WorkerMeter
 from .status.version import code_version
 
 log = logging.getLogger(__name__)
-_LOST = (OSError, EOFError, RemoteError)
+_LOST = manager.LOST  # any error from the master: back off and reconnect, never die
 _SEEN_CACHE_MAX = 500_000
 # Before it first meets its master a worker polls often: a short crawl must not end
 # unnoticed between two attempts (the master answers "over" for a while: master.py).
@@ -127,14 +127,13 @@ class Worker:
             try:
                 if key is not None:
                     proxies = manager.connect(self.address, key)
-                    reply = proxies["control"].hello({"worker": self.id, "threads": self.threads,
-                                                      "pid": os.getpid(),
-                                                      "version": code_version()})
+                    reply = wirecheck.hello_reply(proxies["control"].hello(
+                        {"worker": self.id, "threads": self.threads, "pid": os.getpid(),
+                         "version": code_version()}))
                     self.proxies, self.key = proxies, key
                     return reply
-            except AuthenticationError:
-                raise RefusedError(f"master at {_fmt(self.address)} refused the authkey in "
-                                   f"{self.key_path}") from None
+            except AuthenticationError as exc:
+                raise RefusedError(_refusal(self.address, self.key_path, exc)) from None
             except _LOST as exc:
                 log.debug("master not reachable: %r", exc)
             waited = time.monotonic() - started
@@ -249,7 +248,8 @@ class Worker:
 
     def _lease(self, want: int, renew: bool) -> dict[str, Any]:
         held = list(self.held) if renew else []
-        reply = self.proxies["url_queue"].lease(self.id, max(want, 0), held)
+        reply = wirecheck.lease_reply(self.proxies["url_queue"].lease(self.id, max(want, 0),
+                                                                      held))
         if renew:
             self.last_renew = time.monotonic()
         for task in reply["tasks"]:
@@ -266,7 +266,7 @@ class Worker:
     def _flush(self) -> None:
         batch = self.pending[:]
         known = self._prefilter(batch)
-        accepted = set(self.proxies["result_queue"].put(self.id, batch))
+        accepted = set(wirecheck.names(self.proxies["result_queue"].put(self.id, batch)))
         del self.pending[:len(batch)]
         self.held.difference_update(r["lease"] for r in batch)
         # Only links the master has taken may be skipped from now on: a result it
@@ -282,7 +282,8 @@ class Worker:
         return the fingerprints the master said it knows."""
         fresh = {t["fp"] for r in batch for t in r.get("requests", ())
                  if t["fp"] not in self.sent_fps and not t.get("dont_filter")}
-        unseen = set(self.proxies["seen"].unseen(list(fresh))) if fresh else set()
+        unseen = set(wirecheck.fingerprints(self.proxies["seen"].unseen(list(fresh)))) \
+            if fresh else set()
         for result in batch:
             if result.get("requests"):
                 result["requests"] = [t for t in result["requests"]
@@ -332,6 +333,12 @@ def _log_end(worker: str, closed_by: str) -> None:
         log.info("worker %s: the master stopped the crawl (%s)", worker, closed_by)
 
 
+def _refusal(address: tuple[str, int], key_path: str, exc: AuthenticationError) -> str:
+    if "TLS" in str(exc):
+        return f"master at {_fmt(address)}: {exc}"
+    return f"master at {_fmt(address)} refused the authkey in {key_path}"
+
+
 def _fmt(address: tuple[str, int]) -> str:
     return f"{address[0]}:{address[1]}"
 
@@ -347,6 +354,14 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-p", "--processes", type=int, default=1, help="worker processes")
     parser.add_argument("--max-wait", type=float, default=600.0,
                         help="seconds to keep trying to reach the master before giving up")
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--tls-ca", metavar="FILE", help="talk TLS to the master and check its "
+                     "certificate against this CA bundle (PEM) and the master's HOST")
+    tls.add_argument("--tls-fingerprint", metavar="SHA256", help="talk TLS to the master and "
+                     "accept only the certificate with this SHA-256 fingerprint (the master "
+                     "prints it)")
+    tls.add_argument("--insecure", action="store_true", help="talk plain TCP to a master "
+                     "that is not on this host (anyone on the path can read and alter it)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--parent", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -363,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"no authkey: give --authkey-file or set ${keyfile.ENV_VAR}")
         if args.threads is not None and args.threads < 1 or args.processes < 1:
             raise UsageError("-c and -p take a number of at least 1")
+        manager.set_tls(_client_tls(args, address))
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -371,6 +387,25 @@ def main(argv: list[str] | None = None) -> int:
     for child in children:
         status = max(status, child.wait())
     return status
+
+
+def _client_tls(args: argparse.Namespace, address: tuple[str, int]) -> channel.ClientTls | None:
+    """TLS as the flags ask; UsageError for plain TCP to another host without --insecure."""
+    if args.tls_fingerprint is not None:
+        pin = channel.parse_fingerprint(args.tls_fingerprint)
+        if pin is None:
+            raise UsageError(f"--tls-fingerprint {args.tls_fingerprint!r}: expected 64 hex "
+                             "digits (a SHA-256, colons allowed)")
+        return channel.ClientTls(fingerprint=pin)
+    if args.tls_ca is not None:
+        try:
+            return channel.ClientTls(ca=args.tls_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"--tls-ca {args.tls_ca}: {exc.strerror or exc}") from None
+    if not (args.insecure or manager.is_loopback(address[0])):
+        raise UsageError(f"the master at {_fmt(address)} is not on this host: give --tls-ca "
+                         "or --tls-fingerprint to talk TLS to it, or --insecure for plain TCP")
+    return None
 
 
 def _spawn_copy(argv: list[str] | None) -> subprocess.Popen:

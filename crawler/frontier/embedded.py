@@ -402,6 +402,11 @@ class Frontier:
             self.queued -= 1
             self._push(task)
 
+    def lease_of(self, lease_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(worker, task) of a lease still out, or None (unknown, settled or expired)."""
+        lease = self._leases.get(lease_id)
+        return None if lease is None else (lease.worker, lease.task)
+
     # -- failure handling ----------------------------------------------------------
     def renew(self, worker: str, lease_ids: Iterable[str]) -> None:
         """Heartbeat: extend the leases a live worker still holds."""
