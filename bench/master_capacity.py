@@ -52,7 +52,7 @@ REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from crawler import keyfile, manager  # noqa: E402
+from crawler import coordinator, keyfile, manager  # noqa: E402
 from crawler.http.request import Request  # noqa: E402
 from measure import proc_status_kb as _status_kb  # noqa: E402  (bench/ is on sys.path)
 
@@ -102,6 +102,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _redis_pid(url: str | None) -> int | None:
+    """The pid of the redis-server at url when it runs on this host (to read its CPU)."""
+    if not url:
+        return None
+    from crawler.frontier.redis_keys import client_for
+    pid = int(client_for(url).info("server")["process_id"])
+    return pid if os.path.exists(f"/proc/{pid}") else None
+
+
+def _forget_crawl(url: str, crawl: str) -> None:
+    """Remove the bench crawl's keys: it was only a measurement."""
+    from crawler.frontier.redis_keys import client_for
+    client = client_for(url)
+    for key in list(client.scan_iter(match=f"crawler:{crawl}:*", count=1000)):
+        client.unlink(key)
+
+
 def _code_state() -> dict:
     sys.path.insert(0, HERE)
     import run
@@ -146,7 +163,8 @@ def synthetic_worker(index: int, address, key_path: str, start, duration: float,
     used = 0
     proxies = _connect(address, key_path, time.time() + 30)
     wid = f"synthetic-{index}-{os.getpid()}"
-    proxies["control"].hello({"worker": wid, "threads": args["batch"]})
+    proxies = coordinator.route(proxies, proxies["control"].hello({"worker": wid,
+                                                                    "threads": args["batch"]}))
     lease_q, put_q = proxies["url_queue"], proxies["result_queue"]
     lease_t, put_t, pages, generated, empty = [], [], 0, 0, 0
     start_at, stop_at = _wait_for_start(ready, start, duration, wid)
@@ -202,7 +220,8 @@ def probe(address, key_path: str, start, duration: float, interval: float,
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     proxies = _connect(address, key_path, time.time() + 30)
     wid = f"probe-{os.getpid()}"
-    proxies["control"].hello({"worker": wid, "threads": 1})
+    proxies = coordinator.route(proxies, proxies["control"].hello({"worker": wid,
+                                                                    "threads": 1}))
     lease_q, put_q = proxies["url_queue"], proxies["result_queue"]
     lease_t, put_t, samples = [], [], []
     start_at, stop_at = _wait_for_start(ready, start, duration, wid)
@@ -300,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="poll for P s, pause for P s, ...; compare the two kinds of second")
     p.add_argument("--no-status", action="store_true",
                    help="run the master without its status page (--status off)")
+    p.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="another setting for the master (e.g. FRONTIER_MEMORY_QUEUE=100000)")
+    p.add_argument("--backend", metavar="URL", help="run the master with --backend URL "
+                   "(redis://HOST:PORT/DB): the synthetic workers lease from and settle into "
+                   "Redis directly, and Redis's CPU per page is reported too")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     if args.status_poll and args.no_status:
@@ -318,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ["LOG_LEVEL=WARNING", "ROBOTSTXT_OBEY=false",
                 "CONCURRENT_REQUESTS_PER_DOMAIN=1000", f"BATCH_SIZE={args.batch}",
                 "LEASE_TIMEOUT=600"]
+    settings += args.set
     if args.pages:
         settings.append(f"CLOSESPIDER_PAGECOUNT={args.pages}")
     if args.journal:
@@ -332,8 +357,12 @@ def main(argv: list[str] | None = None) -> int:
                    "--bind", f"127.0.0.1:{port}", "--authkey-file", key_path,
                    "-o", os.path.join(workdir, "items.jsonl"),
                    "--status", "off" if args.no_status else f"127.0.0.1:{status_port}"]
+    crawl = f"capacity-{os.getpid()}"
+    if args.backend:
+        argv_master += ["--backend", args.backend, "--crawl", crawl]
     for s in settings:
         argv_master += ["-s", s]
+    redis_pid = _redis_pid(args.backend)
     master_log = open(os.path.join(workdir, "master.log"), "w+")
     ctx = mp.get_context("fork")
     report: mp.Queue = ctx.Queue()
@@ -384,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             now = time.time()
             series.append((round(now - start_at, 3), st.get("done", 0),
                            _cpu(master.pid), _status_kb(master.pid, "VmRSS"),
-                           st.get("queued", 0)))
+                           st.get("queued", 0), _cpu(redis_pid) if redis_pid else None))
             t_next += 1.0
             time.sleep(max(0.0, t_next - time.time()))
         reports = []
@@ -403,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         window = [row for row in series if args.warmup <= row[0] <= args.duration]
         if len(window) < 2:
             window = series
-        (t0, d0, c0, _, _), (t1, d1, c1, rss1, q1) = window[0], window[-1]
+        (t0, d0, c0, _, _, r0), (t1, d1, c1, rss1, q1, r1) = window[0], window[-1]
         pages = d1 - d0
         pps = pages / (t1 - t0) if t1 > t0 else 0.0
         cpu_per_page = (c1 - c0) / pages if pages and c1 is not None else None
@@ -423,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
             "master_cpu_ms_per_page": round(1000 * cpu_per_page, 3) if cpu_per_page else None,
             "master_bound_pages_per_s": round(1 / cpu_per_page, 0) if cpu_per_page else None,
             "master_cpu_busy": round((c1 - c0) / (t1 - t0), 3) if c1 is not None and t1 > t0
+            else None,
+            "redis_cpu_ms_per_page": round(1000 * (r1 - r0) / pages, 4)
+            if r1 is not None and pages else None,
+            "redis_cpu_busy": round((r1 - r0) / (t1 - t0), 3) if r1 is not None and t1 > t0
             else None,
             "per_second": [{"t": round(b[0], 1), "pages": b[1] - a[1],
                             "master_cpu": round((b[2] - a[2]) / (b[0] - a[0]), 2)
@@ -458,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
             if proc.is_alive():
                 proc.kill()
                 proc.join()
+        if args.backend:
+            _forget_crawl(args.backend, crawl)
         master_log.seek(0)
         tail = master_log.read()[-1500:]
         master_log.close()
@@ -470,6 +505,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"master CPU {r['master_cpu_ms_per_page']} ms/page, busy {r['master_cpu_busy']} of a "
           f"core -> at most ~{r['master_bound_pages_per_s']} pages/s with a whole core; RSS "
           f"{r['master_rss_mb_end']} MB at the end (peak {r['master_hwm_mb']} MB)")
+    if r["redis_cpu_ms_per_page"] is not None:
+        print(f"redis-server CPU {r['redis_cpu_ms_per_page']} ms/page, busy "
+              f"{r['redis_cpu_busy']} of a core -> at most "
+              f"~{round(1 / r['redis_cpu_ms_per_page'] * 1000)} pages/s with a whole core")
     print("per second (pages settled / master CPU share / queued): " + ", ".join(
         f"{x['pages']}/{x['master_cpu']}/{x['queued']}" for x in r["per_second"]))
     if r["master_cpu_busy"] is not None and r["master_cpu_busy"] < 0.8:

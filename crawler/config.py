@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # Settings whose default is None but which take a string when set.
-_OPTIONAL_STR = {"JOBDIR", "HTTP_PROXY", "TLS_CA_BUNDLE", "WARC_OUTPUT"}
+_OPTIONAL_STR = {"JOBDIR", "HTTP_PROXY", "TLS_CA_BUNDLE", "WARC_OUTPUT",
+                 "FRONTIER_SPILL_DIR"}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # Settings that are lists of HTTP status codes.
 _STATUS_LISTS = ("RETRY_HTTP_CODES", "HTTPERROR_ALLOWED_CODES", "HTTPCACHE_IGNORE_HTTP_CODES")
@@ -165,6 +166,9 @@ def _check_ranges(s: dict[str, Any]) -> None:
         if name in default_settings.__dict__ and isinstance(value, (int, float)) \
                 and not isinstance(value, bool) and value < 0 and name != "DEPTH_PRIORITY":
             raise UsageError(f"setting {name}={value}: must not be negative")
+    spill = s["FRONTIER_SPILL_DIR"]
+    if spill is not None and not (os.path.isdir(spill) and os.access(spill, os.W_OK | os.X_OK)):
+        raise UsageError(f"setting FRONTIER_SPILL_DIR={spill!r}: not a writable folder")
     if str(s["LOG_LEVEL"]).upper() not in _LOG_LEVELS:
         raise UsageError(f"setting LOG_LEVEL={s['LOG_LEVEL']!r}: one of {sorted(_LOG_LEVELS)}")
     for name in _STATUS_LISTS:

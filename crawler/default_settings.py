@@ -163,6 +163,23 @@ WARC_OUTPUT = None
 # Bytes after which a WARC file is closed and the next one begun (crawl-00001.warc.gz, ...).
 WARC_MAX_SIZE = 1024 * 1024 * 1024
 
+# -- a frontier bigger than memory, crawls that keep running --
+# Queued URLs held in the master's memory (~270 bytes each); more wait in a spill file on
+# disk and come back per host in queue order (0 = no bound).
+FRONTIER_MEMORY_QUEUE = 1_000_000
+# Folder for the spill file (unlinked once open: nothing is left behind); None: the JOBDIR,
+# else the system's temporary folder ($TMPDIR). Put it on a disk, not a tmpfs.
+FRONTIER_SPILL_DIR = None
+# Fingerprints the master keeps in a plain dict (~100 bytes each, the fastest); the rest go
+# to a compact table (~25 bytes each, a few us more per new URL). Both are exact.
+FRONTIER_SEEN_DICT = 2_000_000
+# Keep the crawl open when nothing is left to do: it waits for URLs added with
+# `python -m crawler.add` until `python -m crawler.stop` (or SIGTERM, Ctrl-C).
+KEEP_RUNNING = False
+# -- Redis backend (--backend redis://...) --
+# Shards of a crawl's frontier in Redis: each is one hash tag (one Cluster slot) holding its
+# hosts' queues, leases and counters. 1 for a single Redis; on a Cluster, a few per node.
+REDIS_SHARDS = 1
 # -- durable restarts, limits and trust by origin --
 # Seconds a robots.txt fetched by an earlier run of a JOBDIR (kept in its journal) is used
 # again on resume; older ones are fetched again.

@@ -41,6 +41,7 @@ EXPOSED = {
     "result_queue": ("put",),
     "seen": ("__contains__", "__len__", "get", "unseen"),
     "control": ("hello", "bye", "status"),
+    "crawl": ("add", "stop"),  # crawler.add, crawler.stop
 }
 
 

@@ -19,12 +19,11 @@ import threading
 import time
 from typing import Any
 
-from . import components, feeds, keyfile, manager, signals
+from . import components, feeds, keyfile, manager, remote, signals
 from .errors import CrawlerError, UsageError
 from .feeds.warc import WarcFeed
-from .frontier import DONE, Frontier
+from .frontier import DONE, from_settings as frontier_from_settings
 from .frontier.recrawl import Rounds, revisit
-from .frontier.throttle import Throttle
 from .http.request import Request
 from .plan import Plan, is_loopback, parse_args, prepare
 from .scheduler import Scheduler, registered_objects
@@ -49,14 +48,8 @@ class Master:
         self.plan, s = plan, plan.settings
         self.spider = plan.starts.spider
         self.signals = self.spider.crawler.signals
-        self.frontier = Frontier(per_host=s["CONCURRENT_REQUESTS_PER_DOMAIN"],
-                                 throttle=Throttle.from_settings(s),
-                                 host_page_limit=s["HOST_PAGE_LIMIT"],
-                                 lease_timeout=s["LEASE_TIMEOUT"], retry_times=s["RETRY_TIMES"],
-                                 epoch=os.urandom(4).hex(),
-                                 robots_agent=s["USER_AGENT"] if s["ROBOTSTXT_OBEY"] else None,
-                                 robots_max_delay=s["ROBOTSTXT_MAX_CRAWL_DELAY"],
-                                 slots=s["DOWNLOAD_SLOTS"])
+        self.frontier = plan.redis.make_frontier(s) if plan.redis else \
+            frontier_from_settings(s, plan.jobdir)
         pipelines = components.load("ITEM_PIPELINES", s["ITEM_PIPELINES"], self.spider.crawler)
         journal = plan.journal
         rounds = None
@@ -76,11 +69,12 @@ class Master:
         outputs = [self._feed(spec, path) for spec, path in plan.feeds]
         if plan.warc is not None:
             outputs.append(self._warc_feed(*plan.warc))
+        store = journal or plan.redis  # where the feeds' progress is recorded
         self.sink = Sink(outputs, pipelines,
-                         self.spider, journal.mark_written if journal else None, self.signals)
+                         self.spider, store.mark_written if store else None, self.signals)
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
                                    s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal, rounds,
-                                   Checks.from_settings(s))
+                                   Checks.from_settings(s), keep_running=s["KEEP_RUNNING"])
         # Close conditions count this run's pages, items and seconds: a JOBDIR crawl they
         # closed is not finished, and the same command continues it for as many again.
         self.items_before = self.sink.count
@@ -90,7 +84,8 @@ class Master:
         self.status_server: StatusServer | None = None
 
     def _feed(self, spec: feeds.FeedSpec, path: str) -> feeds.Feed:
-        progress = self.plan.journal.feed_progress(spec.key) if self.plan.journal else None
+        store = self.plan.journal or self.plan.redis
+        progress = store.feed_progress(spec.key) if store else None
         return feeds.Feed(spec, path, progress[1:] if progress else None)
 
     def _warc_feed(self, spec: feeds.FeedSpec, path: str) -> WarcFeed:
@@ -103,7 +98,8 @@ class Master:
         origins = self.plan.starts.origins
         if not domains and self.plan.spider_cls is GenericSpider:
             domains = sorted({host_of(origin + "/") for origin in origins})
-        return {"spider": self.plan.spider_cls.name, "settings": self.plan.settings,
+        backend = {"backend": self.plan.redis.hello()} if self.plan.redis else {}
+        return {**backend, "spider": self.plan.spider_cls.name, "settings": self.plan.settings,
                 "spider_args": self.plan.spider_args,
                 "spider_hash": source_hash(self.plan.spider_cls), "allowed_domains": domains,
                 # the seeds' origins (scheme://host:port), exempt from the address guard
@@ -155,9 +151,12 @@ class Master:
         self._start_status()  # first: a port in use stops it before anything is made
         key_path = self.plan.key_path or self._temp_key_path()
         key = keyfile.read_or_create(key_path)
-        address = manager.serve(registered_objects(self.scheduler), self.plan.bind, key,
-                                self.plan.limits, self.plan.tls)
+        crawl = remote.for_scheduler(self.scheduler, self.plan.starts.from_urls)
+        address = manager.serve(dict(registered_objects(self.scheduler), crawl=crawl),
+                                self.plan.bind, key, self.plan.limits, self.plan.tls)
         self.sink.start()
+        if self.plan.redis:
+            self.plan.redis.start_items(self.sink.put_many)
         self.signals.send(signals.spider_opened, spider=self.spider)
         target = f"{address[0]}:{address[1]}"
         screen = self.monitor.live
@@ -227,8 +226,11 @@ class Master:
                 self.scheduler.close("closespider_itemcount")
             if s["CLOSESPIDER_TIMEOUT"] and self.elapsed() >= s["CLOSESPIDER_TIMEOUT"]:
                 self.scheduler.close("closespider_timeout")
+            if self.plan.redis and self.scheduler.closing:
+                self.plan.redis.tell("closing")
             self.scheduler.ended.wait(0.05)
         self.check_failures()  # the journal failing closes the crawl too
+        self._tell_over()
 
     def check_failures(self) -> None:
         """CrawlerError when the journal or the sink cannot go on: the crawl is aborted (with
@@ -237,6 +239,11 @@ class Master:
             raise CrawlerError(self.scheduler.fatal)
         if self.sink.failure is not None:
             raise CrawlerError(f"writing items failed: {self.sink.failure}")
+
+    def _tell_over(self) -> None:
+        """Workers on Redis hear the end there (embedded ones when they next lease)."""
+        if self.plan.redis:
+            self.plan.redis.tell(f"over:{self.scheduler.closing or 'finished'}")
 
     def check_workers(self) -> None:
         """Log each local worker that exits; CrawlerError when all have died (not one
@@ -259,6 +266,7 @@ class Master:
         now = time.monotonic()
         deadline, linger = now + grace, now + (0.6 if not self.plan.workers else 0.0)
         while time.monotonic() < deadline and (time.monotonic() < linger or
+                                               not self.plan.redis and
                                                self.scheduler.workers_pending(
                                                    self.plan.settings["LEASE_TIMEOUT"])):
             time.sleep(0.01)
@@ -277,7 +285,11 @@ class Master:
         self.spider.resume_state.update(  # what close_spider sees
             closed_by=closed_by, resumable=bool(self.plan.jobdir) and not (
                 finished and closed_by == "finished"))
+        if self.plan.redis:
+            self._tell_over()
+            self.plan.redis.stop_items()  # every settled page's items, into the feeds
         self.sink.close()
+        self.frontier.close()
         finished = finished and self.sink.failure is None and not self.scheduler.fatal
         self.signals.send(signals.spider_closed, spider=self.spider,
                           reason=self.scheduler.closing or "finished")
@@ -295,6 +307,8 @@ class Master:
             except Exception as exc:  # sqlite3.Error: a full disk at the very end
                 log.error("cannot record the crawl as finished: %r", exc)
                 finished = False
+        if self.plan.redis and finished:
+            self.plan.redis.put_finished()
         return summary, finished
 
     def _write_failures(self) -> str:
@@ -364,7 +378,8 @@ def _print_resume_hint(plan: Plan) -> None:
 def _tell_start(master: Master, resuming: bool) -> None:
     """What the user should know before the crawl starts: a resume, an appended file."""
     if resuming:
-        print(f"resuming {master.plan.jobdir}: {master.done_before} done, "
+        where = master.plan.jobdir or f"crawl {master.plan.redis.crawl!r} in Redis"
+        print(f"resuming {where}: {master.done_before} done, "
               f"{master.frontier.queued} queued", flush=True)
     for feed in master.sink.feeds:
         if feed.held_before:
@@ -383,6 +398,8 @@ def _announce(address: tuple[str, int], plan: Plan) -> None:
     if plan.key_path:
         print(f"remote workers: python -m crawler.worker {where} --authkey-file "
               f"{shlex.join([plan.key_path, *_worker_tls(plan)])}", flush=True)
+    if plan.settings["KEEP_RUNNING"]:
+        print(remote.hint(where, plan.key_path), flush=True)
 
 
 def _announce_status(master: Master) -> None:
@@ -421,7 +438,12 @@ def _run(plan: Plan) -> int:
               f"{os.path.join(plan.jobdir, 'stats.json')}); remove that folder to crawl "
               "again, or give --recrawl to fetch what changed")
         return 0
-    resuming = plan.journal is not None and not plan.journal.is_new() and not plan.new_round
+    if plan.redis is not None and plan.redis.get("finished"):
+        print(f"nothing to do: crawl {plan.redis.crawl!r} in Redis has finished; remove its "
+              f"keys (crawler:{plan.redis.crawl}:*) or choose another --crawl name to crawl again")
+        return 0
+    resuming = plan.journal is not None and not plan.journal.is_new() and \
+        not plan.new_round or plan.redis is not None and plan.redis.resuming
     master = Master(plan)
     master.seed()
     _tell_start(master, resuming)
@@ -444,8 +466,10 @@ def _run(plan: Plan) -> int:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         master.scheduler.close("aborted")
         status = 1
-    summary, finished = master.finish(finished=status == 0)
-    if status == 0 and not finished:
+    # A crawl stopped by crawler.stop may still have queued work: its JOBDIR stays resumable.
+    stopped = master.scheduler.closing == "stopped"
+    summary, finished = master.finish(finished=status == 0 and not stopped)
+    if status == 0 and not finished and not stopped:
         print("error: the crawl's last items could not be written", file=sys.stderr)
         status = 1
     _print_summary(summary)
@@ -457,6 +481,8 @@ def _run(plan: Plan) -> int:
 def _stop_gracefully(master: Master) -> None:
     """Stop handing out work, wait (bounded) for work in flight; a second signal: now."""
     master.scheduler.close("interrupted")
+    if master.plan.redis:  # workers on Redis hear it there
+        master.plan.redis.tell("closing")
     print("interrupted: waiting up to 10 s for work in flight (again to stop now)",
           file=sys.stderr, flush=True)
     try:

@@ -47,6 +47,7 @@ class Plan:
     tls: ssl.SSLContext | None = None       # the listener's TLS (--tls-cert/--tls-key)
     tls_fingerprint: str | None = None      # its certificate's SHA-256, for workers to pin
     limits: Limits = Limits()               # what the listener allows peers
+    redis: Any = None  # crawler.frontier.redis_crawl.RedisCrawl with --backend redis://
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -86,6 +87,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "through the spider")
     p.add_argument("--stats", metavar="FILE", help="write the final stats.json here "
                    "(default: JOBDIR/stats.json)")
+    p.add_argument("--keep-running", action="store_true", help="do not end when nothing is "
+                   "left to do: wait for URLs from python -m crawler.add until python -m "
+                   "crawler.stop (sets KEEP_RUNNING)")
+    p.add_argument("--backend", metavar="URL", help="where the frontier lives: embedded (the "
+                   "default: in this process) or redis://[:PASSWORD@]HOST:PORT/DB (also "
+                   "rediss://; or the password in $CRAWLER_REDIS_PASSWORD)")
+    p.add_argument("--crawl", metavar="NAME", help="the crawl's name in Redis (default: the "
+                   "spider's name); run the same command again to resume it")
     p.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a setting")
     return p.parse_args(argv)
@@ -95,6 +104,8 @@ def prepare(args: argparse.Namespace) -> Plan:
     """Check settings, spider, seeds, output and address; UsageError on any problem."""
     project = config.load_module_settings("settings.py")
     overrides = config.parse_overrides(args.set)
+    if args.keep_running:
+        overrides["KEEP_RUNNING"] = "true"
     modules = config.merge(project, strict=[overrides])["SPIDER_MODULES"]
     spider_cls = load_spider_class(args.spider, modules)
     settings = config.merge(project, spider_cls.custom_settings, strict=[overrides])
@@ -104,7 +115,7 @@ def prepare(args: argparse.Namespace) -> Plan:
     spider_args = _spider_args(args.spider_args)
     starts = _start_requests(spider_cls, settings, spider_args,
                              read_seeds(args.seeds) if args.seeds else None)
-    if not starts.first:
+    if not starts.first and not settings["KEEP_RUNNING"]:
         raise UsageError("no start URLs: give a seeds file or set start_urls on the spider")
     outputs = [o for o in args.outputs if not warc.is_warc(o[0])]
     warc_spec = _warc_spec([o for o in args.outputs if warc.is_warc(o[0])], settings,
@@ -116,12 +127,13 @@ def prepare(args: argparse.Namespace) -> Plan:
     if args.recrawl and journal is None:
         raise UsageError("--recrawl needs the --jobdir of a crawl")
     identity = feeds.identity(specs + [warc_spec] * bool(warc_spec))
+    backend = _backend(args, settings, spider_cls.name, identity, spider_args)
     new_round = bool(args.recrawl and journal.get("finished"))
     if new_round:  # its feeds are its own: -o/FEEDS may differ from the last round's
         journal.forget_feeds(identity)
     if journal is not None:
         journal.check_same_crawl(spider_cls.name, identity, spider_args)
-    outputs = _feed_paths(specs, journal, feeds.uri_params(starts.spider))
+    outputs = _feed_paths(specs, journal or backend, feeds.uri_params(starts.spider))
     warc_output = None
     if warc_spec is not None:
         progress = journal.feed_progress(warc_spec.key) if journal is not None else None
@@ -149,7 +161,23 @@ def prepare(args: argparse.Namespace) -> Plan:
     return Plan(spider_cls, settings, starts, outputs, (host, port), workers, key_path, jobdir,
                 journal, spider_args, status=status, status_token=token, stats_file=stats_file,
                 tls=tls, tls_fingerprint=fingerprint, limits=_limits(settings),
-                new_round=new_round, warc=warc_output)
+                new_round=new_round, warc=warc_output, redis=backend)
+
+
+def _backend(args: argparse.Namespace, settings: dict[str, Any], spider: str, output: str,
+             spider_args: dict[str, str]) -> Any:
+    """The Redis crawl to run (claimed, or checked to be this one), or None (embedded)."""
+    if args.backend in (None, "embedded"):
+        if args.crawl:
+            raise UsageError("--crawl names a crawl in Redis: give --backend redis://...")
+        return None
+    if settings["JOBDIR"]:
+        raise UsageError("--jobdir and --backend redis://: the crawl's state is in Redis "
+                         "(run the same command again to resume); use --stats FILE for "
+                         "stats.json")
+    from .frontier.redis_crawl import RedisCrawl
+    return RedisCrawl.open(args.backend, args.crawl or spider, settings["REDIS_SHARDS"],
+                           {"spider": spider, "output": output, "spider_args": spider_args})
 
 
 def _tls(args: argparse.Namespace, loopback: bool,
@@ -205,7 +233,7 @@ def _warc_spec(given: list[tuple[str, bool]], settings: dict[str, Any],
     return feeds.FeedSpec(path, "warc", overwrite=replace_it or overwrite)
 
 
-def _feed_paths(specs: list[feeds.FeedSpec], journal: Journal | None,
+def _feed_paths(specs: list[feeds.FeedSpec], journal: Any,
                 params: dict[str, Any]) -> list[tuple[feeds.FeedSpec, str]]:
     """Each feed's path: a resumed one's from the journal, a new one's rendered and checked."""
     outputs = []

@@ -33,7 +33,8 @@ class Scheduler:
     def __init__(self, frontier: Frontier, hello_reply: dict[str, Any],
                  emit_items: Callable[[list[tuple[int, dict]]], None], batch_size: int,
                  page_limit: int = 0, journal: Journal | None = None,
-                 rounds: Rounds | None = None, checks: Checks | None = None) -> None:
+                 rounds: Rounds | None = None, checks: Checks | None = None,
+                 keep_running: bool = False) -> None:
         self.frontier, self.hello_reply, self.emit_items = frontier, hello_reply, emit_items
         self.checks = checks or Checks()  # what workers send, checked before it is applied
         self.batch_size, self.page_limit, self.journal = batch_size, page_limit, journal
@@ -58,6 +59,7 @@ class Scheduler:
         self._failed_commits = 0
         self.fatal: str | None = None
         self.first_lease: float | None = None  # monotonic time work was first handed out
+        self.keep_running = keep_running  # KEEP_RUNNING: only close() ends the crawl
 
     # -- called by workers ----------------------------------------------------
     def hello(self, info: dict[str, Any]) -> dict[str, Any]:
@@ -124,12 +126,13 @@ class Scheduler:
                 self.ended.set()
         return accepted
 
-    def admit(self, tasks: list[dict[str, Any]], more: bool = False) -> int:
+    def admit(self, tasks: list[dict[str, Any]], more: bool | None = False) -> int:
         """Queue new tasks (start requests) and journal them; `more`: others will follow,
-        so the crawl is not over before they came."""
+        so the crawl is not over before they came (None: as it was)."""
         with self.lock:
             new = self.frontier.admit(tasks)
-            self.more_to_come = more
+            if more is not None:
+                self.more_to_come = more
             self._commit([])
         return new
 
@@ -249,7 +252,7 @@ class Scheduler:
     def _over(self) -> bool:
         if self.closing is not None:
             return self.frontier.leased == 0
-        return self.frontier.finished() and not self.more_to_come
+        return self.frontier.finished() and not self.more_to_come and not self.keep_running
 
     def workers_pending(self, within: float) -> list[str]:
         """Workers seen in the last `within` seconds that were not yet told the end."""

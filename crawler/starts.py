@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 from .errors import UsageError
 from .http.request import Request
 from .spider.base import Spider
+from .urls import normalize
 
 log = logging.getLogger(__name__)
 FIRST_BATCH = 1000  # start requests checked before the crawl starts
@@ -69,6 +70,25 @@ class StartRequests:
             else:
                 tasks.append(task)
         return tasks
+
+    def from_urls(self, urls: list[str]) -> tuple[list[dict[str, Any]], list[list[str]]]:
+        """Tasks for start URLs given while the crawl runs (crawler.add), made as a seeds
+        file's are (the spider's seed_requests), and [url, problem] for each refused."""
+        normal = [(url, normalize(url)) for url in urls]
+        refused = [[url, "not an http(s) URL"] for url, norm in normal if norm is None]
+        good = [norm for _, norm in normal if norm is not None]
+        try:
+            requests = list(self.spider.seed_requests(good) or ())
+        except Exception as exc:  # the spider's own code
+            return [], refused + [[url, f"seed_requests() failed: {exc!r}"] for url in good]
+        tasks = []
+        for request in requests:
+            task, problem = self._vet(request)
+            if problem:
+                refused.append([getattr(request, "url", repr(request)), problem])
+            else:
+                tasks.append(task)
+        return tasks, refused
 
     def _next(self, n: int) -> list[Any]:
         try:

@@ -21,7 +21,7 @@ import time
 from multiprocessing import AuthenticationError
 from typing import Any
 
-from . import channel, keyfile, manager, signals, wirecheck
+from . import channel, coordinator, keyfile, manager, signals, wirecheck
 from .errors import CrawlerError, RefusedError, UsageError
 from .spider.handler import Handler, build_handler
 from .spider.base import load_spider_class, make_spider, source_hash
@@ -74,7 +74,7 @@ class Worker:
             self._refuse(str(exc))
             raise
         try:  # the first connection was made before the master told us CALL_TIMEOUT
-            self.proxies = manager.connect(self.address, self.key)
+            self.proxies = coordinator.route(manager.connect(self.address, self.key), reply)
         except _LOST as exc:
             log.warning("lost the master (%r); the coordinator reconnects", exc)
         pool = [threading.Thread(target=self._fetch_loop, name=f"fetch-{i}", daemon=True)
@@ -130,7 +130,7 @@ class Worker:
                     reply = wirecheck.hello_reply(proxies["control"].hello(
                         {"worker": self.id, "threads": self.threads, "pid": os.getpid(),
                          "version": code_version()}))
-                    self.proxies, self.key = proxies, key
+                    self.proxies, self.key = coordinator.route(proxies, reply), key
                     return reply
             except AuthenticationError as exc:
                 raise RefusedError(_refusal(self.address, self.key_path, exc)) from None

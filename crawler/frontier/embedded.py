@@ -1,78 +1,33 @@
 """The frontier: seen states, per-host queues, politeness clock and leases.
 
-Pure Python and single-threaded: the caller holds a lock. No sockets here.
-Every admitted fingerprint moves QUEUED -> LEASED -> DONE or FAILED, possibly
-back to QUEUED for a retry or when a lease expires.
+Pure Python and single-threaded: the caller holds a lock. No sockets here. Queued URLs past
+`memory_queue` wait in a Spill on disk; fingerprints past `seen_dict_max` go to the compact
+table (seen.py). Every admitted fingerprint moves QUEUED -> LEASED -> DONE or FAILED,
+possibly back to QUEUED for a retry or when a lease expires.
 """
 from __future__ import annotations
 
 import heapq
 import itertools
 import logging
+import os
 import random
 import time
 from collections import Counter, defaultdict, deque
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from ..http.request import CORE_FIELDS, extra_fields
-from .robots import RobotsRules
-from .throttle import Throttle
 from ..urls import fingerprint, host_of
+from .hosts import Host, summary
+from .leases import Leases
+from .robots import RobotsRules
+from .seen import DONE, FAILED, LEASED, QUEUED, SeenStore
+from .spill import Spill
+from .throttle import Throttle
 
 log = logging.getLogger(__name__)
-QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
 _PRIORITY_STEP = 1 << 40
 _EXAMPLES = 3  # failed URLs kept per reason for the status page
-
-
-class SeenDict(dict):
-    """Fingerprint -> state; shared with workers as a registered proxy dict."""
-
-    def unseen(self, fingerprints: list[bytes]) -> list[bytes]:
-        """The fingerprints not yet known, in one call (workers pre-filter with it)."""
-        return [fp for fp in fingerprints if fp not in self]
-
-
-@dataclass
-class _Host:
-    # Heap of (key, url as bytes, fp, depth, extra): flat tuples, since a big crawl
-    # queues millions of URLs (a task dict and its host string cost ~250 bytes more,
-    # a str 16 more than bytes).
-    queue: list = field(default_factory=list)
-    inflight: int = 0
-    next_time: float = 0.0
-    scheduled: bool = False
-    limit: int = 8  # requests in flight at most: CONCURRENT_REQUESTS_PER_DOMAIN or its slot's
-    delay: float = 0.0  # DOWNLOAD_DELAY (or its slot's), or AutoThrottle's
-    randomize: bool = False  # spacing randomized x0.5..1.5 (RANDOMIZE_DOWNLOAD_DELAY)
-    floor: float = 0.0  # the least delay AutoThrottle may set: DOWNLOAD_DELAY
-    crawl_delay: float = 0.0  # robots.txt's Crawl-delay: a floor, never randomized
-    admitted: int = 0
-    # robots.txt rules by origin (scheme://host:port, as sites serve one per origin);
-    # None while that robots.txt is being fetched
-    robots: dict[str, RobotsRules | None] = field(default_factory=dict)
-    robots_pending: int = 0  # robots.txt files not settled yet: lease nothing else
-    done: int = 0    # counted as the frontier works, so a snapshot never walks URLs
-    failed: int = 0
-    last_error: str | None = None
-
-    @property
-    def spaced(self) -> bool:
-        """Requests to this host are spaced in time: one at a time, then a pause."""
-        return bool(self.delay or self.crawl_delay)
-
-    def blocked(self) -> bool:
-        """Waiting for robots.txt, and that task is not first in line (leased or delayed)."""
-        return self.robots_pending > 0 and not (self.queue and self.queue[0][4] is not None
-                                                and self.queue[0][4].get("robots"))
-
-
-@dataclass
-class _Lease:
-    task: dict[str, Any]
-    worker: str
-    deadline: float
 
 
 class Frontier:
@@ -83,6 +38,8 @@ class Frontier:
                  robots_agent: str | None = None, throttle: Throttle | None = None,
                  host_page_limit: int = 0, robots_max_delay: float = float("inf"),
                  slots: Mapping[str, Mapping[str, Any]] | None = None,
+                 seen_dict_max: int = 2_000_000, memory_queue: int = 0,
+                 spill_dir: str | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  rng: Callable[[], float] = random.random) -> None:
         self.per_host, self.host_page_limit = per_host, host_page_limit
@@ -92,18 +49,18 @@ class Frontier:
         self.slots = dict(slots or {})  # DOWNLOAD_SLOTS: per-host concurrency and delay
         self.lease_timeout, self.retry_times = lease_timeout, retry_times
         self.clock, self.rng = clock, rng
-        self.seen = SeenDict()
+        self.seen = SeenStore(seen_dict_max)
         self.stats: Counter = Counter()
         self.failures: list[tuple[str, str]] = []
         self._examples: defaultdict[str, deque] = defaultdict(lambda: deque(maxlen=_EXAMPLES))
-        self._hosts: dict[str, _Host] = {}
+        self._hosts: dict[str, Host] = {}
         self._ready: list[tuple[float, int, str]] = []  # (time, seq, host)
-        self._leases: dict[str, _Lease] = {}
-        self._expiry: list[tuple[float, str]] = []
+        self._leases = Leases(epoch, lease_timeout)
         self._delayed: list[tuple[float, int, dict]] = []  # retries waiting for backoff
         self._seq = itertools.count()
-        self._lease_ids = (f"{epoch}-{n}" for n in itertools.count())
         self.queued = 0
+        self.memory_queue, self.spill_dir = memory_queue, spill_dir  # 0: no memory bound
+        self._spill: Spill | None = None
         # When a list, every durable state change is appended as (fp, state, reason, task)
         # for the caller to journal.
         self.changes: list[tuple[bytes, str, str | None, dict]] | None = None
@@ -114,11 +71,13 @@ class Frontier:
         # The hot loop of a busy master (20 links a page): locals, no calls for the
         # common task (core fields only, known host).
         seen, hosts, changes, limit = self.seen, self._hosts, self.changes, self.host_page_limit
-        obey = self.robots_agent is not None
+        front, table, front_max = seen.front, seen.table, seen.dict_max
+        obey, bound = self.robots_agent is not None, self.memory_queue
         new = duplicates = capped = 0
         for task in tasks:
             fp = task["fp"]
-            if fp in seen and not task.get("dont_filter"):
+            known = fp in front or (table.count and fp in table)
+            if known and not task.get("dont_filter"):
                 duplicates += 1
                 continue
             name = task["host"]
@@ -132,11 +91,19 @@ class Frontier:
                 origin = task["url"][:task["url"].find("/", 8)]  # a normalized URL has a path
                 if origin not in host.robots:
                     self._ask_robots(host, name, origin)
-            seen[fp] = QUEUED
-            if len(task) == len(CORE_FIELDS):  # nothing beyond url, fp, host, depth
-                heapq.heappush(host.queue, (next(self._seq), task["url"].encode(), fp,
-                                            task["depth"], None))
+            if known:
+                seen[fp] = QUEUED
+            elif len(front) < front_max:
+                front[fp] = QUEUED
+            else:
+                table.add(fp, QUEUED)
+            if len(task) == len(CORE_FIELDS):  # only url, fp, host, depth: flat, in line
+                entry = (next(self._seq), task["url"].encode(), fp, task["depth"], None)
                 self.queued += 1
+                if 0 < bound < self.queued and bound < self.queued - self.spilled:
+                    self._spill_entry(host, entry)
+                else:
+                    heapq.heappush(host.queue, entry)
             else:
                 self._enqueue(host, task)
             if not host.scheduled:
@@ -161,16 +128,16 @@ class Frontier:
         self._enqueue(host, task)
         self._schedule(task["host"], host)
 
-    def _new_host(self, name: str) -> _Host:
+    def _new_host(self, name: str) -> Host:
         slot, throttle = self.slots.get(name, {}), self.throttle
         floor = slot.get("delay", throttle.delay)
-        host = self._hosts[name] = _Host(
-            limit=slot.get("concurrency", self.per_host), floor=floor,
+        host = self._hosts[name] = Host(
+            id=len(self._hosts), limit=slot.get("concurrency", self.per_host), floor=floor,
             delay=max(floor, throttle.initial()) if throttle.auto else floor,
             randomize=slot.get("randomize_delay", throttle.randomize))
         return host
 
-    def _ask_robots(self, host: _Host, name: str, origin: str) -> None:
+    def _ask_robots(self, host: Host, name: str, origin: str) -> None:
         """A new origin's robots.txt goes first; nothing else of its host leaves the queue
         before it is settled."""
         host.robots[origin] = None
@@ -181,17 +148,38 @@ class Frontier:
         self._enqueue(host, {"url": robots, "host": name, "depth": 0, "robots": True,
                              "fp": fingerprint(robots, method="ROBOTS")})
 
-    def _enqueue(self, host: _Host, task: dict[str, Any]) -> None:
+    def _enqueue(self, host: Host, task: dict[str, Any]) -> None:
         # One key orders by priority, then first come first served (seq < 2**40).
         key = float("-inf") if task.get("robots") else \
             next(self._seq) - task.get("priority", 0) * _PRIORITY_STEP
         extra = extra_fields(task)  # the core fields are kept flat in host queues
-        heapq.heappush(host.queue, (key, task["url"].encode(), task["fp"],
-                                    task.get("depth", 0), extra))
+        entry = (key, task["url"].encode(), task["fp"], task.get("depth", 0), extra)
         self.queued += 1
+        if self._full() and not task.get("robots"):  # robots.txt goes first: in memory
+            self._spill_entry(host, entry)
+        else:
+            heapq.heappush(host.queue, entry)
 
-    def _schedule(self, name: str, host: _Host) -> None:
-        if host.queue and not host.scheduled and host.inflight < host.limit \
+    def _full(self) -> bool:
+        """More entries in memory than the bound, counting the one just queued (`spilled`,
+        a property, only when the total is past it: as admit checks in line)."""
+        bound = self.memory_queue
+        return 0 < bound < self.queued and bound < self.queued - self.spilled
+
+    def _spill_entry(self, host: Host, entry: tuple) -> None:
+        if self._spill is None:
+            self._spill = Spill(self.spill_dir)
+            log.info("more than %d URLs queued: the rest go to a spill file in %s",
+                     self.memory_queue, os.path.dirname(self._spill.path))
+        self._spill.put(host, entry)
+
+    @property
+    def spilled(self) -> int:
+        """Queued entries on disk."""
+        return self._spill.count if self._spill is not None else 0
+
+    def _schedule(self, name: str, host: Host) -> None:
+        if (host.queue or host.spilled) and not host.scheduled and host.inflight < host.limit \
                 and not host.blocked():
             host.scheduled = True
             heapq.heappush(self._ready, (host.next_time, next(self._seq), name))
@@ -229,9 +217,12 @@ class Frontier:
             origin = url[:url.find("/", 8)]
             if origin not in host.robots:
                 self._ask_robots(host, name, origin)
-        heapq.heappush(host.queue, (next(self._seq), url.encode(), task["fp"], task["depth"],
-                                    None))
+        entry = (next(self._seq), url.encode(), task["fp"], task["depth"], None)
         self.queued += 1
+        if self._full():
+            self._spill_entry(host, entry)
+        else:
+            heapq.heappush(host.queue, entry)
         if not host.scheduled:
             self._schedule(name, host)
 
@@ -265,10 +256,14 @@ class Frontier:
             self._schedule(name, host)
         return out, self._wait_hint(now)
 
-    def _take(self, name: str, host: _Host, worker: str, room: int, now: float,
+    def _take(self, name: str, host: Host, worker: str, room: int, now: float,
               out: list) -> None:
         take = min(room, host.limit - host.inflight, 1 if host.spaced else room)
-        while take > 0 and host.queue and not host.blocked():
+        while take > 0 and not host.blocked():
+            if host.spilled and (not host.queue or host.queue[0][0] > host.spill_min):
+                self._spill.take(host)
+            if not host.queue:
+                break
             _, url, fp, depth, extra = heapq.heappop(host.queue)
             task = {"url": url.decode(), "fp": fp, "host": name, "depth": depth, **(extra or {})}
             self.queued -= 1
@@ -277,9 +272,7 @@ class Frontier:
                     not (extra and (extra.get("meta") or {}).get("dont_obey_robotstxt")):
                 self._finish(task, FAILED, rules.refusal)
                 continue
-            lease_id = next(self._lease_ids)
-            self._leases[lease_id] = _Lease(task, worker, now + self.lease_timeout)
-            heapq.heappush(self._expiry, (now + self.lease_timeout, lease_id))
+            lease_id = self._leases.grant(task, worker, now)
             self.seen[task["fp"]] = LEASED
             host.inflight += 1
             out.append((lease_id, task))
@@ -287,7 +280,7 @@ class Frontier:
         if host.spaced:
             host.next_time = now + self._spacing(host)
 
-    def _spacing(self, host: _Host) -> float:
+    def _spacing(self, host: Host) -> float:
         # Only DOWNLOAD_DELAY/AutoThrottle's delay is randomized; Crawl-delay is a floor.
         spacing = host.delay * (0.5 + self.rng()) if host.randomize else host.delay
         return max(host.crawl_delay, spacing)
@@ -326,7 +319,7 @@ class Frontier:
         """Settle a lease: outcome is DONE, FAILED or "retry"; `robots` the parsed rules
         (parse_robots) for a robots.txt task. Returns the task, or None when the lease is
         unknown or expired (a late result, to be ignored)."""
-        lease = self._leases.pop(lease_id, None)
+        lease = self._leases.pop(lease_id)
         if lease is None:
             self.stats["stale_results"] += 1
             return None
@@ -346,24 +339,11 @@ class Frontier:
         self._schedule(lease.task["host"], host)
         return lease.task
 
-    def _set_robots(self, host: _Host, task: dict[str, Any], outcome: str,
+    def _set_robots(self, host: Host, task: dict[str, Any], outcome: str,
                     robots: RobotsRules | None, reason: str | None) -> None:
-        host.robots_pending -= 1
-        origin = task["url"][:-len("/robots.txt")]
-        if outcome == DONE and robots is not None:
-            host.robots[origin] = robots
-            host.crawl_delay = max(host.crawl_delay, robots.crawl_delay)
-            if robots.crawl_delay >= self.robots_max_delay:
-                log.warning("%s: Crawl-delay capped at ROBOTSTXT_MAX_CRAWL_DELAY (%s s)",
-                            task["url"], self.robots_max_delay)
-            self.stats["robots_fetched"] += 1
-        else:
-            cause = reason or "error"
-            rules = host.robots[origin] = RobotsRules(None, self.robots_agent, unavailable=cause)
-            host.last_error = f"robots_unavailable:{cause}"
-            self.stats["robots_unavailable"] += 1
-            log.warning("%s: unavailable (%s); the origin's URLs fail as %s", task["url"], cause,
-                        rules.refusal)
+        rules = robots if outcome == DONE else None
+        self.stats[host.learn_robots(task["url"], rules, reason, self.robots_agent,
+                                     self.robots_max_delay)] += 1
 
     def _retry(self, task: dict[str, Any], reason: str) -> None:
         attempt = task.get("attempt", 0) + 1
@@ -410,28 +390,19 @@ class Frontier:
     # -- failure handling ----------------------------------------------------------
     def renew(self, worker: str, lease_ids: Iterable[str]) -> None:
         """Heartbeat: extend the leases a live worker still holds."""
-        deadline = self.clock() + self.lease_timeout
-        for lease_id in lease_ids:
-            lease = self._leases.get(lease_id)
-            if lease is not None and lease.worker == worker:
-                lease.deadline = deadline
-                heapq.heappush(self._expiry, (deadline, lease_id))
+        self._leases.renew(worker, lease_ids, self.clock())
 
     def expire(self) -> int:
         """Return tasks whose lease ran out to the queue (counted as an attempt)."""
-        now, count = self.clock(), 0
-        while self._expiry and self._expiry[0][0] <= now:
-            lease_id = heapq.heappop(self._expiry)[1]
-            lease = self._leases.get(lease_id)
-            if lease is not None and lease.deadline <= now:
-                self.stats["leases_expired"] += 1
-                self.complete(lease_id, "retry", "lease_expired")
-                count += 1
-        return count
+        overdue = self._leases.overdue(self.clock())
+        for lease_id in overdue:
+            self.stats["leases_expired"] += 1
+            self.complete(lease_id, "retry", "lease_expired")
+        return len(overdue)
 
     def release_worker(self, worker: str) -> int:
         """Requeue every task leased to a worker that is gone, without counting an attempt."""
-        ids = [i for i, lease in self._leases.items() if lease.worker == worker]
+        ids = self._leases.of_worker(worker)
         for lease_id in ids:
             task = self._leases.pop(lease_id).task
             host = self._hosts[task["host"]]
@@ -444,44 +415,25 @@ class Frontier:
     # -- monitoring ------------------------------------------------------------------
     def snapshot(self, top: int = 20) -> dict[str, Any]:
         """Plain-dict state for crawler.status, taken under the caller's lock: totals and
-        the `top` hosts by queue and by failures. Per-host numbers are kept as the frontier
-        works, so this walks the hosts once (plus two nlargest), never the URLs."""
-        now, hosts = self.clock(), self._hosts
-        with_work = waiting = 0
-        for host in hosts.values():
-            if host.queue or host.inflight:
-                with_work += 1
-                waiting += bool(host.queue) and host.next_time > now
-        by_queue = heapq.nlargest(top, hosts.items(), key=lambda kv: len(kv[1].queue))
-        by_failures = heapq.nlargest(top, hosts.items(), key=lambda kv: kv[1].failed)
+        the `top` hosts by queue and by failures (see hosts.summary: never walks URLs)."""
         return {
-            "stats": dict(self.stats), "queued": self.queued, "in_flight": len(self._leases),
-            "hosts": {"known": len(hosts), "with_work": with_work, "waiting": waiting,
-                      "by_queue": [self._host_row(n, h, now) for n, h in by_queue if h.queue],
-                      "by_failures": [self._host_row(n, h, now) for n, h in by_failures
-                                      if h.failed]},
+            "stats": dict(self.stats), "queued": self.queued, "spilled": self.spilled,
+            "in_flight": len(self._leases),
+            "hosts": summary(self._hosts, self.clock(), top, self.robots_agent is not None),
             "failure_examples": {r: list(urls) for r, urls in self._examples.items()},
-            "leases_by_worker": Counter(lease.worker for lease in self._leases.values()),
+            "leases_by_worker": self._leases.by_worker(),
         }
-
-    def _host_row(self, name: str, host: _Host, now: float) -> dict[str, Any]:
-        return {"host": name, "queued": len(host.queue), "in_flight": host.inflight,
-                "done": host.done, "failed": host.failed, "delay": host.delay,
-                "next_in": round(max(0.0, host.next_time - now), 3),
-                "robots": self._robots_state(host), "last_error": host.last_error}
-
-    def _robots_state(self, host: _Host) -> str:
-        if self.robots_agent is None:
-            return "off"
-        if host.robots_pending or not host.robots:
-            return "pending"
-        settled = [rules for rules in host.robots.values() if rules is not None]
-        return "unavailable" if any(r.unavailable for r in settled) else "ok"
 
     @property
     def leased(self) -> int:
         """Tasks out with workers now."""
         return len(self._leases)
+
+    def close(self) -> None:
+        """Let go of the spill file (nothing in it is needed once the crawl ends)."""
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
 
     def finished(self) -> bool:
         """Nothing queued, nothing waiting for a retry, nothing leased."""

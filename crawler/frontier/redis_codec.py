@@ -1,0 +1,50 @@
+"""Tasks and items as Redis holds them: restricted pickle, which carries bytes, tuples and
+the other plain types of crawler.wire, and never builds an object of any class, so a Redis
+that someone else can write to cannot make a worker or the master run code."""
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+from ..errors import CrawlerError
+
+_QUEUE_FIELDS = ("url", "host", "attempt")  # kept in the member's text, not the blob
+
+
+class BadData(CrawlerError):
+    """Redis held something this crawler did not write."""
+
+
+class _Plain(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        raise BadData(f"refused to load {module}.{name} from Redis: not plain data")
+
+
+def pack(value: Any) -> bytes:
+    return pickle.dumps(value, protocol=5)
+
+
+def unpack(data: bytes) -> Any:
+    try:
+        return _Plain(io.BytesIO(data)).load()
+    except BadData:
+        raise
+    except Exception as exc:
+        raise BadData(f"unreadable data in Redis: {exc!r}") from None
+
+
+def pack_member(task: dict[str, Any], max_retries: int) -> bytes:
+    """A queued task: attempt TAB max retries TAB host TAB url TAB blob (see common.lua)."""
+    rest = {k: v for k, v in task.items() if k not in _QUEUE_FIELDS}
+    return b"%d\t%d\t%s\t%s\t" % (task.get("attempt", 0), max_retries, task["host"].encode(),
+                                  task["url"].encode()) + pack(rest)
+
+
+def unpack_member(member: bytes) -> dict[str, Any]:
+    attempt, _, host, url, blob = member.split(b"\t", 4)
+    task = unpack(blob)
+    task["url"], task["host"] = url.decode(), host.decode()
+    if attempt != b"0":
+        task["attempt"] = int(attempt)
+    return task

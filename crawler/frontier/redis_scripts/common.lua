@@ -1,0 +1,261 @@
+-- Helpers shared by every step (each step's file is appended to this one).
+-- KEYS[1] is the shard's stats key, "<prefix>stats": every key a step touches starts with
+-- that prefix, whose hash tag puts the shard in one slot of a Redis Cluster.
+-- A queued entry ("member") is: attempt TAB max_retries TAB host TAB url TAB blob, the
+-- blob being the task as restricted pickle (opaque here). A lease record is:
+-- worker TAB score TAB member; score "-inf" marks a robots.txt task.
+local P = string.sub(KEYS[1], 1, -6)
+local ARGS, at = ARGV, 1
+
+local function arg()
+  local v = ARGS[at]
+  at = at + 1
+  return v
+end
+
+local function num()
+  return tonumber(arg())
+end
+
+local NOW = num()
+if NOW == nil then
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
+local RANDS = {}
+for r in string.gmatch(arg(), '[^,]+') do RANDS[#RANDS + 1] = tonumber(r) end
+local rand_at = 0
+local function rand()
+  rand_at = rand_at % #RANDS + 1
+  return RANDS[rand_at]
+end
+
+local function fields(member)
+  local a = string.find(member, '\t', 1, true)
+  local b = string.find(member, '\t', a + 1, true)
+  local c = string.find(member, '\t', b + 1, true)
+  local d = string.find(member, '\t', c + 1, true)
+  return tonumber(string.sub(member, 1, a - 1)), tonumber(string.sub(member, a + 1, b - 1)),
+    string.sub(member, b + 1, c - 1), string.sub(member, c + 1, d - 1), string.sub(member, d + 1)
+end
+
+local function split2(value)
+  local a = string.find(value, '\t', 1, true)
+  local b = string.find(value, '\t', a + 1, true)
+  return string.sub(value, 1, a - 1), string.sub(value, a + 1, b - 1), string.sub(value, b + 1)
+end
+
+local function stat(name, by)
+  if by ~= 0 then redis.call('HINCRBY', P .. 'stats', name, by) end
+end
+
+local HOSTF = {'inflight', 'limit', 'rp', 'next', 'delay', 'cd', 'rnd', 'floor'}
+local function host_state(host)
+  local v = redis.call('HMGET', P .. 'h:' .. host, unpack(HOSTF))
+  return {inflight = tonumber(v[1]) or 0, limit = tonumber(v[2]) or 8, rp = tonumber(v[3]) or 0,
+          next = tonumber(v[4]) or 0, delay = tonumber(v[5]) or 0, cd = tonumber(v[6]) or 0,
+          rnd = v[7] == '1', floor = tonumber(v[8]) or 0}
+end
+
+local function spaced(st)
+  return st.delay > 0 or st.cd > 0
+end
+
+local function spacing(st)
+  local s = st.delay
+  if st.rnd then s = s * (0.5 + rand()) end
+  if st.cd > s then return st.cd end
+  return s
+end
+
+-- Put a host in the ready set (at its next allowed time) when it has work it may lease.
+local function schedule(host, st)
+  if st.inflight >= st.limit then return end
+  if redis.call('ZSCORE', P .. 'ready', host) then return end
+  local first = redis.call('ZRANGE', P .. 'q:' .. host, 0, 0, 'WITHSCORES')
+  if #first == 0 then return end
+  if st.rp > 0 and first[2] ~= '-inf' then return end
+  redis.call('ZADD', P .. 'ready', 'NX', st.next, host)
+end
+
+local function enqueue(host, score, member)
+  redis.call('ZADD', P .. 'q:' .. host, score, member)
+  redis.call('ZINCRBY', P .. 'qlen', 1, host)
+  stat('queued', 1)
+end
+
+local function finish(host, url, outcome, reason)
+  stat(outcome, 1)
+  if outcome == 'failed' then
+    stat('failed/' .. reason, 1)
+    redis.call('RPUSH', P .. 'failures', reason .. '\t' .. url)
+    redis.call('LPUSH', P .. 'ex:' .. reason, url)
+    redis.call('LTRIM', P .. 'ex:' .. reason, 0, 2)
+    redis.call('HINCRBY', P .. 'h:' .. host, 'failed', 1)
+    redis.call('HSET', P .. 'h:' .. host, 'err', reason)
+    redis.call('ZINCRBY', P .. 'hfail', 1, host)
+  else
+    redis.call('HINCRBY', P .. 'h:' .. host, 'done', 1)
+  end
+end
+
+local function set_robots(host, st, url, value, crawl_delay)
+  st.rp = st.rp - 1
+  local origin = string.sub(url, 1, -12)  -- without "/robots.txt"
+  redis.call('HSET', P .. 'robots:' .. host, origin, value)
+  if string.sub(value, 1, 3) == 'ok\t' then
+    if crawl_delay > st.cd then st.cd = crawl_delay end
+    stat('robots_fetched', 1)
+  else
+    redis.call('HSET', P .. 'h:' .. host, 'err', 'robots_unavailable:' .. string.sub(value, 13))
+    stat('robots_unavailable', 1)
+  end
+  redis.call('HSET', P .. 'h:' .. host, 'rp', st.rp, 'cd', st.cd)
+end
+
+-- A retry: back to the queue after a backoff, or failed when attempts are used up.
+local function retry(host, st, score, member, reason)
+  local attempt, max, _, url, blob = fields(member)
+  attempt = attempt + 1
+  if attempt > max then
+    if score == '-inf' then
+      set_robots(host, st, url, 'unavailable\t' .. reason, 0)
+    else
+      finish(host, url, 'failed', reason)
+    end
+    return
+  end
+  stat('retries', 1)
+  stat('queued', 1)
+  redis.call('HSET', P .. 'h:' .. host, 'err', reason)
+  local backoff = math.min(30.0, 0.5 * 2 ^ (attempt - 1)) * (0.5 + rand())
+  local again = attempt .. '\t' .. max .. '\t' .. host .. '\t' .. url .. '\t' .. blob
+  redis.call('ZADD', P .. 'delayed', NOW + backoff, score .. '\t' .. again)
+end
+
+-- Take a lease off the books: the host's slot is free again. Returns host, state, score,
+-- member, worker; nil when the lease is unknown (settled, expired or of another run).
+local function unlease(id)
+  local value = redis.call('HGET', P .. 'leases', id)
+  if not value then return nil end
+  redis.call('HDEL', P .. 'leases', id)
+  redis.call('ZREM', P .. 'expiry', id)
+  local worker, score, member = split2(value)
+  local _, _, host = fields(member)
+  local st = host_state(host)
+  st.inflight = st.inflight - 1
+  return host, st, score, member, worker
+end
+
+local function save_host(host, st)
+  redis.call('HSET', P .. 'h:' .. host, 'inflight', st.inflight, 'next', st.next,
+             'delay', st.delay)
+end
+
+-- Admission of a batch of links (from ARGV at the cursor): host table, origin table, then
+-- the tasks. Returns how many were new.
+local function admit_section(obey, page_limit)
+  local hosts, params = {}, {}
+  for i = 1, num() do
+    hosts[i], params[i] = ARGS[at], at
+    at = at + 5
+  end
+  if #hosts > 0 then  -- new hosts get their settings; one call for all the known ones
+    local known = redis.call('SMISMEMBER', P .. 'hosts', unpack(hosts))
+    local fresh = {}
+    for i, name in ipairs(hosts) do
+      if known[i] == 0 then
+        local a = params[i]
+        fresh[#fresh + 1] = name
+        redis.call('HSET', P .. 'h:' .. name, 'limit', ARGS[a + 1], 'delay', ARGS[a + 2],
+                   'rnd', ARGS[a + 3], 'floor', ARGS[a + 4], 'next', 0, 'inflight', 0, 'rp', 0,
+                   'cd', 0, 'adm', 0)
+      end
+    end
+    if #fresh > 0 then redis.call('SADD', P .. 'hosts', unpack(fresh)) end
+  end
+  local origins = {}
+  for _ = 1, num() do origins[#origins + 1] = {arg(), arg()} end  -- origin, robots member
+  local n = num()
+  local fps, his, prios, ois, donts, members = {}, {}, {}, {}, {}, {}
+  for i = 1, n do
+    fps[i], his[i], prios[i], ois[i], donts[i], members[i] = ARGS[at], tonumber(ARGS[at + 1]),
+      tonumber(ARGS[at + 2]), tonumber(ARGS[at + 3]), ARGS[at + 4] == '1', ARGS[at + 5]
+    at = at + 6
+  end
+  local seen, known = P .. 'seen', {}
+  for i = 1, n, 4000 do  -- one call per 4,000 links, not one per link
+    local chunk = {unpack(fps, i, math.min(n, i + 3999))}
+    local found = redis.call('SMISMEMBER', seen, unpack(chunk))
+    for j = 1, #chunk do
+      if found[j] == 1 then known[chunk[j]] = true end
+    end
+  end
+  local new, dup, capped, added, fresh, per_host = 0, 0, 0, {}, {}, {}
+  local seq = tonumber(redis.call('GET', P .. 'seq')) or 0
+  for i = 1, n do
+    local fp, hi = fps[i], his[i]
+    local host = hosts[hi]
+    local is_new = donts[i] or not known[fp]
+    if is_new and page_limit > 0 then
+      local adm = added[host]
+      if adm == nil then
+        adm = tonumber(redis.call('HGET', P .. 'h:' .. host, 'adm')) or 0
+      end
+      if adm >= page_limit then
+        is_new = false
+        capped = capped + 1
+      end
+      added[host] = adm + (is_new and 1 or 0)
+    elseif not is_new then
+      dup = dup + 1
+    end
+    if is_new then
+      if not known[fp] then
+        known[fp] = true
+        fresh[#fresh + 1] = fp
+      end
+      if obey and ois[i] > 0 then
+        local o = origins[ois[i]]
+        if redis.call('HSETNX', P .. 'robots:' .. host, o[1], '') == 1 then
+          redis.call('HINCRBY', P .. 'h:' .. host, 'rp', 1)
+          enqueue(host, '-inf', o[2])
+        end
+      end
+      seq = seq + 1
+      local args = per_host[hi]
+      if args == nil then
+        args = {}
+        per_host[hi] = args
+      end
+      args[#args + 1] = seq - prios[i] * 1099511627776
+      args[#args + 1] = members[i]
+      new = new + 1
+    end
+  end
+  for i = 1, #fresh, 4000 do
+    redis.call('SADD', seen, unpack(fresh, i, math.min(#fresh, i + 3999)))
+  end
+  redis.call('SET', P .. 'seq', seq)
+  local order = {}
+  for hi, args in pairs(per_host) do
+    local host = hosts[hi]
+    order[#order + 1] = host
+    for i = 1, #args, 4000 do
+      redis.call('ZADD', P .. 'q:' .. host, unpack(args, i, math.min(#args, i + 3999)))
+    end
+    redis.call('ZINCRBY', P .. 'qlen', #args / 2, host)
+    if page_limit > 0 then redis.call('HSET', P .. 'h:' .. host, 'adm', added[host]) end
+  end
+  if #order > 0 then  -- hosts not in the ready set yet may now be
+    local ready = redis.call('ZMSCORE', P .. 'ready', unpack(order))
+    for i, host in ipairs(order) do
+      if not ready[i] then schedule(host, host_state(host)) end
+    end
+  end
+  stat('queued', new)
+  stat('admitted', new)
+  stat('duplicates', dup)
+  stat('dropped/host_page_limit', capped)
+  return new
+end
