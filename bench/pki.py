@@ -1,5 +1,6 @@
-"""A private CA made for one benchmark run, and a certificate for 127.0.0.1 signed by it
-(the openssl command), for serving a bench site over HTTPS. Nothing leaves the folder."""
+"""A private CA made for one benchmark run, and a certificate for 127.0.0.1 (or the
+addresses given) signed by it (the openssl command), for serving a bench site over HTTPS.
+Nothing leaves the folder."""
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ import subprocess
 class Pki:
     """ca.pem (give it to the crawler as TLS_CA_BUNDLE), server.pem and server.key."""
 
-    def __init__(self, folder: str, ip: str = "127.0.0.1") -> None:
+    def __init__(self, folder: str, ip: str = "127.0.0.1", more_ips: tuple = ()) -> None:
         if shutil.which("openssl") is None:
             raise SystemExit("error: TLS needs the openssl command")
         self.dir = folder
@@ -21,7 +22,8 @@ class Pki:
         ca_key, csr = os.path.join(folder, "ca.key"), os.path.join(folder, "server.csr")
         ext = os.path.join(folder, "server.ext")
         with open(ext, "w") as f:
-            f.write(f"subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth\n"
+            names = ",".join(f"IP:{a}" for a in (ip, *more_ips))
+            f.write(f"subjectAltName={names}\nextendedKeyUsage=serverAuth\n"
                     "basicConstraints=CA:FALSE\n")
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         for argv in (["req", "-x509", *ec, "-keyout", ca_key, "-out", self.ca, "-days", "2",
@@ -41,3 +43,8 @@ class Pki:
 
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca)
+
+    def server_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert, self.key)
+        return ctx

@@ -158,8 +158,11 @@ def _check_ranges(s: dict[str, Any]) -> None:
                  "LISTENER_MAX_PER_ADDRESS"):
         if s[name] < 1:
             raise UsageError(f"setting {name}={s[name]}: must be at least 1")
+    if s["AUTOSCALE_START"] < 1:
+        raise UsageError(f"setting AUTOSCALE_START={s['AUTOSCALE_START']}: must be at least 1")
     for name in ("CALL_TIMEOUT", "LEASE_TIMEOUT", "DOWNLOAD_TIMEOUT",
-                 "LISTENER_CHALLENGE_TIMEOUT", "LISTENER_IDLE_TIMEOUT"):
+                 "LISTENER_CHALLENGE_TIMEOUT", "LISTENER_IDLE_TIMEOUT", "AUTOSCALE_INTERVAL",
+                 "AUTOSCALE_MAX_CPU"):
         if not s[name] > 0:  # zero would make every call, lease or fetch fail at once
             raise UsageError(f"setting {name}={s[name]}: must be more than 0")
     for name, value in s.items():

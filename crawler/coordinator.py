@@ -1,7 +1,7 @@
 """What a worker talks to for work: the master's proxies, or Redis.
 
 `route(proxies, reply)` is the one place a worker picks: when the master's hello reply
-names a Redis backend, the worker's url_queue, result_queue, seen and control become
+names a Redis backend, the worker's url_queue, result_queue and control become
 objects with the same methods that lease from and settle into Redis directly (the master
 is asked only for the crawl's configuration, in hello). Redis errors surface as
 ConnectionError (an OSError), which the worker already treats as a lost master:
@@ -30,7 +30,7 @@ def route(proxies: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
     frontier = frontier_from_settings(client, backend["crawl"], backend["shards"],
                                       reply["settings"])
     on_redis = RedisQueues(frontier, reply["settings"]["BATCH_SIZE"])
-    return dict(proxies, url_queue=on_redis, result_queue=on_redis, seen=on_redis,
+    return dict(proxies, url_queue=on_redis, result_queue=on_redis,
                 control=on_redis)
 
 
@@ -39,7 +39,7 @@ def _lost(exc: Exception) -> ConnectionError:
 
 
 class RedisQueues:
-    """url_queue.lease, result_queue.put, seen.unseen and control.bye, on Redis."""
+    """url_queue.lease and .exchange, result_queue.put and control.bye, on Redis."""
 
     def __init__(self, frontier: Any, batch_size: int) -> None:
         import redis
@@ -65,11 +65,11 @@ class RedisQueues:
         except self._errors as exc:
             raise _lost(exc) from exc
 
-    def unseen(self, fingerprints: list[bytes]) -> list[bytes]:
-        try:
-            return self.frontier.unseen(fingerprints)
-        except self._errors as exc:
-            raise _lost(exc) from exc
+    def exchange(self, worker: str, results: list[dict[str, Any]], want: int,
+                 renew: list[str] = ()) -> dict[str, Any]:
+        """put, then lease: the lease reply plus "accepted" (the lease ids taken)."""
+        accepted = self.put(worker, results) if results else []
+        return dict(self.lease(worker, want, renew), accepted=accepted)
 
     def bye(self, worker: str, refused: str | None = None) -> int:
         if refused:

@@ -16,8 +16,9 @@ ROBOTSTXT_OBEY = True
 # Longest Crawl-delay obeyed: a host asking for more is crawled at one request per this
 # many seconds (and a warning says so), so a hostile robots.txt cannot park a host for ever.
 ROBOTSTXT_MAX_CRAWL_DELAY = 30.0
-# Fetcher threads in each worker process.
-CONCURRENT_REQUESTS = 16
+# Most requests in flight in each worker process (fetcher threads): the autoscaler's cap,
+# or the fixed number when AUTOSCALE_ENABLED is False.
+CONCURRENT_REQUESTS = 128
 # Requests in flight to one host across the whole cluster.
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 # Seconds between two request starts to one host, cluster-wide.
@@ -180,6 +181,23 @@ KEEP_RUNNING = False
 # Shards of a crawl's frontier in Redis: each is one hash tag (one Cluster slot) holding its
 # hosts' queues, leases and counters. 1 for a single Redis; on a Cluster, a few per node.
 REDIS_SHARDS = 1
+# -- concurrency that sizes itself (crawler.autoscale; per worker process) --
+# Size each worker's pool by its CPU headroom, memory, timer lag and hosts' pushback, up to
+# CONCURRENT_REQUESTS; False: always CONCURRENT_REQUESTS threads (as does worker -c N).
+AUTOSCALE_ENABLED = True
+# Fetcher threads a worker starts with.
+AUTOSCALE_START = 16
+# Seconds between two sizing decisions.
+AUTOSCALE_INTERVAL = 0.25
+# Share of one core (a process's Python code runs on one at a time) above which it shrinks.
+AUTOSCALE_MAX_CPU = 0.9
+# Mean seconds a timer fires late (threads waiting for the GIL or a CPU) above which it shrinks.
+AUTOSCALE_MAX_LAG = 0.1
+# Resident memory in MB above which it shrinks (0 = not checked).
+AUTOSCALE_MAX_MEMORY = 1024
+# Share of results that were 429/503 answers above which it shrinks.
+AUTOSCALE_MAX_PUSHBACK = 0.1
+
 # -- durable restarts, limits and trust by origin --
 # Seconds a robots.txt fetched by an earlier run of a JOBDIR (kept in its journal) is used
 # again on resume; older ones are fetched again.

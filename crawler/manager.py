@@ -37,7 +37,7 @@ _servers = itertools.count()
 
 # What each registered object exposes to workers.
 EXPOSED = {
-    "url_queue": ("lease",),
+    "url_queue": ("lease", "exchange"),
     "result_queue": ("put",),
     "seen": ("__contains__", "__len__", "get", "unseen"),
     "control": ("hello", "bye", "status"),

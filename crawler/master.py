@@ -78,6 +78,7 @@ class Master:
         # Close conditions count this run's pages, items and seconds: a JOBDIR crawl they
         # closed is not finished, and the same command continues it for as many again.
         self.items_before = self.sink.count
+        self.remote = remote.for_scheduler(self.scheduler, plan.starts.from_urls)
         self.children: list[subprocess.Popen] = []
         self.exited: set[int] = set()  # pids of local workers seen to have exited
         self.monitor: Monitor | None = None
@@ -127,6 +128,8 @@ class Master:
         elif self._idle_hooked() and self.scheduler.idle():
             tasks = self._idle_tasks()
             self.scheduler.admit(tasks, more=bool(tasks))
+        if self.plan.redis:
+            self.plan.redis.feed_start_urls(self.remote.add)
 
     def _idle_hooked(self) -> bool:
         return self.signals.has_receivers(signals.spider_idle)
@@ -151,8 +154,7 @@ class Master:
         self._start_status()  # first: a port in use stops it before anything is made
         key_path = self.plan.key_path or self._temp_key_path()
         key = keyfile.read_or_create(key_path)
-        crawl = remote.for_scheduler(self.scheduler, self.plan.starts.from_urls)
-        address = manager.serve(dict(registered_objects(self.scheduler), crawl=crawl),
+        address = manager.serve(dict(registered_objects(self.scheduler), crawl=self.remote),
                                 self.plan.bind, key, self.plan.limits, self.plan.tls)
         self.sink.start()
         if self.plan.redis:

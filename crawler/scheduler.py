@@ -126,6 +126,13 @@ class Scheduler:
                 self.ended.set()
         return accepted
 
+    def exchange(self, worker: str, results: list[dict[str, Any]], want: int,
+                 renew: list[str] = ()) -> dict[str, Any]:
+        """put, then lease, in one call: one round trip settles a worker's results and
+        refills the slots they freed. The lease reply, plus "accepted" (put's answer)."""
+        accepted = self.put(worker, results) if results else []
+        return dict(self.lease(worker, want, renew), accepted=accepted)
+
     def admit(self, tasks: list[dict[str, Any]], more: bool | None = False) -> int:
         """Queue new tasks (start requests) and journal them; `more`: others will follow,
         so the crawl is not over before they came (None: as it was)."""
@@ -311,7 +318,7 @@ class UrlQueue:
     """Registered as url_queue: workers lease tasks from it."""
 
     def __init__(self, scheduler: Scheduler) -> None:
-        self.lease = scheduler.lease
+        self.lease, self.exchange = scheduler.lease, scheduler.exchange
 
 
 class ResultQueue:

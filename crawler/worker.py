@@ -1,8 +1,10 @@
 """Worker node: `python -m crawler.worker HOST:PORT [--authkey-file F] [-c THREADS] [-p PROCS]`.
 
-One coordinator thread talks to the master in batches (lease, put); fetcher
-threads run the handler. A lost master is reconnected with capped backoff and
-unacknowledged results are sent again (the master ignores repeats by lease id).
+One coordinator thread talks to the master in batches (lease, put) through a MasterLink;
+a pool of fetcher threads runs the handler, sized by an autoscaler (crawler.autoscale) up
+to CONCURRENT_REQUESTS, or fixed (-c, AUTOSCALE_ENABLED=False). A lost master is
+reconnected with capped backoff and unacknowledged results are sent again (the master
+ignores repeats by lease id).
 """
 from __future__ import annotations
 
@@ -18,10 +20,13 @@ import subprocess
 import sys
 import threading
 import time
-from multiprocessing import AuthenticationError
 from typing import Any
 
-from . import channel, coordinator, keyfile, manager, signals, wirecheck
+from . import channel, keyfile, manager, signals
+from .autoscale import Autoscaler, Driver, Limits
+from .link import LOST, Dialer, MasterLink
+from .link import fmt as _fmt
+from .pool import FetchPool
 from .errors import CrawlerError, RefusedError, UsageError
 from .spider.handler import Handler, build_handler
 from .spider.base import load_spider_class, make_spider, source_hash
@@ -29,37 +34,40 @@ from .status.progress import WorkerMeter
 from .status.version import code_version
 
 log = logging.getLogger(__name__)
-_LOST = manager.LOST  # any error from the master: back off and reconnect, never die
 _SEEN_CACHE_MAX = 500_000
 # Before it first meets its master a worker polls often: a short crawl must not end
 # unnoticed between two attempts (the master answers "over" for a while: master.py).
 FIRST_CONNECT_CAP = 0.25
-WAIT_REPORT_EVERY = 30.0  # seconds between two "still waiting for master" lines
+AHEAD_RETRY = 1.0  # seconds before a worker tries to lease ahead again after a short answer
 
 
 class Worker:
-    """One worker process: a coordinator loop and a pool of fetcher threads."""
+    """One worker process: a coordinator loop and a pool of fetcher threads. `threads`:
+    a fixed pool size (None: the crawl's settings decide)."""
 
     def __init__(self, address: tuple[str, int], key_path: str, threads: int | None = None,
                  max_wait: float = 600.0, parent: int | None = None) -> None:
-        self.address, self.key_path, self.max_wait = address, key_path, max_wait
+        self.address = address
+        self.dialer = Dialer(address, key_path, max_wait, self._giving_up)
         self.parent = parent  # a local worker exits when the master that started it is gone
-        self.threads = threads
+        self.threads = threads  # fixed size asked for on the command line, or None
         self.id = f"{socket.gethostname()}:{os.getpid()}:{random.randrange(1 << 16):04x}"
         self.stopping = False  # set by a signal handler: a plain flag, never a lock
-        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
         self.wake = threading.Event()
         self.pending: list[dict] = []   # results not yet acknowledged
         self.held: set[str] = set()     # lease ids taken and not yet acknowledged
         self.last_renew = time.monotonic()
         self.next_lease = 0.0           # when to ask for work again after a short answer
+        self.ahead_after = 0.0          # when to try leasing ahead again (see _target)
         self.first_pending = 0.0        # when the oldest unsent result arrived
         self.sent_fps: set[bytes] = set()
-        self.proxies: dict[str, Any] | None = None
+        self.link: MasterLink | None = None
+        self.pool: FetchPool | None = None
+        self.scaler: Autoscaler | None = None
+        self.pushback = 0  # results that were 429/503 answers (the autoscaler reads it)
         self.handler: Handler | None = None
         self.spider_hash = ""
-        self.backoff = 0.1   # grows while the master is unreachable, reset by a good call
         self.meter = WorkerMeter(0.0, time.monotonic())  # interval set by the master
 
     # -- lifecycle --------------------------------------------------------------
@@ -74,18 +82,16 @@ class Worker:
             self._refuse(str(exc))
             raise
         try:  # the first connection was made before the master told us CALL_TIMEOUT
-            self.proxies = coordinator.route(manager.connect(self.address, self.key), reply)
-        except _LOST as exc:
+            self.link = MasterLink.connect(self.address, self.dialer.key).routed(reply)
+        except LOST as exc:
             log.warning("lost the master (%r); the coordinator reconnects", exc)
-        pool = [threading.Thread(target=self._fetch_loop, name=f"fetch-{i}", daemon=True)
-                for i in range(self.threads)]
-        for thread in pool:
-            thread.start()
+        driver = self._start_pool()
         try:
             status = self._coordinate()
         finally:
-            for _ in pool:
-                self.inbox.put(None)
+            if driver is not None:
+                driver.stop()
+            self.pool.close()
         self.handler.signals.send(signals.spider_closed, spider=self.handler.spider,
                                   reason="finished" if status == 0 else "shutdown")
         return status
@@ -100,7 +106,10 @@ class Worker:
                                "run the same project code on every host")
         spider = make_spider(cls, settings, reply.get("spider_args"))
         spider.allowed_domains = reply["allowed_domains"]
-        self.threads = self.threads or settings["CONCURRENT_REQUESTS"]
+        limits = Limits.from_settings(settings)
+        if self.threads is None and settings["AUTOSCALE_ENABLED"]:
+            self.scaler = Autoscaler(limits, time.monotonic(), time.process_time())
+        size = self.scaler.size if self.scaler else self.threads or limits.cap
         self.batch, self.flush_interval = settings["BATCH_SIZE"], settings["FLUSH_INTERVAL"]
         self.reconnect_cap = settings["RECONNECT_MAX_DELAY"]
         self.renew_every = settings["LEASE_TIMEOUT"] / 3
@@ -109,70 +118,36 @@ class Worker:
         self.handler = build_handler(spider, settings, reply["allowed_domains"],
                                      reply["trusted"])
         self.handler.signals.send(signals.spider_opened, spider=spider)
-        log.info("worker %s: spider %s, %d threads", self.id, reply["spider"], self.threads)
+        # A thread that leaves closes its connections.
+        self.pool = FetchPool(self.handler.handle, self._done, self.handler.fetcher.close_session)
+        self.pool.resize(size)
+        log.info("worker %s: spider %s, %d threads%s", self.id, reply["spider"], size,
+                 f" (autoscaled up to {limits.cap})" if self.scaler else "")
+
+    def _start_pool(self) -> Driver | None:
+        """The autoscaler's thread, when the pool sizes itself."""
+        if self.scaler is None:
+            return None
+        driver = Driver(self.scaler, self.pool, lambda: (self.meter.pages, self.pushback))
+        threading.Thread(target=driver.run, name="autoscale", daemon=True).start()
+        return driver
 
     def _refuse(self, reason: str) -> None:
         """Tell the master why this worker will not take part (it logs it)."""
         try:
-            self.proxies["control"].bye(self.id, reason)
-        except _LOST as exc:
+            self.link.bye(self.id, reason)
+        except LOST as exc:
             log.debug("could not tell the master: %r", exc)
 
     def _connect(self, cap: float = FIRST_CONNECT_CAP) -> dict[str, Any] | None:
-        """Connect and say hello, retrying with capped exponential backoff and jitter;
-        say so once, then every WAIT_REPORT_EVERY seconds."""
-        self.proxies, started, report_at = None, time.monotonic(), 0.0
-        while not self.stopping and not self._orphaned():
-            key = self._read_key()
-            try:
-                if key is not None:
-                    proxies = manager.connect(self.address, key)
-                    reply = wirecheck.hello_reply(proxies["control"].hello(
-                        {"worker": self.id, "threads": self.threads, "pid": os.getpid(),
-                         "version": code_version()}))
-                    self.proxies, self.key = coordinator.route(proxies, reply), key
-                    return reply
-            except AuthenticationError as exc:
-                raise RefusedError(_refusal(self.address, self.key_path, exc)) from None
-            except _LOST as exc:
-                log.debug("master not reachable: %r", exc)
-            waited = time.monotonic() - started
-            if waited > self.max_wait:
-                log.error("no master at %s for %.0f s; giving up", _fmt(self.address),
-                          self.max_wait)
-                return None
-            if waited >= report_at:
-                self._report_wait(waited, not report_at, key is None)
-                report_at = waited + WAIT_REPORT_EVERY
-            self._back_off(cap)
-        return None
-
-    def _read_key(self) -> bytes | None:
-        """The key; None while the file may yet appear. A master creates its key file
-        before it listens, so once something answers at the master's address, a key file
-        still missing will not appear by itself: UsageError."""
-        for _ in range(2):  # the file, and again if the master is up (it may just have)
-            if os.path.exists(self.key_path):
-                return keyfile.read(self.key_path)
-            if not manager.listening(self.address):
-                return None
-        raise UsageError(f"authkey file {self.key_path} does not exist, and the master at "
-                         f"{_fmt(self.address)} is up: copy its key file here")
-
-    def _report_wait(self, waited: float, first: bool, no_key: bool) -> None:
-        what = f"master at {_fmt(self.address)}"
-        if no_key:
-            what += f" and its key file {self.key_path} (the master creates it)"
-        if first:
-            log.info("waiting for %s (giving up after %.0f s)", what, self.max_wait)
-        else:
-            log.info("still waiting for %s after %.0f s", what, waited)
-
-    def _back_off(self, cap: float) -> None:
-        until = time.monotonic() + self.backoff * (0.5 + random.random())
-        while not self.stopping and time.monotonic() < until:
-            time.sleep(min(0.1, max(0.0, until - time.monotonic())))
-        self.backoff = min(self.backoff * 2, cap)
+        """Connect and say hello (crawler.link.Dialer); the master's reply, or None."""
+        self.link = None
+        got = self.dialer.dial({"worker": self.id, "threads": self.threads, "pid": os.getpid(),
+                                "version": code_version()}, cap)
+        if got is None:
+            return None
+        self.link, reply = got
+        return reply
 
     # -- coordinator ----------------------------------------------------------------
     def _coordinate(self) -> int:
@@ -183,7 +158,7 @@ class Worker:
                 return 1
             try:
                 status = self._step(time.monotonic())
-            except _LOST as exc:
+            except LOST as exc:
                 log.warning("lost the master (%r); reconnecting", exc)
                 if not self._reconnect():
                     return 1
@@ -195,30 +170,49 @@ class Worker:
             self.wake.clear()
 
     def _step(self, now: float) -> int | None:
-        """One round with the master: flush results, then lease or renew. An exit status
-        when the worker is done, else None."""
-        stopping = self.stopping
-        if self.pending and (self._hungry() or stopping or len(self.pending) >= self.batch
-                             or now - self.first_pending >= self.flush_interval):
-            self._flush()
-            self.next_lease = 0.0  # our results freed capacity: ask at once
-        if stopping:
+        """One round trip with the master: settle results and lease (or renew) in one
+        call. An exit status when the worker is done, else None."""
+        flush = bool(self.pending) and (self._hungry() or self.stopping or
+                                        len(self.pending) >= self.batch or
+                                        now - self.first_pending >= self.flush_interval)
+        if self.stopping:
+            if flush:
+                batch = self.pending[:]
+                self._drop_sent(batch)
+                self._settled(batch, self.link.put(self.id, batch))
             return self._leave()
         renew_due = now - self.last_renew >= self.renew_every
-        if (self._hungry() and now >= self.next_lease) or renew_due:
-            want = 2 * self.threads - len(self.held) if self._hungry() else 0
-            reply = self._lease(want, renew_due)
-            self.backoff = 0.1
-            if reply["done"]:
-                _log_end(self.id, reply.get("closed_by", "finished"))
-                return 0
-            if len(reply["tasks"]) < want:
-                self.next_lease = now + min(max(reply["wait"], 0.005), 0.5)
+        lease_due = self._hungry() and (flush or now >= self.next_lease)
+        if not (flush or lease_due or renew_due):
+            return None
+        batch = self.pending[:] if flush else []
+        want = self._target(now) - self._outstanding() if lease_due else 0
+        reply = self._exchange(batch, want, renew_due)
+        self.dialer.backoff = 0.1
+        if reply["done"]:
+            _log_end(self.id, reply.get("closed_by", "finished"))
+            return 0
+        if len(reply["tasks"]) < want:
+            self.next_lease = now + min(max(reply["wait"], 0.005), 0.5)
+            self.ahead_after = now + AHEAD_RETRY
+        else:
+            self.next_lease = 0.0
         return None
 
+    def _target(self, now: float) -> int:
+        """Tasks to hold, queued or running: twice the pool, so that a thread that finishes
+        finds its next task waiting rather than a round trip to the master; but only the
+        pool while the master has less to give than asked (politeness bounds the crawl):
+        a task waiting here holds one of its host's slots that another worker's idle
+        thread could use."""
+        return self.pool.size * (2 if now >= self.ahead_after else 1)
+
+    def _outstanding(self) -> int:
+        return len(self.held) - len(self.pending)
+
     def _hungry(self) -> bool:
-        """Some fetcher thread has nothing to do."""
-        return len(self.held) - len(self.pending) < self.threads
+        """Fewer tasks queued or running than the target."""
+        return self._outstanding() < self._target(time.monotonic())
 
     def _sleep_for(self) -> float:
         now, limits = time.monotonic(), [0.5]
@@ -238,24 +232,30 @@ class Worker:
                 self.first_pending = time.monotonic()
             self.pending.append(result)
             self.meter.pages += 1
+            if result.get("status") in _PUSHBACK or result.get("reason") in _PUSHBACK_REASONS:
+                self.pushback += 1
 
     def _log_progress(self) -> None:
-        # held = queued for a fetcher thread + being fetched + finished, not yet acknowledged
-        busy = len(self.held) - len(self.pending) - self.inbox.qsize() - self.outbox.qsize()
-        line = self.meter.line(time.monotonic(), max(0, min(busy, self.threads)), self.threads)
+        line = self.meter.line(time.monotonic(), self.pool.busy, self.pool.size)
         if line:
             log.info("worker %s: %s", self.id, line)
 
-    def _lease(self, want: int, renew: bool) -> dict[str, Any]:
-        held = list(self.held) if renew else []
-        reply = wirecheck.lease_reply(self.proxies["url_queue"].lease(self.id, max(want, 0),
-                                                                      held))
+    def _exchange(self, batch: list[dict], want: int, renew: bool) -> dict[str, Any]:
+        """Settle `batch` and lease up to `want` tasks in one call."""
+        self._drop_sent(batch)
+        settled = {r["lease"] for r in batch}
+        held = [lease for lease in self.held if lease not in settled] if renew else []
+        reply = self.link.exchange(self.id, batch, max(want, 0), held)
+        self._settled(batch, reply["accepted"])
         if renew:
             self.last_renew = time.monotonic()
         for task in reply["tasks"]:
             self.held.add(task["lease"])
-            self.inbox.put(task)
+            self.pool.put(task)
         return reply
+
+    def _giving_up(self) -> bool:
+        return self.stopping or self._orphaned()
 
     def _orphaned(self) -> bool:
         if self.parent is not None and os.getppid() != self.parent:
@@ -263,37 +263,29 @@ class Worker:
             return True
         return False
 
-    def _flush(self) -> None:
-        batch = self.pending[:]
-        known = self._prefilter(batch)
-        accepted = set(wirecheck.names(self.proxies["result_queue"].put(self.id, batch)))
+    def _drop_sent(self, batch: list[dict]) -> None:
+        """Leave out the links this worker sent before (the master would drop them)."""
+        sent = self.sent_fps
+        for result in batch:
+            if result.get("requests"):
+                result["requests"] = [t for t in result["requests"]
+                                      if t["fp"] not in sent or t.get("dont_filter")]
+
+    def _settled(self, batch: list[dict], accepted: list[str]) -> None:
+        """The master answered for `batch`: forget it; remember the links it took."""
+        taken = set(accepted)
         del self.pending[:len(batch)]
         self.held.difference_update(r["lease"] for r in batch)
         # Only links the master has taken may be skipped from now on: a result it
         # ignored (a late one, or sent to a master that died) must not hide its links.
         if len(self.sent_fps) > _SEEN_CACHE_MAX:
             self.sent_fps.clear()
-        self.sent_fps.update(known)
-        self.sent_fps.update(t["fp"] for r in batch if r["lease"] in accepted
+        self.sent_fps.update(t["fp"] for r in batch if r["lease"] in taken
                              for t in r.get("requests", ()))
-
-    def _prefilter(self, batch: list[dict]) -> set[bytes]:
-        """Drop links this worker already sent, then those the master's seen dict knows;
-        return the fingerprints the master said it knows."""
-        fresh = {t["fp"] for r in batch for t in r.get("requests", ())
-                 if t["fp"] not in self.sent_fps and not t.get("dont_filter")}
-        unseen = set(wirecheck.fingerprints(self.proxies["seen"].unseen(list(fresh)))) \
-            if fresh else set()
-        for result in batch:
-            if result.get("requests"):
-                result["requests"] = [t for t in result["requests"]
-                                      if t["fp"] in unseen or t.get("dont_filter")]
-                unseen.difference_update(t["fp"] for t in result["requests"])
-        return fresh - unseen - {t["fp"] for r in batch for t in r.get("requests", ())}
 
     def _reconnect(self) -> bool:
         self.meter.reconnects += 1
-        self._back_off(self.reconnect_cap)
+        self.dialer.back_off(self.reconnect_cap)
         reply = self._connect(cap=self.reconnect_cap)
         if reply is None:
             return False
@@ -304,26 +296,26 @@ class Worker:
     def _leave(self) -> int:
         """Graceful stop: results are flushed above; unstarted leases go back now."""
         try:
-            self.proxies["control"].bye(self.id)
-        except _LOST as exc:
+            self.link.bye(self.id)
+        except LOST as exc:
             log.warning("could not say goodbye (%r); leases will expire", exc)
         return 0
 
     # -- fetcher threads ----------------------------------------------------------------
-    def _fetch_loop(self) -> None:
-        while True:
-            task = self.inbox.get()
-            if task is None:
-                return
-            result = self.handler.handle(task)
-            result["lease"] = task["lease"]
-            self.outbox.put(result)
+    def _done(self, task: dict, result: dict) -> None:
+        result["lease"] = task["lease"]
+        self.outbox.put(result)
+        if not self.wake.is_set():  # set() takes a lock and notifies: 7% of a busy worker
             self.wake.set()
 
     def stop(self) -> None:
         """Stop leasing; the coordinator flushes results and leaves (within 0.5 s).
         Called from a signal handler, so it takes no lock."""
         self.stopping = True
+
+
+_PUSHBACK = frozenset({429, 503})  # answers that ask a crawler to slow down
+_PUSHBACK_REASONS = frozenset({"http_429", "http_503"})
 
 
 def _log_end(worker: str, closed_by: str) -> None:
@@ -333,24 +325,15 @@ def _log_end(worker: str, closed_by: str) -> None:
         log.info("worker %s: the master stopped the crawl (%s)", worker, closed_by)
 
 
-def _refusal(address: tuple[str, int], key_path: str, exc: AuthenticationError) -> str:
-    if "TLS" in str(exc):
-        return f"master at {_fmt(address)}: {exc}"
-    return f"master at {_fmt(address)} refused the authkey in {key_path}"
-
-
-def _fmt(address: tuple[str, int]) -> str:
-    return f"{address[0]}:{address[1]}"
-
-
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m crawler.worker",
                                      description="Fetch and parse pages for a crawler master.")
     parser.add_argument("master", help="HOST:PORT of the master")
     parser.add_argument("--authkey-file", default=os.environ.get(keyfile.ENV_VAR),
                         help=f"file holding the crawl's key (or ${keyfile.ENV_VAR})")
-    parser.add_argument("-c", "--threads", type=int, help="fetcher threads per process "
-                        "(default: the master's CONCURRENT_REQUESTS)")
+    parser.add_argument("-c", "--threads", type=int, help="a fixed number of fetcher threads "
+                        "per process (default: sized by the autoscaler up to the master's "
+                        "CONCURRENT_REQUESTS)")
     parser.add_argument("-p", "--processes", type=int, default=1, help="worker processes")
     parser.add_argument("--max-wait", type=float, default=600.0,
                         help="seconds to keep trying to reach the master before giving up")

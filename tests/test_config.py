@@ -14,7 +14,8 @@ def write_settings(tmp_path, text):
 
 def test_defaults_has_every_framework_setting():
     d = config.defaults()
-    assert d["CONCURRENT_REQUESTS"] == 16
+    assert d["CONCURRENT_REQUESTS"] == 128
+    assert d["AUTOSCALE_ENABLED"] is True and d["AUTOSCALE_START"] == 16
     assert d["RETRY_HTTP_CODES"] == [500, 502, 503, 504, 522, 524, 408, 429]
     assert d["JOBDIR"] is None
     assert all(name.isupper() for name in d)
@@ -45,7 +46,7 @@ def test_layers_each_override_the_previous(tmp_path):
     assert s["DOWNLOAD_DELAY"] == 1.0      # from settings.py
     assert s["RETRY_TIMES"] == 7           # custom_settings beats settings.py
     assert s["DEPTH_LIMIT"] == 9           # -s beats everything
-    assert s["CONCURRENT_REQUESTS"] == 16  # default untouched
+    assert s["CONCURRENT_REQUESTS"] == 128  # default untouched
 
 
 def test_unknown_name_in_non_strict_layer_is_kept_with_warning(caplog):

@@ -264,7 +264,7 @@ def handle(table, t=None, spider=None, **rule_kwargs):
 
 def test_rules_from_settings():
     r = rules(["Example.COM"], DEPTH_LIMIT=3, RETRY_HTTP_CODES=[503])
-    assert r.allowed_domains == ("example.com",)
+    assert r.allowed_domains == {"example.com"}
     assert r.depth_limit == 3
     assert r.retry_codes == frozenset({503})
     assert r.redirect_max == 10

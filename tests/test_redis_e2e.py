@@ -244,3 +244,32 @@ def test_interrupted_crawl_resumes(serve, project, procs, tmp_path, redis_server
     cluster.worker("again")
     assert second.wait(60) == 0, second.describe()
     assert_items_once(cluster.out, site)
+
+
+# -- crawls that keep running, fed as scrapy-redis users feed theirs -------------------------
+def test_a_crawl_on_redis_reads_its_start_urls_list_while_it_runs(procs, project, tmp_path,
+                                                                   redis_server):
+    from collections import Counter
+    import threading
+    from pageserver import serving
+    from test_keep_running import site_handler
+    log, lock = Counter(), threading.Lock()
+    with serving(site_handler(log, lock)) as base:
+        key, out = write_key(tmp_path / "key"), project / "out.jsonl"
+        master = procs.master([write_seeds(project, base + "/a"), "--keep-running",
+                               "--backend", redis_server.url, "--workers", 1,
+                               "--authkey-file", key, "-o", out, *FAST], project)
+        address = listening_address(master)
+        wait_for(lambda: count_lines(out) == 2, 20, "the seed's 2 items",
+                 describe=master.describe)
+        client = redis_server.client()
+        client.rpush("generic:start_urls", base + "/b", base + "/a")  # /a: known already
+        client.lpush("generic:start_urls", base + "/c")
+        wait_for(lambda: count_lines(out) == 5, 20, "5 items", describe=master.describe)
+        assert client.llen("generic:start_urls") == 0
+        stop = procs.module("crawler.stop", [address, "--authkey-file", key], project, "stop")
+        assert stop.wait(20) == 0, stop.describe()
+        assert master.wait(20) == 0, master.describe()
+    urls = sorted(item["url"][len(base):] for item in read_jsonl(out))
+    assert urls == ["/a", "/a1", "/b", "/b1", "/c"]
+    assert log == {"/robots.txt": 1, "/a": 1, "/a1": 1, "/b": 1, "/b1": 1, "/c": 1}

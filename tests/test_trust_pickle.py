@@ -149,7 +149,7 @@ def test_a_master_methods_own_exception_reaches_the_worker_as_text(caplog):
             raise AttributeError(name)
 
     objects = {"url_queue": Nothing(), "result_queue": Failing(), "control": Nothing(),
-               "seen": {}}
+               "seen": {}, "crawl": Nothing()}
     key = b"k" * 32
     address = manager.serve(objects, ("127.0.0.1", 0), key)
     proxies = manager.connect(address, key)

@@ -177,6 +177,11 @@ def test_host_of(url, expected):
     ("example.com.evil.org", ["example.com"], False),
     ("example.org", ["example.com", "example.org"], True),
     ("example.com", [], False),
+    ("h7.example.com", frozenset(f"h{i}.example.com" for i in range(200)), True),
+    ("h7.example.com.evil.org", frozenset(f"h{i}.example.com" for i in range(200)), False),
+    ("h200.example.com", frozenset(f"h{i}.example.com" for i in range(200)), False),
+    ("127.0.0.1", {"127.0.0.1", "127.0.0.2"}, True),
+    ("127.0.0.12", {"127.0.0.1"}, False),
 ])
 def test_in_domains(host, domains, expected):
     assert in_domains(host, domains) is expected
@@ -226,7 +231,7 @@ def test_odd_urls_never_raise(url):
 def test_allowed_domains_compare_in_punycode():
     from crawler.config import defaults
     from crawler.spider.handler import Rules
-    assert Rules.from_settings(defaults(), ["Straße.de"]).allowed_domains == ("xn--strae-oqa.de",)
+    assert Rules.from_settings(defaults(), ["Straße.de"]).allowed_domains == {"xn--strae-oqa.de"}
 
 
 def test_a_page_of_odd_links_is_parsed_and_the_bad_ones_counted():

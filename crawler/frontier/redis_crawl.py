@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 GROUP = "master"
 CONSUMER = "master"  # one master at a time: a new one takes over its predecessor's entries
 _READ_COUNT = 1000
+_START_URLS_BATCH = 1000
 
 
 def frontier_from_settings(client: Any, crawl: str, shards: int,
@@ -96,6 +97,27 @@ class RedisCrawl:
 
     def put_finished(self) -> None:
         self.client.hset(self.meta, "finished", "1")
+
+    # -- start URLs pushed from outside ------------------------------------------------
+    @property
+    def start_urls_key(self) -> str:
+        """The list a running crawl reads start URLs from, named as scrapy-redis names it."""
+        return f"{self.crawl}:start_urls"
+
+    def feed_start_urls(self, add: Callable[[list[str]], Any]) -> int:
+        """Admit (through `add`) the first URLs of the list start_urls_key, then remove those
+        very entries (LREM, not by position: what is pushed meanwhile, at either end, stays);
+        a master killed in between admits them again, which dedup makes harmless. How many
+        were taken."""
+        key = self.start_urls_key
+        raw = self.client.lrange(key, 0, _START_URLS_BATCH - 1)
+        if raw:
+            add([url.decode("utf-8", "replace") for url in raw])
+            pipe = self.client.pipeline(transaction=False)
+            for url in raw:
+                pipe.lrem(key, 1, url)  # its first copy: the one read
+            pipe.execute()
+        return len(raw)
 
     # -- items -------------------------------------------------------------------------
     def start_items(self, put_many: Callable[[list[tuple[int, dict]]], None]) -> None:

@@ -75,6 +75,10 @@ class HttpCache:
         self.fetcher, self.config, self.clock = fetcher, config, clock
         self.rfc2616 = config.policy == "rfc2616"
 
+    def close_session(self) -> None:
+        """Close this thread's connections (its fetcher's)."""
+        self.fetcher.close_session()
+
     def fetch(self, request: Request, depth: int = 0,
               cookies: http.cookiejar.CookieJar | None = None) -> Response:
         """The cached response when the policy allows it, else the fetched one (stored)."""

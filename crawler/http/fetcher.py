@@ -139,6 +139,13 @@ class Fetcher:
                 dict(self._headers), self.config.cookies, Client(self.guard, self.tls))
         return session
 
+    def close_session(self) -> None:
+        """Close this thread's connections: a fetcher thread that ends calls it."""
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            self._local.session = None
+            session.close()
+
     def fetch(self, request: Request, depth: int = 0,
               cookies: http.cookiejar.CookieJar | None = None) -> Response:
         """Download one request or raise FetchError; never follows redirects. The request's

@@ -243,9 +243,9 @@ def _regexes(value: Any, name: str) -> tuple[re.Pattern, ...]:
                          f"{exc}") from None
 
 
-def _domains(value: Any) -> tuple[str, ...]:
+def _domains(value: Any) -> frozenset[str]:
     names = (d.strip().lower().rstrip(".") for d in _many(value))
-    return tuple(urls.to_ascii_host(d) or d for d in names if d)
+    return frozenset(urls.to_ascii_host(d) or d for d in names if d)
 
 
 def _compiled(query: str) -> etree.XPath:

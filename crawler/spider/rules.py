@@ -19,7 +19,7 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 class Rules:
     """What the handler enforces, as plain values from the merged settings."""
 
-    allowed_domains: tuple[str, ...]
+    allowed_domains: frozenset[str]
     depth_limit: int
     depth_priority: int
     retry_codes: frozenset[int]
@@ -37,7 +37,7 @@ class Rules:
     @classmethod
     def from_settings(cls, s: Mapping[str, Any], allowed_domains: Iterable[str]) -> "Rules":
         domains = (urls.to_ascii_host(d.strip().lower()) or d for d in allowed_domains)
-        return cls(tuple(domains), s["DEPTH_LIMIT"],
+        return cls(frozenset(domains), s["DEPTH_LIMIT"],
                    s["DEPTH_PRIORITY"], frozenset(s["RETRY_HTTP_CODES"]),
                    tuple(s["FINGERPRINT_IGNORE_PARAMS"]), s["URLLENGTH_LIMIT"],
                    s["REDIRECT_MAX_TIMES"], s["TRAP_SEGMENT_REPEAT"], s["RETRY_TIMES"],
