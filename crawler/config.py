@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 from . import default_settings
 from .errors import UsageError
 from .http import cache as httpcache
-from .http import tls
+from .http import guard, tls
 from .urls import to_ascii_host
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ def merge(*layers: Mapping[str, Any], strict: Iterable[Mapping[str, Any]] = ()) 
             result[name] = coerce(name, value, getattr(default_settings, name))
     _check_ranges(result)
     result["DOWNLOAD_SLOTS"] = _slots(result["DOWNLOAD_SLOTS"])
+    _check_trusted(result["ADDRESS_GUARD_TRUSTED"])
     result["HTTPCACHE_POLICY"] = httpcache.policy_name(result["HTTPCACHE_POLICY"])
     # A TLS_CA_BUNDLE this host cannot use is refused before anything starts; the
     # environment's bundle is for each worker to read on its own host.
@@ -200,6 +201,15 @@ def _slots(slots: dict[str, Any]) -> dict[str, dict[str, Any]]:
         name = str(host).strip().lower()
         out[to_ascii_host(name) or name] = checked
     return out
+
+
+def _check_trusted(entries: list[Any]) -> None:
+    """ADDRESS_GUARD_TRUSTED: origins (http(s)://host[:port]) or host names."""
+    for entry in entries:
+        if not isinstance(entry, str) or not entry.strip() or \
+                ("://" in entry and guard.origin_key(entry) is None):
+            raise UsageError(f"setting ADDRESS_GUARD_TRUSTED: {entry!r} is neither an origin "
+                             "(http://host:port) nor a host name")
 
 
 def _unknown(name: str, known: set[str]) -> str:

@@ -3,8 +3,9 @@
 Names and meanings follow Scrapy where Scrapy has the setting.
 """
 
-# Sent with every request unless the request sets its own User-Agent.
-USER_AGENT = "crawler/0.1 (+https://pypi.org/project/requests/)"
+# Sent with every request unless the request sets its own User-Agent. Set your own, with a
+# contact for site owners: "mybot/1.0 (+https://example.org/bot; bot@example.org)".
+USER_AGENT = "crawler/0.1 (no contact set: see USER_AGENT in crawler's README)"
 # Headers added to every request (the request's own headers win).
 DEFAULT_REQUEST_HEADERS = {
     "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
@@ -180,7 +181,6 @@ KEEP_RUNNING = False
 # Shards of a crawl's frontier in Redis: each is one hash tag (one Cluster slot) holding its
 # hosts' queues, leases and counters. 1 for a single Redis; on a Cluster, a few per node.
 REDIS_SHARDS = 1
-
 # -- concurrency that sizes itself (crawler.autoscale; per worker process) --
 # Size each worker's pool by its CPU headroom, memory, timer lag and hosts' pushback, up to
 # CONCURRENT_REQUESTS; False: always CONCURRENT_REQUESTS threads (as does worker -c N).
@@ -227,3 +227,13 @@ MEDIA_ALLOW_REDIRECTS = False
 # results; works with workers anywhere) or "workers" (each writes to the store itself,
 # which every worker host must then reach: an fsspec URL such as s3://, or a shared mount).
 MEDIA_WRITTEN_BY = "master"
+# -- durable restarts, limits and trust by origin --
+# Seconds a robots.txt fetched by an earlier run of a JOBDIR (kept in its journal) is used
+# again on resume; older ones are fetched again.
+ROBOTSTXT_MAX_AGE = 86400.0
+# Most requests kept from one callback call (a page with a million links); the rest are
+# dropped and counted (links_per_page). 0: no limit.
+LINKS_PER_PAGE_LIMIT = 100_000
+# Exempt from the address guard besides the seeds' own origins: origins
+# ("http://127.0.0.1:8080") or host names (every scheme and port of that host).
+ADDRESS_GUARD_TRUSTED = []

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -35,6 +36,7 @@ from .status import live, snapshot
 from .status.monitor import Monitor
 from .status.server import StatusServer
 from .status.summary import summary_lines
+from .urls import host_of
 
 log = logging.getLogger("crawler.master")
 TOP_HOSTS = 20  # hosts shown by queue and by failures
@@ -55,9 +57,18 @@ class Master:
         journal = plan.journal
         rounds = None
         if journal is not None:
+            for origin, status, body, _ in journal.robots(time.time() - s["ROBOTSTXT_MAX_AGE"]):
+                self.frontier.know_robots(origin, self.frontier.parse_robots(status, body))
             self.frontier.restore(journal.urls())
             rounds = Rounds(journal.round(), journal.verdicts(journal.round()))
+            threading.Thread(target=_compact, args=(journal,), name="compact", daemon=True).start()
         self.done_before = self.frontier.stats[DONE]  # by earlier runs of this JOBDIR
+        # Items a killed run committed but had not recorded as written: handed to the sink
+        # again, so pipelines may have seen them already (those since its last flush).
+        self.replay = journal.unwritten_items() if journal is not None else []
+        self.spider.resume_state = {
+            "jobdir": plan.jobdir, "resumed": journal is not None and not journal.is_new(),
+            "replayed_items": len(self.replay), "closed_by": None, "resumable": None}
         outputs = [self._feed(spec, path) for spec, path in plan.feeds]
         if plan.warc is not None:
             outputs.append(self._warc_feed(*plan.warc))
@@ -68,6 +79,9 @@ class Master:
                                    s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal, rounds,
                                    Checks.from_settings(s), keep_running=s["KEEP_RUNNING"],
                                    media=media if media.pipelines else None)
+        # Close conditions count this run's pages, items and seconds: a JOBDIR crawl they
+        # closed is not finished, and the same command continues it for as many again.
+        self.items_before = self.sink.count
         self.remote = remote.for_scheduler(self.scheduler, plan.starts.from_urls)
         if media.pipelines:
             if plan.redis:
@@ -77,7 +91,6 @@ class Master:
             self.frontier.on_failed = media.failed
         self.children: list[subprocess.Popen] = []
         self.exited: set[int] = set()  # pids of local workers seen to have exited
-        self.started = time.monotonic()
         self.monitor: Monitor | None = None
         self.status_server: StatusServer | None = None
 
@@ -93,14 +106,16 @@ class Master:
 
     def _hello_reply(self) -> dict[str, Any]:
         domains = list(self.spider.allowed_domains or [])
+        origins = self.plan.starts.origins
         if not domains and self.plan.spider_cls is GenericSpider:
-            domains = sorted({t["host"] for t in self.plan.starts.first})
+            domains = sorted({host_of(origin + "/") for origin in origins})
         backend = {"backend": self.plan.redis.hello()} if self.plan.redis else {}
         return {**backend, "spider": self.plan.spider_cls.name, "settings": self.plan.settings,
                 "spider_args": self.plan.spider_args,
                 "spider_hash": source_hash(self.plan.spider_cls), "allowed_domains": domains,
                 "media_pipelines": media_pipelines(self.plan.settings["ITEM_PIPELINES"]),
-                "seed_hosts": sorted({t["host"] for t in self.plan.starts.first})}
+                # the seeds' origins (scheme://host:port), exempt from the address guard
+                "trusted": sorted(origins)}
 
     def seed(self) -> int:
         """Queue the seeds not seen before; hand over items a killed run had not written."""
@@ -109,7 +124,8 @@ class Master:
             if any(journal.feed_progress(feed.key) is None for feed in self.sink.feeds
                    if feed.resumable):  # a new crawl: where each feed starts
                 journal.mark_written(journal.written_seq(), self.sink.progress())
-            self.sink.put_many(journal.unwritten_items())
+            self.sink.put_many(self.replay)
+            self.replay = []
         starts = self.plan.starts
         return self.scheduler.admit(starts.first, more=self._more())
 
@@ -201,6 +217,7 @@ class Master:
                    "started_at": round(time.time() - self.elapsed(), 3)},
             seconds=self.elapsed(), done_before=self.done_before, items=self.sink.count,
             items_dropped=self.sink.dropped, last_items=self.sink.recent.copy(),
+            item_errors=len(self.sink.item_errors),
             connected_within=plan.settings["LEASE_TIMEOUT"] / 2)
 
     def _temp_key_path(self) -> str:
@@ -213,17 +230,28 @@ class Master:
         when every local worker has died."""
         s = self.plan.settings
         while not self.scheduler.over():
+            self.check_failures()
             self.check_workers()
             self.feed()
             self.scheduler.tick()
-            if s["CLOSESPIDER_ITEMCOUNT"] and self.sink.count >= s["CLOSESPIDER_ITEMCOUNT"]:
+            if s["CLOSESPIDER_ITEMCOUNT"] and \
+                    self.sink.count - self.items_before >= s["CLOSESPIDER_ITEMCOUNT"]:
                 self.scheduler.close("closespider_itemcount")
             if s["CLOSESPIDER_TIMEOUT"] and self.elapsed() >= s["CLOSESPIDER_TIMEOUT"]:
                 self.scheduler.close("closespider_timeout")
             if self.plan.redis and self.scheduler.closing:
                 self.plan.redis.tell("closing")
             self.scheduler.ended.wait(0.05)
+        self.check_failures()  # the journal failing closes the crawl too
         self._tell_over()
+
+    def check_failures(self) -> None:
+        """CrawlerError when the journal or the sink cannot go on: the crawl is aborted (with
+        a JOBDIR it resumes from what was committed)."""
+        if self.scheduler.fatal:
+            raise CrawlerError(self.scheduler.fatal)
+        if self.sink.failure is not None:
+            raise CrawlerError(f"writing items failed: {self.sink.failure}")
 
     def _tell_over(self) -> None:
         """Workers on Redis hear the end there (embedded ones when they next lease)."""
@@ -262,41 +290,54 @@ class Master:
                 child.terminate()
                 child.wait(5)
 
-    def finish(self, finished: bool) -> dict[str, Any]:
-        """Close the sink, write stats and failures, remove temporary keys; the summary."""
+    def finish(self, finished: bool) -> tuple[dict[str, Any], bool]:
+        """Close the sink, write stats and failures, remove temporary keys; the summary, and
+        whether the crawl finished (not when writing its last items failed). Only a crawl
+        that finished is recorded so in the JOBDIR: any other can be resumed."""
+        closed_by = self.scheduler.closing or "finished"
+        self.spider.resume_state.update(  # what close_spider sees
+            closed_by=closed_by, resumable=bool(self.plan.jobdir) and not (
+                finished and closed_by == "finished"))
         if self.plan.redis:
             self._tell_over()
             self.plan.redis.stop_items()  # every settled page's items, into the feeds
         self.sink.close(resumable=not finished and self.plan.journal is not None)
         self.frontier.close()
+        finished = finished and self.sink.failure is None and not self.scheduler.fatal
         self.signals.send(signals.spider_closed, spider=self.spider,
                           reason=self.scheduler.closing or "finished")
         for folder in self.plan.temp_dirs:
             shutil.rmtree(folder, ignore_errors=True)
         summary = self.summary()
         jobdir = self.plan.jobdir
-        if self.frontier.failures:
+        if self.frontier.failures or self.sink.item_errors:
             summary["failures_file"] = self._write_failures()
         if self.plan.stats_file:
-            with open(self.plan.stats_file, "w") as f:
-                json.dump(summary, f, indent=1)
-        if jobdir and finished:
-            self.plan.journal.put_meta({"finished": 1})
+            _write_or_log(self.plan.stats_file, json.dumps(summary, indent=1))
+        if jobdir and finished and self.scheduler.closing is None:
+            try:
+                self.plan.journal.put_meta({"finished": 1})
+            except Exception as exc:  # sqlite3.Error: a full disk at the very end
+                log.error("cannot record the crawl as finished: %r", exc)
+                finished = False
         if self.plan.redis and finished:
             self.plan.redis.put_finished()
-        return summary
+        return summary, finished
 
     def _write_failures(self) -> str:
         jobdir = self.plan.jobdir
         files = [feed.path for feed in self.sink.feeds if feed.resumable]
         stem = files[0] if files else self.plan.spider_cls.name
         path = os.path.join(jobdir, "failures.tsv") if jobdir else stem + ".failures.tsv"
-        with open(path, "w", encoding="utf-8") as f:
-            f.writelines(f"{reason}\t{url}\n" for url, reason in self.frontier.failures)
+        rows = self.frontier.failures + [(url, "item_error") for url, _ in self.sink.item_errors]
+        _write_or_log(path, "".join(f"{reason}\t{url}\n" for url, reason in rows))
         return path
 
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        """Seconds since work was first handed out (reading seeds and starting up are not
+        the crawl's time)."""
+        first = self.scheduler.first_lease
+        return 0.0 if first is None else time.monotonic() - first
 
     def summary(self) -> dict[str, Any]:
         """The final snapshot (with the time series): the summary and stats.json."""
@@ -306,6 +347,27 @@ class Master:
         if self.status_server is not None:
             self.status_server.close()
         return summary
+
+
+def _compact(journal: Any) -> None:
+    """Delete the journal rows the resume found superseded, beside the crawl."""
+    try:
+        removed = journal.compact()
+    except Exception as exc:  # sqlite3.Error: the crawl goes on with a longer log
+        log.warning("journal compaction stopped: %r", exc)
+        return
+    if removed:
+        log.info("journal compacted: %d superseded rows removed", removed)
+
+
+def _write_or_log(path: str, text: str) -> None:
+    """Write a small file of the crawl's end; a full disk is logged, not raised, so the
+    summary is still printed."""
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        log.error("cannot write %s: %s", path, exc)
 
 
 def _worker_tls(plan: Plan) -> list[str]:
@@ -419,8 +481,12 @@ def _run(plan: Plan) -> int:
         status = 1
     # A crawl stopped by crawler.stop may still have queued work: its JOBDIR stays resumable.
     stopped = master.scheduler.closing == "stopped"
-    _print_summary(master.finish(finished=status == 0 and not stopped))
-    if status == 130 or (stopped and plan.jobdir):
+    summary, finished = master.finish(finished=status == 0 and not stopped)
+    if status == 0 and not finished and not stopped:
+        print("error: the crawl's last items could not be written", file=sys.stderr)
+        status = 1
+    _print_summary(summary)
+    if status != 0 or summary["closed_by"] != "finished":
         _print_resume_hint(plan)
     return status
 

@@ -16,7 +16,7 @@ from .errors import UsageError
 from .feeds import warc
 from .frontier.journal import Journal
 from .manager import is_loopback
-from .seeds import read_seeds
+from .seeds import SeedFile, read_seeds
 from .spider.base import Spider, load_spider_class, make_spider
 from .starts import StartRequests
 
@@ -269,7 +269,7 @@ def _spider_args(pairs: list[str]) -> dict[str, str]:
 
 
 def _start_requests(spider_cls: type[Spider], settings: dict[str, Any], args: dict[str, str],
-                    seed_urls: list[str] | None) -> StartRequests:
+                    seed_urls: SeedFile | None) -> StartRequests:
     try:
         spider = make_spider(spider_cls, settings, args)
     except Exception as exc:  # the spider's own code: a clear error, before anything starts

@@ -23,6 +23,7 @@ from .wire import ProtocolError
 from .wirecheck import Checks
 
 log = logging.getLogger(__name__)
+_COMMIT_TRIES = 3  # journal commits failed in a row before the crawl is aborted
 _SKIP_ROUNDS = 8  # leases tried in one call while a recrawl settles all it gets unchanged
 
 
@@ -38,6 +39,7 @@ class Scheduler:
         self.checks = checks or Checks()  # what workers send, checked before it is applied
         self.media = media  # crawler.pipelines.downloads.MediaDownloads, when pipelines use it
         self.batch_size, self.page_limit, self.journal = batch_size, page_limit, journal
+        self._done_before = frontier.stats[DONE]  # CLOSESPIDER_PAGECOUNT counts this run's
         self.rounds = rounds  # with a journal: verdicts and validators (--recrawl)
         self._item_seq = 1  # numbers items when there is no journal to do it
         if journal is not None:
@@ -51,6 +53,13 @@ class Scheduler:
         self.joining: dict[str, int] = {}  # said hello, not yet leased: id -> threads
         self.closing: str | None = None
         self.more_to_come = False  # start requests still to be admitted
+        # A journal commit that failed: its (changes, items), tried again with the next one;
+        # fatal says why the journal cannot go on (the master then aborts the crawl).
+        self._unsaved: tuple[list, list[dict], list, list] = ([], [], [], [])
+        self._robots: list[tuple[str, int, str, float]] = []  # fetched, to be journaled
+        self._failed_commits = 0
+        self.fatal: str | None = None
+        self.first_lease: float | None = None  # monotonic time work was first handed out
         self.keep_running = keep_running  # KEEP_RUNNING: only close() ends the crawl
 
     # -- called by workers ----------------------------------------------------
@@ -89,6 +98,8 @@ class Scheduler:
                 if leases:  # else all were settled unchanged: lease again
                     break
         tasks = [dict(task, lease=lease_id) for lease_id, task in leases]
+        if tasks and self.first_lease is None:
+            self.first_lease = time.monotonic()
         return {"tasks": tasks, "wait": wait, "done": False}
 
     def put(self, worker: str, results: list[dict[str, Any]]) -> list[str]:
@@ -113,11 +124,7 @@ class Scheduler:
             accepted = [r["lease"] for r, robots in zip(results, rules)
                         if self._settle(r, robots, items)]
             self.pages_by_worker[worker] += len(accepted)
-            numbered = self._commit(items)
-            if numbered:
-                # Under the lock, so the sink sees items in journal order: it records
-                # "written up to seq N", which must never skip an earlier batch.
-                self.emit_items(numbered)
+            self._commit(items)
             if self._over():
                 self.ended.set()
         return accepted
@@ -159,16 +166,41 @@ class Scheduler:
             self._commit([])
         return kept
 
-    def _commit(self, items: list[dict]) -> list[tuple[int, dict]]:
-        """Journal what changed, before anyone is told; number the items."""
+    def _commit(self, items: list[dict]) -> None:
+        """Journal what changed, before anyone is told; number the items and hand them to
+        the sink (under the lock, so the sink sees items in journal order: it records
+        "written up to seq N", which must never skip an earlier batch)."""
+        numbered = self._journal(items)
+        if numbered:
+            self.emit_items(numbered)
+
+    def _journal(self, items: list[dict]) -> list[tuple[int, dict]]:
         if self.journal is None:
             first, self._item_seq = self._item_seq, self._item_seq + len(items)
             return list(zip(range(first, self._item_seq), items))
         changes, self.frontier.changes = self.frontier.changes, []
-        if not changes and not items:
+        robots, self._robots = self._robots, []
+        validators = self.rounds.take() if self.rounds is not None else []
+        changes, items, robots, validators = (
+            self._unsaved[0] + changes, self._unsaved[1] + items, self._unsaved[2] + robots,
+            self._unsaved[3] + list(validators))
+        if (not changes and not items and not robots and not validators) or self.fatal:
+            self._unsaved = (changes, items, robots, validators)
             return []
-        validators = self.rounds.take() if self.rounds is not None else ()
-        return list(zip(self.journal.record(changes, items, validators), items))
+        try:
+            seqs = self.journal.record(changes, items, validators, robots)
+        except Exception as exc:  # sqlite3.Error, OSError: disk full, database locked
+            # Never raised to the worker calling put: kept to be tried again, then fatal.
+            self._unsaved = (changes, items, robots, validators)
+            self._failed_commits += 1
+            log.error("journal commit failed (%d of %d tries): %r", self._failed_commits,
+                      _COMMIT_TRIES, exc)
+            if self._failed_commits >= _COMMIT_TRIES:
+                self.fatal = f"the journal cannot be written ({exc})"
+                self.close("aborted")
+            return []
+        self._unsaved, self._failed_commits = ([], [], [], []), 0
+        return list(zip(seqs, items))
 
     def bye(self, worker: str, refused: str | None = None) -> int:
         """A worker leaves: its unsettled leases go back to the queue at once. `refused`:
@@ -212,7 +244,8 @@ class Scheduler:
         with self.lock:
             self.frontier.expire()
             self._commit([])
-            if self.page_limit and self.frontier.stats[DONE] >= self.page_limit:
+            if self.page_limit and \
+                    self.frontier.stats[DONE] - self._done_before >= self.page_limit:
                 self.close("closespider_pagecount")
 
     def close(self, reason: str) -> None:
@@ -260,6 +293,10 @@ class Scheduler:
                                    result.get("status", 0) < 400, result.get("retry_after"))
         if task is None:
             return False
+        if robots is not None and outcome == DONE and self.journal is not None:
+            # Kept with its fetch time, so a resumed crawl does not fetch it again.
+            self._robots.append((task["url"][:-len("/robots.txt")], result.get("status", 0),
+                                 result["robots"], time.time()))
         if "warc" in result:  # the fetch's WARC records: to the WARC feed, through the sink
             items.append({warc.RECORDS: result["warc"]})
         if "bytes" in result:

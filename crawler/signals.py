@@ -1,7 +1,7 @@
 """Signals, as Scrapy's: connect a receiver to a signal; the process where a thing happens
 sends it. On workers: spider_opened, spider_closed, response_received, request_dropped (links
 a worker drops: offsite, depth, ...). On the master: spider_opened, spider_closed, spider_idle,
-item_scraped, item_dropped, request_dropped (duplicates)."""
+item_scraped, item_dropped, item_error, request_dropped (duplicates)."""
 from __future__ import annotations
 
 import inspect
@@ -16,11 +16,13 @@ spider_closed = object()
 spider_idle = object()
 item_scraped = object()
 item_dropped = object()
+item_error = object()  # a pipeline raised, or no feed could encode the item
 request_dropped = object()
 response_received = object()
 
 NAMES = {spider_opened: "spider_opened", spider_closed: "spider_closed",
          spider_idle: "spider_idle", item_scraped: "item_scraped", item_dropped: "item_dropped",
+         item_error: "item_error",
          request_dropped: "request_dropped", response_received: "response_received"}
 
 

@@ -5,6 +5,11 @@ thread runs the pipelines and writes, so slow output never slows a lease call.
 A pipeline may hold an item back (Held: the media pipelines, until its downloads are
 settled); the feeds still get items in the order they came, so "written up to seq N"
 stays true and a resumed JOBDIR writes each item exactly once.
+
+An error of one item (a pipeline that raises, a value a format cannot encode) costs that
+item only: it is counted (item_error) and listed. An error of the output itself (a full
+disk, a journal that cannot record progress) stops the sink: `failure` says why, the master
+aborts the crawl (exit 1), and each file feed is cut back to the last item flushed whole.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from collections import deque
 from typing import Any, Callable, Iterable
 
 from . import signals
-from .errors import DropItem
+from .errors import CrawlerError, DropItem
 from .feeds import Feed
 from .feeds.warc import RECORDS, WarcFeed
 
@@ -54,12 +59,13 @@ class Held:
 class _Entry:
     """An item in the sink's line: its seq, the item so far, and where it stands."""
 
-    __slots__ = ("seq", "item", "stage", "held", "dropped")
+    __slots__ = ("seq", "item", "stage", "held", "dropped", "error")
 
     def __init__(self, seq: int, item: dict[str, Any]) -> None:
         self.seq, self.item, self.stage = seq, item, 0
         self.held: Held | None = None
-        self.dropped: Exception | None = None
+        self.dropped: DropItem | None = None
+        self.error: Exception | None = None  # a pipeline raised: an item_error
 
 
 class Sink:
@@ -77,6 +83,8 @@ class Sink:
         self._loop: asyncio.AbstractEventLoop | None = None  # for async def pipelines
         self.on_written = on_written  # (last seq, progress) after a flush
         self.dropped = 0
+        self.item_errors: list[tuple[str, str]] = []  # (item's url or "", why), as failures
+        self.failure: BaseException | None = None  # what stopped the sink, if anything
         self.recent: deque = deque(maxlen=10)  # the last items written, for the status page
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._line: deque[_Entry] = deque()  # handed over, not yet written, in order
@@ -105,19 +113,32 @@ class Sink:
         return self._handed - self._finished
 
     def close(self, resumable: bool = False) -> None:
-        """Write everything handed over so far, then close pipelines and file. Items still
-        held are finished by their pipeline's `abandon`, unless `resumable` (an interrupted
-        crawl with a journal: they are written when it is resumed)."""
+        """Write everything handed over so far, then close pipelines and files (after a
+        failure: cut each file back to its last whole item instead). Items still held are
+        finished by their pipeline's `abandon`, unless `resumable` (an interrupted crawl
+        with a journal: they are written when it is resumed)."""
         self._resumable = resumable
         self._queue.put(None)
         self._thread.join()
         for pipeline in self.pipelines:
             if hasattr(pipeline, "close_spider"):
-                self._settle(pipeline.close_spider(self.spider))
+                try:
+                    self._settle(pipeline.close_spider(self.spider))
+                except Exception:
+                    log.exception("item pipeline %s: close_spider failed",
+                                  type(pipeline).__name__)
         if self._loop is not None:
             self._loop.close()
         for feed in self.feeds:
-            feed.close()
+            abandon = getattr(feed, "abandon", None)  # a WARC file's writer can only close
+            if self.failure is None or abandon is None:
+                try:
+                    feed.close()
+                    continue
+                except OSError as exc:
+                    self._fail(exc)
+            if abandon is not None:
+                abandon()
 
     def progress(self) -> Progress:
         """Flush every feed; how far each resumable one is known good."""
@@ -129,6 +150,17 @@ class Sink:
         return progress
 
     def _run(self) -> None:
+        try:
+            self._drain()
+        except BaseException as exc:  # the output itself: nothing more can be written
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            log.error("writing items failed, the sink stops: %r", exc)
+            self.failure = exc
+
+    def _drain(self) -> None:
         last, unflushed = None, 0
         while True:
             message = self._queue.get()
@@ -148,7 +180,10 @@ class Sink:
             if unflushed and (self._queue.empty() or unflushed >= 1000 or message is None):
                 progress = self.progress()
                 if self.on_written is not None:
-                    self.on_written(last, progress)
+                    try:
+                        self.on_written(last, progress)
+                    except Exception as exc:  # sqlite3.Error: a full disk
+                        raise CrawlerError(f"the journal cannot record them ({exc})") from exc
                 unflushed = 0
             if message is None:
                 return
@@ -171,8 +206,8 @@ class Sink:
             entry.dropped = exc
             log.debug("dropped item: %s", exc)
         except Exception as exc:
-            log.exception("item pipeline failed; item dropped")
-            entry.dropped = exc
+            log.exception("item pipeline failed; item left out")
+            entry.error = exc
 
     def _resume(self, entry: _Entry, then: Callable[[], Any]) -> None:
         if entry.held is None:  # released twice (abandoned, then settled): once is enough
@@ -184,8 +219,8 @@ class Sink:
             entry.dropped = exc
             return
         except Exception as exc:
-            log.exception("item pipeline failed; item dropped")
-            entry.dropped = exc
+            log.exception("item pipeline failed; item left out")
+            entry.error = exc
             return
         self._advance(entry)
 
@@ -206,6 +241,8 @@ class Sink:
             entry = line.popleft()
             if entry.dropped is not None:
                 self._dropped(entry.item, entry.dropped)
+            elif entry.error is not None:
+                self._item_error(entry.item, entry.error)
             else:
                 self._write(entry.item)
             self._finished += 1
@@ -228,14 +265,26 @@ class Sink:
                 except Exception:  # e.g. a full disk: logged, the crawl goes on
                     log.exception("WARC records left out of %s", feed.path)
             return
+        failed = None
         for feed in self.item_feeds:
             try:
                 feed.write(item)
-            except Exception:  # e.g. a value no format can encode: that feed goes without
-                log.exception("item left out of feed %s", feed.path)
+            except OSError:  # the file, not the item: the sink cannot go on
+                raise
+            except Exception as exc:  # a value the format cannot encode: that feed goes without
+                log.error("item left out of feed %s: %r", feed.path, exc)
+                failed = failed or exc
+        if failed is not None:
+            self._item_error(item, failed)
         self.recent.append(item)
         if self.signals.has_receivers(signals.item_scraped):
             self.signals.send(signals.item_scraped, item=item, spider=self.spider)
+
+    def _item_error(self, item: Any, exc: Exception) -> None:
+        url = item.get("url") if isinstance(item, dict) else None
+        self.item_errors.append((url if isinstance(url, str) else "", repr(exc)))
+        if self.signals.has_receivers(signals.item_error):
+            self.signals.send(signals.item_error, item=item, exception=exc, spider=self.spider)
 
     def _dropped(self, item: Any, exc: Exception) -> None:
         self.dropped += 1

@@ -26,7 +26,7 @@ class StartRequests:
     """The start tasks of a crawl, taken `take(n)` at a time."""
 
     def __init__(self, spider: Spider, ignore_params: Iterable[str],
-                 seed_urls: list[str] | None = None) -> None:
+                 seed_urls: Iterable[str] | None = None) -> None:
         self.spider, self.ignore = spider, tuple(ignore_params)
         kind = "seed_requests" if seed_urls is not None else (
             "start" if _has_async_start(spider) else "start_requests")
@@ -36,8 +36,13 @@ class StartRequests:
         self.exhausted = False
         self.skipped = 0
         self.first = self._checked_first()
+        # The origins (scheme://host:port) the crawl starts from: every seed's when a seeds
+        # file gives them (crawler.seeds.SeedFile), else the first batch's.
+        known = getattr(seed_urls, "origins", None)
+        self.origins: set[str] = set(known) if known is not None else \
+            {t["url"][:t["url"].find("/", 8)] for t in self.first}
 
-    def _requests(self, seed_urls: list[str] | None) -> Iterator[Any]:
+    def _requests(self, seed_urls: Iterable[str] | None) -> Iterator[Any]:
         if seed_urls is not None:
             return iter(self.spider.seed_requests(seed_urls) or ())
         if _has_async_start(self.spider):

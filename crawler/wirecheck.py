@@ -20,7 +20,8 @@ from .wire import ProtocolError
 
 OUTCOMES = frozenset({"done", "failed", "retry"})
 # What a worker's handler counts as dropped (crawler.spider.handler): nothing else is taken.
-DROP_REASONS = frozenset({"depth", "url_too_long", "invalid_url", "trap", "offsite"})
+DROP_REASONS = frozenset({"depth", "url_too_long", "invalid_url", "trap", "offsite",
+                          "links_per_page"})
 # Task fields only the master sets: a worker asking for them is refused.
 MASTER_FIELDS = frozenset({"robots", "attempt", "lease", "revisit"})
 _NAME_MAX = 200       # characters in a worker id, lease id, callback name, reason
@@ -244,7 +245,7 @@ def hello_reply(reply: Any) -> dict[str, Any]:
            and isinstance(reply.get("settings"), dict)
            and isinstance(reply.get("spider_hash"), str)
            and isinstance(reply.get("allowed_domains"), list)
-           and isinstance(reply.get("seed_hosts"), list), "a hello reply")
+           and isinstance(reply.get("trusted"), list), "a hello reply")
     return reply
 
 

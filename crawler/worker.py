@@ -116,7 +116,7 @@ class Worker:
         self.meter.interval = settings["LOGSTATS_INTERVAL"]
         manager.set_call_timeout(settings["CALL_TIMEOUT"])
         self.handler = build_handler(spider, settings, reply["allowed_domains"],
-                                     reply["seed_hosts"], reply.get("media_pipelines", ()))
+                                     reply["trusted"], reply.get("media_pipelines", ()))
         self.handler.signals.send(signals.spider_opened, spider=spider)
         # A thread that leaves closes its connections.
         self.pool = FetchPool(self.handler.handle, self._done, self.handler.fetcher.close_session)

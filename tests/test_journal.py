@@ -15,7 +15,7 @@ def task(url: str, depth: int = 1, **fields) -> dict:
     return Request(url, **fields).to_task(depth)
 
 
-def test_each_url_comes_back_in_its_last_state_in_order(tmp_path):
+def test_each_url_comes_back_in_its_last_state_in_admission_order(tmp_path):
     journal = Journal(str(tmp_path))
     assert journal.is_new()
     a, b, c = task("http://a.test/"), task("http://b.test/x", 3), task("http://c.test/")
@@ -25,12 +25,36 @@ def test_each_url_comes_back_in_its_last_state_in_order(tmp_path):
     journal.close()
     journal = Journal(str(tmp_path))
     rows = list(journal.urls())
-    assert [(r[0], r[1]) for r in rows] == [(a["fp"], "done"), (c["fp"], "queued"),
-                                           (b["fp"], "failed")]
+    assert [(r[0], r[1]) for r in rows] == [(a["fp"], "done"), (b["fp"], "failed"),
+                                           (c["fp"], "queued")]
     assert rows[0][4] is None
-    assert rows[1][4] == c
-    assert rows[2][2:] == ("http://b.test/x", "http_404", None)
+    assert rows[2][4] == c
+    assert rows[1][2:] == ("http://b.test/x", "http_404", None)
     assert not journal.is_new()
+
+
+def log_rows(tmp_path) -> int:
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    try:
+        return db.execute("SELECT count(*) FROM log").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_a_resume_compacts_the_log_to_one_row_per_url(tmp_path):
+    journal = Journal(str(tmp_path))
+    a, b = task("http://a.test/"), task("http://b.test/")
+    retried = dict(b, attempt=1)
+    journal.record([(a["fp"], "queued", None, a), (b["fp"], "queued", None, b)], [])
+    journal.record([(b["fp"], "queued", None, retried), (a["fp"], "done", None, a)], [])
+    journal.record([(b["fp"], "queued", None, dict(b, attempt=2))], [])
+    assert log_rows(tmp_path) == 5
+    before = list(journal.urls())
+    assert journal.compact() == 3
+    assert log_rows(tmp_path) == 2  # one per URL
+    assert list(journal.urls()) == before
+    assert before[1][4]["attempt"] == 2
+    assert journal.compact() == 0
 
 
 def test_queued_tasks_keep_every_field(tmp_path):

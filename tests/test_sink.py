@@ -85,7 +85,8 @@ def test_pipeline_error_drops_only_that_item(tmp_path):
     path = tmp_path / "out.jsonl"
     sink = run_sink(path, [Broken()], [{"n": i} for i in range(6)])
     assert [json.loads(x)["n"] for x in path.read_text().splitlines()] == [0, 1, 2, 3, 5]
-    assert sink.dropped == 1
+    assert sink.dropped == 0  # not dropped on purpose: an error of that item
+    assert sink.item_errors == [("", "KeyError('oops')")]
 
 
 def test_sink_without_pipelines_writes_everything(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from . import storage
@@ -36,6 +37,8 @@ class Feed:
             self.file = storage.open_file(path, spec.format, spec.encoding,
                                           "a" if append else "w")
             self.file.write(self.format.start())
+        # (bytes, items) known whole: what abandon() cuts the file back to
+        self.good = (storage.size_of(self.file) if self.resumable else -1, self.count)
 
     @property
     def resumable(self) -> bool:
@@ -49,7 +52,22 @@ class Feed:
     def flush(self) -> tuple[int, int]:
         """Push written items to the OS; (the file's size in bytes, items in it)."""
         self.file.flush()
-        return (storage.size_of(self.file) if self.resumable else -1), self.count
+        self.good = (storage.size_of(self.file) if self.resumable else -1), self.count
+        return self.good
+
+    def abandon(self) -> None:
+        """Close after a failed write (a full disk): what is not flushed is given up, and a
+        file is cut back to the last flush, so it ends with a whole item."""
+        try:
+            self.file.close()  # its flush may fail again; the file is closed all the same
+        except OSError:
+            pass
+        if self.resumable:
+            try:
+                os.truncate(self.path, self.good[0])
+            except OSError as exc:
+                log.error("cannot cut %s back to its last whole item: %s", self.path, exc)
+        self.count = self.good[1]
 
     def close(self) -> None:
         self.file.write(self.format.end())

@@ -17,7 +17,7 @@ from collections import Counter, defaultdict, deque
 from typing import Any, Callable, Iterable, Mapping
 
 from ..http.request import CORE_FIELDS, extra_fields
-from ..urls import fingerprint
+from ..urls import fingerprint, host_of
 from .hosts import Host, summary
 from .leases import Leases
 from .robots import RobotsRules
@@ -190,17 +190,52 @@ class Frontier:
     def restore(self, rows: Iterable[tuple[bytes, str, str, str | None, dict | None]]) -> None:
         """Rebuild from journal rows (fp, state, url, reason, task): settled URLs are
         only remembered; queued ones (and those leased when the master died) are queued."""
+        # A resume reads every URL of the crawl (millions): locals, counts kept in ints.
+        seen, stats, push, queue = self.seen, self.stats, self._push, self._queue_core
+        done = admitted = 0
         for fp, state, url, reason, task in rows:
-            self.stats["admitted"] += 1
-            if state in (DONE, FAILED):
-                self.seen[fp] = state
-                self.stats[state] += 1
-                if state == FAILED:
-                    self.stats[f"failed/{reason}"] += 1
-                    self.failures.append((url, reason or "error"))
+            admitted += 1
+            if state == DONE:
+                seen[fp] = DONE
+                done += 1
+            elif state == FAILED:
+                seen[fp] = FAILED
+                stats[FAILED] += 1
+                stats[f"failed/{reason}"] += 1
+                self.failures.append((url, reason or "error"))
             else:
-                self.seen[fp] = QUEUED
-                self._push(task)
+                seen[fp] = QUEUED
+                if len(task) == len(CORE_FIELDS):
+                    queue(task)
+                else:
+                    push(task)
+        stats[DONE] += done
+        stats["admitted"] += admitted
+
+    def _queue_core(self, task: dict[str, Any]) -> None:
+        """_push for a task of core fields only, as admit() queues one (a resume's bulk)."""
+        name, url = task["host"], task["url"]
+        host = self._hosts.get(name) or self._new_host(name)
+        if self.robots_agent is not None:
+            origin = url[:url.find("/", 8)]
+            if origin not in host.robots:
+                self._ask_robots(host, name, origin)
+        entry = (next(self._seq), url.encode(), task["fp"], task["depth"], None)
+        self.queued += 1
+        if self._full():
+            self._spill_entry(host, entry)
+        else:
+            heapq.heappush(host.queue, entry)
+        if not host.scheduled:
+            self._schedule(name, host)
+
+    def know_robots(self, origin: str, rules: RobotsRules) -> None:
+        """The rules of an origin's robots.txt fetched before (by an earlier run of a JOBDIR):
+        it is not fetched again. Call before restore()."""
+        name = host_of(origin + "/")
+        host = self._hosts.get(name) or self._new_host(name)
+        host.robots[origin] = rules
+        host.crawl_delay = max(host.crawl_delay, rules.crawl_delay)
 
     def _changed(self, task: dict[str, Any], state: str, reason: str | None = None) -> None:
         if self.changes is not None and not task.get("robots"):

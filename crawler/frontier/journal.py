@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, fp BLOB NOT NULL, state
                                 url TEXT, depth INTEGER, reason TEXT, extra BLOB);
 CREATE TABLE IF NOT EXISTS items (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS robots (origin TEXT PRIMARY KEY, status INTEGER NOT NULL,
+                                   body TEXT NOT NULL, fetched_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS validators (seq INTEGER PRIMARY KEY, fp BLOB NOT NULL,
                                        round INTEGER NOT NULL, verdict TEXT, etag TEXT,
                                        last_modified TEXT);
@@ -38,6 +40,8 @@ CREATE TABLE IF NOT EXISTS validators (seq INTEGER PRIMARY KEY, fp BLOB NOT NULL
 # validators: what a recrawl needs (crawler.frontier.recrawl), a log as well: the last row
 # of a fingerprint holds its ETag and Last-Modified; `round` numbers the crawls of a JOBDIR
 # (0 the first, then one per --recrawl) and `verdict` says what that round found.
+# A robots.txt fetched by an earlier run: (origin, status, body, fetched_at as Unix time).
+RobotsRow = tuple[str, int, str, float]
 
 
 def lock_jobdir(jobdir: str) -> int:
@@ -67,6 +71,7 @@ class Journal:
         if not os.path.exists(self.path):  # SQLite would create it (and its WAL) 0644
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._local = threading.local()
+        self._superseded: list[int] = []  # log rows a later row of their URL replaced
         try:
             db = self._db()
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
@@ -131,9 +136,10 @@ class Journal:
 
     # -- URLs and items ----------------------------------------------------------
     def record(self, changes: list[tuple[bytes, str, str | None, dict]],
-               items: list[dict], validators: list[tuple] = ()) -> list[int]:
-        """Commit URL state changes, new items and validators rows (fp, round, verdict,
-        etag, last_modified) at once; return the items' seqs."""
+               items: list[dict], validators: list[tuple] = (),
+               robots: list[RobotsRow] = ()) -> list[int]:
+        """Commit URL state changes, new items, validators rows (fp, round, verdict, etag,
+        last_modified) and robots.txt files fetched at once; return the items' seqs."""
         seqs = list(range(self.next_seq, self.next_seq + len(items)))
         with self._transaction() as db:
             db.executemany("INSERT INTO log (fp, state, url, depth, reason, extra) "
@@ -143,22 +149,49 @@ class Journal:
             if validators:
                 db.executemany("INSERT INTO validators (fp, round, verdict, etag, "
                                "last_modified) VALUES (?, ?, ?, ?, ?)", validators)
+            if robots:
+                db.executemany("INSERT OR REPLACE INTO robots VALUES (?, ?, ?, ?)", robots)
         self.next_seq += len(items)
         return seqs
 
+    def robots(self, since: float) -> list[RobotsRow]:
+        """The robots.txt files fetched at or after `since` (Unix time), by origin."""
+        return self._db().execute("SELECT origin, status, body, fetched_at FROM robots "
+                                  "WHERE fetched_at >= ?", (since,)).fetchall()
+
     def urls(self) -> Iterator[tuple[bytes, str, str, str | None, dict | None]]:
         """(fp, state, url, reason, task) for every URL, by its last state, in the order
-        these were reached; task only for queued ones."""
+        they were admitted; task only for queued ones. Rows a later one superseded are then
+        deleted (compact()), so the log holds about one row per URL after a resume."""
         rows = self._db().execute(
-            "SELECT fp, state, url, depth, reason, extra FROM log WHERE seq IN "
-            "(SELECT max(seq) FROM log GROUP BY fp) ORDER BY seq")
-        for fp, state, url, depth, reason, extra in rows:
+            "SELECT seq, fp, state, url, depth, reason, extra FROM log").fetchall()
+        last = {row[1]: row for row in rows}  # by seq: the last row of each fingerprint wins
+        if len(last) < len(rows):
+            self._superseded = [row[0] for row in rows if last[row[1]] is not row]
+        del rows
+        hosts: dict[str, str] = {}  # origin -> host: host_of() per URL costs a urlsplit
+        for _, fp, state, url, depth, reason, extra in last.values():
             task = None
             if state == "queued":
-                task = {"url": url, "fp": fp, "host": host_of(url), "depth": depth}
+                origin = url[:url.find("/", 8)]
+                host = hosts.get(origin)
+                if host is None:
+                    host = hosts[origin] = host_of(url)
+                task = {"url": url, "fp": fp, "host": host, "depth": depth}
                 if extra is not None:
                     task.update(pickle.loads(extra))
             yield fp, state, url, reason, task
+
+    def compact(self, chunk: int = 20_000) -> int:
+        """Delete the rows urls() found superseded, `chunk` to a transaction (so commits of
+        the running crawl wait at most one chunk); returns how many. Safe to stop at any
+        point: a superseded row never decides a URL's state."""
+        seqs, self._superseded = self._superseded, []
+        for start in range(0, len(seqs), chunk):
+            with self._transaction() as db:
+                db.executemany("DELETE FROM log WHERE seq = ?",
+                               [(seq,) for seq in seqs[start:start + chunk]])
+        return len(seqs)
 
     def unwritten_items(self) -> list[tuple[int, dict]]:
         """Items committed but not yet known to be in the feed file, in order."""
@@ -249,5 +282,19 @@ class _Transaction:
         return self.db
 
     def __exit__(self, kind, *_) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error:  # e.g. disk full: undo, so the next BEGIN can start
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled back by itself (an I/O error ends the transaction)
 

@@ -38,7 +38,11 @@ class RobotsRules:
     @property
     def refusal(self) -> str:
         """The failure reason of a URL these rules do not allow."""
-        return "robots" if self.unavailable is None else f"robots_unavailable:{self.unavailable}"
+        if self.unavailable is None:
+            return "robots"
+        if self.unavailable == "blocked_address":  # the guard's refusal, for every URL there
+            return "blocked_address"
+        return f"robots_unavailable:{self.unavailable}"
 
     @property
     def crawl_delay(self) -> float:

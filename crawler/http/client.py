@@ -175,8 +175,10 @@ class Client:
     def _open(self, key: tuple, out: Outgoing, proxy: "_Proxy | None",
               deadline: "Deadline") -> Connection:
         port = out.port or DEFAULT_PORTS[out.scheme]
-        sock = self.guard.connect(out.host, port, deadline) if proxy is None else \
-            proxy.connect(self.guard, out, port, deadline)
+        if proxy is None:
+            sock = self.guard.connect(out.host, port, deadline, scheme=out.scheme)
+        else:
+            sock = proxy.connect(self.guard, out, port, deadline)
         if out.scheme != "https":
             return Connection(sock, key, None)
         try:

@@ -18,7 +18,7 @@ thread's kept-alive connections, plain or TLS, direct or through an http:// prox
   of memory. A body shorter than its Content-Length fails as "truncated".
 * Address guard. Before connecting, the host is resolved and the connection refused when any
   of its addresses is not public; only the checked addresses are then connected to
-  (crawler.http.guard). Seed hosts (FetchConfig.trusted_hosts) are exempt. Through a proxy
+  (crawler.http.guard). The seeds' origins (FetchConfig.trusted_hosts) are exempt. Through a proxy
   the proxy resolves the name again: there the check is best effort (rebinding remains
   possible).
 * Certificates. Checked unless TLS_VERIFY is off: against TLS_CA_BUNDLE, else the
@@ -68,7 +68,8 @@ class FetchConfig:
     maxsize: int
     warnsize: int
     address_guard: bool = True
-    trusted_hosts: frozenset[str] = frozenset()  # seed hosts: exempt from the address guard
+    # exempt from the address guard: origins (the seeds') and host names (crawler.http.guard)
+    trusted_hosts: frozenset[str] = frozenset()
     proxy: str | None = None
     cookies: bool = True
     verify: bool | str = True  # requests' verify: False, True (certifi) or a CA bundle path
@@ -81,7 +82,8 @@ class FetchConfig:
         unset (crawler.http.tls). UsageError when the bundle cannot be used here."""
         return cls(s["USER_AGENT"], dict(s["DEFAULT_REQUEST_HEADERS"]), s["DOWNLOAD_TIMEOUT"],
                    s["DOWNLOAD_MAXSIZE"], s["DOWNLOAD_WARNSIZE"], s["ADDRESS_GUARD"],
-                   frozenset(trusted_hosts), s["HTTP_PROXY"], s["COOKIES_ENABLED"],
+                   frozenset([*trusted_hosts, *s["ADDRESS_GUARD_TRUSTED"]]), s["HTTP_PROXY"],
+                   s["COOKIES_ENABLED"],
                    tls.verify_value(s["TLS_VERIFY"], s["TLS_CA_BUNDLE"], env),
                    bool(s["WARC_OUTPUT"]))
 
@@ -166,7 +168,8 @@ class Fetcher:
         out = session.prepare(request, self.fast_path, cookies)
         out.proxy = self._proxy(request)
         if out.proxy:
-            self.guard.check(out.host, out.port or DEFAULT_PORTS[out.scheme], deadline)
+            self.guard.check(out.host, out.port or DEFAULT_PORTS[out.scheme], deadline,
+                             out.scheme)
         raw = session.client.send(out, deadline)
         sent = [] if self.config.capture else None
         try:

@@ -6,9 +6,10 @@ or a host name that resolves into the operator's private network. Every connecti
 crawled host is opened by `Guard.connect`: it resolves the host within the fetch's
 deadline, refuses the connection when any address is not a public unicast address (see
 `is_public`), and then connects only to the addresses it checked, so the name is not
-looked up a second time (DNS rebinding). Seed hosts (trusted) are resolved and pinned the
-same way, without the check. Through a proxy, the proxy resolves the name again, so there
-`Guard.check` is best effort.
+looked up a second time (DNS rebinding). The seeds' origins (scheme, host and port: not
+every service of their host) are trusted: resolved and pinned the same way, without the
+check. Through a proxy, the proxy resolves the name again, so there `Guard.check` is best
+effort.
 
 Everything here except `resolve()` and `Guard.connect` is a pure function of its arguments.
 """
@@ -19,6 +20,7 @@ import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Iterable, Union
+from urllib.parse import urlsplit
 
 from .errors import FetchError
 
@@ -48,6 +50,7 @@ _REFUSED = tuple(ipaddress.ip_network(n) for n in (
     "ff00::/8",            # multicast
 ))
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
@@ -174,25 +177,48 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def origin_key(origin: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin such as "http://127.0.0.1:8080" (a URL's path is
+    ignored; the default port filled in), or None when it is not an http(s) origin."""
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, normalize_host(parts.hostname), port or _DEFAULT_PORTS[scheme]
+
+
 class Guard:
-    """The address policy of one fetcher: on or off (ADDRESS_GUARD), and the trusted hosts
-    (the seeds' own), which are exempt."""
+    """The address policy of one fetcher: on or off (ADDRESS_GUARD), and what is exempt:
+    trusted origins ("http://127.0.0.1:8080": the seeds' own, and ADDRESS_GUARD_TRUSTED),
+    and trusted host names (every scheme and port of that host)."""
 
     def __init__(self, enabled: bool, trusted: Iterable[str] = ()) -> None:
         self.enabled = enabled
-        self.trusted = frozenset(normalize_host(h) for h in trusted)
+        trusted = list(trusted)
+        self.origins = frozenset(filter(None, (origin_key(t) for t in trusted if "://" in t)))
+        self.trusted = frozenset(normalize_host(h) for h in trusted if "://" not in h)
 
-    def checks(self, host: str) -> bool:
-        """True when connections to host must pass the check."""
-        return self.enabled and normalize_host(host) not in self.trusted
+    def checks(self, host: str, port: int | None = None, scheme: str = "http") -> bool:
+        """True when connections to host (at port, for scheme) must pass the check."""
+        if not self.enabled:
+            return False
+        name = normalize_host(host)
+        if name in self.trusted:
+            return False
+        port = port or _DEFAULT_PORTS.get(scheme, 80)
+        return (scheme, name, port) not in self.origins
 
     def connect(self, host: str, port: int, deadline: "Deadline",
-                check: bool = True) -> socket.socket:
+                check: bool = True, scheme: str = "http") -> socket.socket:
         """A TCP connection to host, to an address resolved within the deadline and, unless
-        `check` is False (a proxy) or the host is exempt, checked first: FetchError
+        `check` is False (a proxy) or the origin is exempt, checked first: FetchError
         blocked_address when any address is not public."""
         found = resolve(host, port, deadline.remaining())
-        if check and self.checks(host):
+        if check and self.checks(host, port, scheme):
             refuse(host, found)
         error: OSError | None = None
         for address in found:  # the addresses checked, never a new lookup
@@ -206,10 +232,10 @@ class Guard:
         assert error is not None
         raise error
 
-    def check(self, host: str, port: int, deadline: "Deadline") -> None:
+    def check(self, host: str, port: int, deadline: "Deadline", scheme: str = "http") -> None:
         """The check alone, for a request a proxy will connect: resolve the name here and
         refuse it when it points inward (the proxy resolves it again)."""
-        if not self.checks(host):
+        if not self.checks(host, port, scheme):
             return
         try:
             found = resolve(host, port, deadline.remaining())

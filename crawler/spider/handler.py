@@ -36,15 +36,16 @@ ROBOTS_MAX_BYTES = 500 * 1024
 
 
 def build_handler(spider: Spider, settings: dict[str, Any], allowed_domains: list[str],
-                  seed_hosts: list[str], media_pipelines: Iterable[str] = ()) -> Handler:
+                  trusted: list[str], media_pipelines: Iterable[str] = ()) -> Handler:
     """A worker's handler for the crawl: its fetcher, rules, middlewares, the signals of
-    the spider's crawler, and the media pipelines (ITEM_PIPELINES paths) it downloads for."""
+    the spider's crawler, and the media pipelines (ITEM_PIPELINES paths) it downloads for.
+    `trusted`: origins exempt from the address guard."""
     crawler = spider.crawler  # made with the spider (make_spider)
     middlewares = Middlewares(
         spider, components.load("DOWNLOADER_MIDDLEWARES", settings["DOWNLOADER_MIDDLEWARES"],
                                 crawler),
         components.load("SPIDER_MIDDLEWARES", settings["SPIDER_MIDDLEWARES"], crawler))
-    fetcher = Fetcher(FetchConfig.from_settings(settings, seed_hosts))
+    fetcher = Fetcher(FetchConfig.from_settings(settings, trusted))  # the seeds' origins
     if settings["HTTPCACHE_ENABLED"]:
         fetcher = HttpCache(fetcher, CacheConfig.from_settings(settings, spider.name))
     if settings["WARC_OUTPUT"]:
@@ -247,12 +248,16 @@ class Handler:
         fails the page but keeps what it yielded before, as in Scrapy."""
         items: list[dict] = []
         new: list[Request] = []
+        limit, over = self.rules.links_per_page, 0
         try:
             output = call() or ()
             if response is not None:
                 output = self.middlewares.spider_output(response, output)
             for out in output:
                 if isinstance(out, Request):
+                    if limit and len(new) >= limit:  # kept from neither memory nor the wire
+                        over += 1
+                        continue
                     if out.meta:
                         out.meta = wire.plain(out.meta, "Request.meta")
                     if out.cb_kwargs:
@@ -270,6 +275,10 @@ class Handler:
             log.exception("spider error on %s", request.url)
             result.update(outcome="failed", reason="spider_error")
         dropped: Counter = Counter()
+        if over:
+            dropped["links_per_page"] = over
+            log.warning("%s: %d requests beyond LINKS_PER_PAGE_LIMIT (%d) dropped",
+                        request.url, over, limit)
         result.update(items=items, requests=self._vet(new, depth, dropped),
                       dropped=dict(dropped))
         return result

@@ -32,6 +32,7 @@ class Rules:
     allow_all: bool = False                      # HTTPERROR_ALLOW_ALL
     refresh_max_delay: float | None = 100.0      # None: meta refresh is not followed
     cookies: bool = True                         # COOKIES_ENABLED
+    links_per_page: int = 0                      # LINKS_PER_PAGE_LIMIT (0: no limit)
 
     @classmethod
     def from_settings(cls, s: Mapping[str, Any], allowed_domains: Iterable[str]) -> "Rules":
@@ -42,7 +43,7 @@ class Rules:
                    s["REDIRECT_MAX_TIMES"], s["TRAP_SEGMENT_REPEAT"], s["RETRY_TIMES"],
                    frozenset(s["HTTPERROR_ALLOWED_CODES"]), s["HTTPERROR_ALLOW_ALL"],
                    s["METAREFRESH_MAXDELAY"] if s["METAREFRESH_ENABLED"] else None,
-                   s["COOKIES_ENABLED"])
+                   s["COOKIES_ENABLED"], s["LINKS_PER_PAGE_LIMIT"])
 
     def retries_left(self, request: Request, attempt: int) -> bool:
         """May a retryable failure of this attempt be retried (meta dont_retry and

@@ -14,7 +14,7 @@ _SHORT = 200  # characters of an item value shown on the status page
 
 def compose(sched: dict[str, Any], *, crawl: dict[str, Any], seconds: float, done_before: int,
             items: int, items_dropped: int, last_items: Iterable[dict],
-            connected_within: float) -> dict[str, Any]:
+            connected_within: float, item_errors: int = 0) -> dict[str, Any]:
     """The snapshot from a Scheduler.snapshot() and the master's own numbers."""
     stats = sched["stats"]
     this_run = stats.get("done", 0) - done_before
@@ -28,7 +28,7 @@ def compose(sched: dict[str, Any], *, crawl: dict[str, Any], seconds: float, don
         "pages_done": stats.get("done", 0), "pages_failed": stats.get("failed", 0),
         "failed_by_reason": _by_prefix(stats, "failed/"),
         "dropped": _by_prefix(stats, "dropped/"),
-        "items": items, "items_dropped": items_dropped,
+        "items": items, "items_dropped": items_dropped, "item_errors": item_errors,
         "admitted": stats.get("admitted", 0), "retries": stats.get("retries", 0),
         "duplicates": stats.get("duplicates", 0),
         "stale_results": stats.get("stale_results", 0),

@@ -17,6 +17,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                                                summary["recrawl"].items()))
     for reason, count in sorted(summary["failed_by_reason"].items()):
         lines.append(f"  failed({reason}): {count}")
+    if summary.get("item_errors"):
+        lines.append(f"  item_error: {summary['item_errors']} items left out (a pipeline "
+                     "raised, or a feed could not encode them)")
     if summary["dropped"]:
         lines.append("  links dropped: " + ", ".join(f"{k} {v}" for k, v in
                                                      sorted(summary["dropped"].items())))
