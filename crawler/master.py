@@ -12,10 +12,8 @@ import os
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Any
 
@@ -24,10 +22,13 @@ from .errors import CrawlerError, UsageError
 from .feeds.warc import WarcFeed
 from .frontier import DONE, from_settings as frontier_from_settings
 from .frontier.recrawl import Rounds, revisit
-from .http.request import Request
 from .pipelines.downloads import MediaDownloads
 from .pipelines.fetch import media_pipelines
-from .plan import Plan, is_loopback, parse_args, prepare
+from .console import (announce, announce_status, print_resume_hint, print_summary, tell_start,
+                      worker_tls)
+from .feeder import Feeder
+from .local import LocalWorkers
+from .plan import Plan, parse_args, prepare
 from .scheduler import Scheduler, registered_objects
 from .sink import Sink
 from .wirecheck import Checks
@@ -35,13 +36,10 @@ from .spider.base import GenericSpider, source_hash
 from .status import live, snapshot
 from .status.monitor import Monitor
 from .status.server import StatusServer
-from .status.summary import summary_lines
 from .urls import host_of
 
 log = logging.getLogger("crawler.master")
 TOP_HOSTS = 20  # hosts shown by queue and by failures
-# Start requests stream in while fewer than this many URLs are queued, a batch at a time.
-_FEED_BELOW, _FEED_BATCH = 10_000, 1_000
 
 class Master:
     """A running crawl: frontier, scheduler, manager server, sink, local workers."""
@@ -61,7 +59,7 @@ class Master:
                 self.frontier.know_robots(origin, self.frontier.parse_robots(status, body))
             self.frontier.restore(journal.urls())
             rounds = Rounds(journal.round(), journal.verdicts(journal.round()))
-            threading.Thread(target=_compact, args=(journal,), name="compact", daemon=True).start()
+            journal.compact_in_background()
         self.done_before = self.frontier.stats[DONE]  # by earlier runs of this JOBDIR
         # Items a killed run committed but had not recorded as written: handed to the sink
         # again, so pipelines may have seen them already (those since its last flush).
@@ -83,14 +81,15 @@ class Master:
         # closed is not finished, and the same command continues it for as many again.
         self.items_before = self.sink.count
         self.remote = remote.for_scheduler(self.scheduler, plan.starts.from_urls)
+        self.feeder = Feeder(plan.starts, self.frontier, self.scheduler, self.spider,
+                             tuple(s["FINGERPRINT_IGNORE_PARAMS"]), plan.redis, self.remote.add)
         if media.pipelines:
             if plan.redis:
                 raise UsageError("FilesPipeline and ImagesPipeline need the embedded frontier: "
                                  "not yet with --backend redis")
             media.bind(self.scheduler, self.sink.unfinished)
             self.frontier.on_failed = media.failed
-        self.children: list[subprocess.Popen] = []
-        self.exited: set[int] = set()  # pids of local workers seen to have exited
+        self.local = LocalWorkers()
         self.monitor: Monitor | None = None
         self.status_server: StatusServer | None = None
 
@@ -126,39 +125,7 @@ class Master:
                 journal.mark_written(journal.written_seq(), self.sink.progress())
             self.sink.put_many(self.replay)
             self.replay = []
-        starts = self.plan.starts
-        return self.scheduler.admit(starts.first, more=self._more())
-
-    def feed(self) -> None:
-        """Admit more start requests while the frontier has room for them; once they are all
-        in and the crawl is idle, what spider_idle receivers return (Requests)."""
-        starts = self.plan.starts
-        if not starts.exhausted:
-            if self.frontier.queued < _FEED_BELOW:
-                self.scheduler.admit(starts.take(_FEED_BATCH), more=self._more())
-        elif self._idle_hooked() and self.scheduler.idle():
-            tasks = self._idle_tasks()
-            self.scheduler.admit(tasks, more=bool(tasks))
-        if self.plan.redis:
-            self.plan.redis.feed_start_urls(self.remote.add)
-
-    def _idle_hooked(self) -> bool:
-        return self.signals.has_receivers(signals.spider_idle)
-
-    def _more(self) -> bool:
-        return not self.plan.starts.exhausted or self._idle_hooked()
-
-    def _idle_tasks(self) -> list[dict[str, Any]]:
-        ignore = self.plan.settings["FINGERPRINT_IGNORE_PARAMS"]
-        tasks = []
-        for returned in self.signals.send(signals.spider_idle, spider=self.spider):
-            for request in returned or ():
-                task = request.to_task(0, ignore) if isinstance(request, Request) else None
-                if task is None:
-                    log.error("spider_idle: not a Request for an http(s) URL: %r", request)
-                else:
-                    tasks.append(task)
-        return tasks
+        return self.feeder.first()
 
     def start(self) -> tuple[str, int]:
         """Serve the queues and start local workers; return the bound address."""
@@ -171,16 +138,9 @@ class Master:
         if self.plan.redis:
             self.plan.redis.start_items(self.sink.put_many)
         self.signals.send(signals.spider_opened, spider=self.spider)
-        target = f"{address[0]}:{address[1]}"
-        screen = self.monitor.live
-        for _ in range(self.plan.workers):
-            self.children.append(subprocess.Popen(
-                [sys.executable, "-m", "crawler.worker", target, "--authkey-file", key_path,
-                 *_worker_tls(self.plan), "--log-level", self.plan.settings["LOG_LEVEL"],
-                 "--parent", str(os.getpid())],
-                stderr=subprocess.PIPE if screen else None))
-            if screen:  # its log lines go above the live line, not through it
-                screen.relay(self.children[-1].stderr)
+        self.local.spawn(self.plan.workers, [
+            f"{address[0]}:{address[1]}", "--authkey-file", key_path, *worker_tls(self.plan),
+            "--log-level", self.plan.settings["LOG_LEVEL"]], self.monitor.live)
         return address
 
     def _start_status(self) -> None:
@@ -231,8 +191,8 @@ class Master:
         s = self.plan.settings
         while not self.scheduler.over():
             self.check_failures()
-            self.check_workers()
-            self.feed()
+            self.local.check()
+            self.feeder.feed()
             self.scheduler.tick()
             if s["CLOSESPIDER_ITEMCOUNT"] and \
                     self.sink.count - self.items_before >= s["CLOSESPIDER_ITEMCOUNT"]:
@@ -258,20 +218,6 @@ class Master:
         if self.plan.redis:
             self.plan.redis.tell(f"over:{self.scheduler.closing or 'finished'}")
 
-    def check_workers(self) -> None:
-        """Log each local worker that exits; CrawlerError when all have died (not one
-        exited 0, as workers do when told the crawl is over): no one would crawl on."""
-        for child in self.children:
-            if child.pid not in self.exited and child.poll() is not None:
-                self.exited.add(child.pid)
-                log.warning("local worker pid %d exited with status %d", child.pid,
-                            child.returncode)
-        if self.children and len(self.exited) == len(self.children) and \
-                all(child.returncode != 0 for child in self.children):
-            statuses = ", ".join(str(child.returncode) for child in self.children)
-            raise CrawlerError(f"all {len(self.children)} local workers died (exit statuses "
-                               f"{statuses}); their errors are above")
-
     def drain(self, grace: float) -> None:
         """Wait (bounded) for workers to hear the crawl is over, then for local ones to exit.
         Without local workers, answer for at least 0.6 s: remote workers still waiting
@@ -283,12 +229,7 @@ class Master:
                                                self.scheduler.workers_pending(
                                                    self.plan.settings["LEASE_TIMEOUT"])):
             time.sleep(0.01)
-        for child in self.children:
-            try:
-                child.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.terminate()
-                child.wait(5)
+        self.local.wait(deadline)
 
     def finish(self, finished: bool) -> tuple[dict[str, Any], bool]:
         """Close the sink, write stats and failures, remove temporary keys; the summary, and
@@ -349,17 +290,6 @@ class Master:
         return summary
 
 
-def _compact(journal: Any) -> None:
-    """Delete the journal rows the resume found superseded, beside the crawl."""
-    try:
-        removed = journal.compact()
-    except Exception as exc:  # sqlite3.Error: the crawl goes on with a longer log
-        log.warning("journal compaction stopped: %r", exc)
-        return
-    if removed:
-        log.info("journal compacted: %d superseded rows removed", removed)
-
-
 def _write_or_log(path: str, text: str) -> None:
     """Write a small file of the crawl's end; a full disk is logged, not raised, so the
     summary is still printed."""
@@ -368,58 +298,6 @@ def _write_or_log(path: str, text: str) -> None:
             f.write(text)
     except OSError as exc:
         log.error("cannot write %s: %s", path, exc)
-
-
-def _worker_tls(plan: Plan) -> list[str]:
-    """How a worker checks this master: its certificate pinned, or plain TCP."""
-    if plan.tls_fingerprint:
-        return ["--tls-fingerprint", plan.tls_fingerprint]
-    return [] if is_loopback(plan.bind[0]) else ["--insecure"]
-
-
-def _print_summary(summary: dict[str, Any]) -> None:
-    print("\n".join(summary_lines(summary)))
-
-
-def _print_resume_hint(plan: Plan) -> None:
-    if plan.jobdir:
-        print(f"  to resume: {plan.command}")
-    else:
-        print("  this crawl cannot be resumed: it ran without --jobdir")
-
-
-def _tell_start(master: Master, resuming: bool) -> None:
-    """What the user should know before the crawl starts: a resume, an appended file."""
-    if resuming:
-        where = master.plan.jobdir or f"crawl {master.plan.redis.crawl!r} in Redis"
-        print(f"resuming {where}: {master.done_before} done, "
-              f"{master.frontier.queued} queued", flush=True)
-    for feed in master.sink.feeds:
-        if feed.held_before:
-            print(f"warning: {feed.path} already holds {feed.held_before} items; this crawl's "
-                  "are appended (-O replaces the file)", file=sys.stderr, flush=True)
-
-
-def _announce(address: tuple[str, int], plan: Plan) -> None:
-    where = f"{address[0]}:{address[1]}"
-    starts = f"{len(plan.starts.first)}{'' if plan.starts.exhausted else '+'}"
-    print(f"master listening on {where}; {starts} start requests; spider "
-          f"{plan.spider_cls.name}; {plan.workers} local workers", flush=True)
-    if not is_loopback(address[0]) and not plan.tls:
-        print("warning: --insecure: workers talk to this master in plain TCP; anyone on the "
-              "path can read and alter what they say", file=sys.stderr)
-    if plan.key_path:
-        print(f"remote workers: python -m crawler.worker {where} --authkey-file "
-              f"{shlex.join([plan.key_path, *_worker_tls(plan)])}", flush=True)
-    if plan.settings["KEEP_RUNNING"]:
-        print(remote.hint(where, plan.key_path), flush=True)
-
-
-def _announce_status(master: Master) -> None:
-    server = master.status_server
-    if server is not None:
-        token = master.plan.status_token
-        print(f"status page: {server.url}" + (f"?token={token}" if token else ""), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -459,7 +337,7 @@ def _run(plan: Plan) -> int:
         not plan.new_round or plan.redis is not None and plan.redis.resuming
     master = Master(plan)
     master.seed()
-    _tell_start(master, resuming)
+    tell_start(master, resuming)
     # The frontier holds millions of long-lived objects and holds no cycles worth
     # chasing: full collections over it stalled lease calls (p99 116 ms -> 14 ms off).
     gc.freeze()
@@ -467,8 +345,8 @@ def _run(plan: Plan) -> int:
     address = master.start()
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:  # a SIGTERM right after "master listening" is an interrupt too, not a kill
-        _announce(address, plan)
-        _announce_status(master)
+        announce(address, plan)
+        announce_status(master)
         master.run_until_over()
         master.drain(plan.settings["SHUTDOWN_GRACE"])
         status = 0
@@ -485,9 +363,9 @@ def _run(plan: Plan) -> int:
     if status == 0 and not finished and not stopped:
         print("error: the crawl's last items could not be written", file=sys.stderr)
         status = 1
-    _print_summary(summary)
+    print_summary(summary)
     if status != 0 or summary["closed_by"] != "finished":
-        _print_resume_hint(plan)
+        print_resume_hint(plan)
     return status
 
 
@@ -505,8 +383,7 @@ def _stop_gracefully(master: Master) -> None:
             time.sleep(0.05)
         master.drain(2.0)
     except KeyboardInterrupt:
-        for child in master.children:
-            child.kill()
+        master.local.kill()
 
 
 if __name__ == "__main__":

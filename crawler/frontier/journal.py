@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import pickle
 import sqlite3
@@ -42,6 +43,8 @@ CREATE TABLE IF NOT EXISTS validators (seq INTEGER PRIMARY KEY, fp BLOB NOT NULL
 # (0 the first, then one per --recrawl) and `verdict` says what that round found.
 # A robots.txt fetched by an earlier run: (origin, status, body, fetched_at as Unix time).
 RobotsRow = tuple[str, int, str, float]
+
+log = logging.getLogger(__name__)
 
 
 def lock_jobdir(jobdir: str) -> int:
@@ -181,6 +184,19 @@ class Journal:
                 if extra is not None:
                     task.update(pickle.loads(extra))
             yield fp, state, url, reason, task
+
+    def compact_in_background(self) -> None:
+        """compact() on a thread of its own, beside the crawl; a failure is logged (the
+        crawl goes on with a longer log)."""
+        def run() -> None:
+            try:
+                removed = self.compact()
+            except Exception as exc:  # sqlite3.Error
+                log.warning("journal compaction stopped: %r", exc)
+                return
+            if removed:
+                log.info("journal compacted: %d superseded rows removed", removed)
+        threading.Thread(target=run, name="compact", daemon=True).start()
 
     def compact(self, chunk: int = 20_000) -> int:
         """Delete the rows urls() found superseded, `chunk` to a transaction (so commits of
