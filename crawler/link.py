@@ -7,11 +7,12 @@ from __future__ import annotations
 import logging
 import os
 import random
+import ssl
 import time
 from multiprocessing import AuthenticationError
 from typing import Any, Callable
 
-from . import coordinator, keyfile, manager, wirecheck
+from . import channel, coordinator, keyfile, manager, wirecheck
 from .errors import RefusedError, UsageError
 
 log = logging.getLogger(__name__)
@@ -144,3 +145,24 @@ def _refusal(address: tuple[str, int], key_path: str, exc: AuthenticationError) 
 def fmt(address: tuple[str, int]) -> str:
     """HOST:PORT."""
     return f"{address[0]}:{address[1]}"
+
+
+def client_tls(address: tuple[str, int], fingerprint: str | None, ca: str | None,
+               insecure: bool) -> channel.ClientTls | None:
+    """How to check the master (--tls-fingerprint, --tls-ca); UsageError for plain TCP to
+    another host without --insecure."""
+    if fingerprint is not None:
+        pin = channel.parse_fingerprint(fingerprint)
+        if pin is None:
+            raise UsageError(f"--tls-fingerprint {fingerprint!r}: expected 64 hex digits (a "
+                             "SHA-256, colons allowed)")
+        return channel.ClientTls(fingerprint=pin)
+    if ca is not None:
+        try:
+            return channel.ClientTls(ca=ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"--tls-ca {ca}: {exc.strerror or exc}") from None
+    if not (insecure or manager.is_loopback(address[0])):
+        raise UsageError(f"the master at {fmt(address)} is not on this host: give --tls-ca "
+                         "or --tls-fingerprint to talk TLS to it, or --insecure for plain TCP")
+    return None

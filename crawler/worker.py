@@ -15,17 +15,15 @@ import queue
 import random
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import threading
 import time
 from typing import Any
 
-from . import channel, keyfile, manager, signals
+from . import keyfile, manager, signals
 from .autoscale import Autoscaler, Driver, Limits
-from .link import LOST, Dialer, MasterLink
-from .link import fmt as _fmt
+from .link import LOST, Dialer, MasterLink, client_tls
 from .pool import FetchPool
 from .errors import CrawlerError, RefusedError, UsageError
 from .spider.handler import Handler, build_handler
@@ -361,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"no authkey: give --authkey-file or set ${keyfile.ENV_VAR}")
         if args.threads is not None and args.threads < 1 or args.processes < 1:
             raise UsageError("-c and -p take a number of at least 1")
-        manager.set_tls(_client_tls(args, address))
+        manager.set_tls(client_tls(address, args.tls_fingerprint, args.tls_ca, args.insecure))
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -370,25 +368,6 @@ def main(argv: list[str] | None = None) -> int:
     for child in children:
         status = max(status, child.wait())
     return status
-
-
-def _client_tls(args: argparse.Namespace, address: tuple[str, int]) -> channel.ClientTls | None:
-    """TLS as the flags ask; UsageError for plain TCP to another host without --insecure."""
-    if args.tls_fingerprint is not None:
-        pin = channel.parse_fingerprint(args.tls_fingerprint)
-        if pin is None:
-            raise UsageError(f"--tls-fingerprint {args.tls_fingerprint!r}: expected 64 hex "
-                             "digits (a SHA-256, colons allowed)")
-        return channel.ClientTls(fingerprint=pin)
-    if args.tls_ca is not None:
-        try:
-            return channel.ClientTls(ca=args.tls_ca)
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"--tls-ca {args.tls_ca}: {exc.strerror or exc}") from None
-    if not (args.insecure or manager.is_loopback(address[0])):
-        raise UsageError(f"the master at {_fmt(address)} is not on this host: give --tls-ca "
-                         "or --tls-fingerprint to talk TLS to it, or --insecure for plain TCP")
-    return None
 
 
 def _spawn_copy(argv: list[str] | None) -> subprocess.Popen:
