@@ -136,10 +136,12 @@ class SeenStore(Mapping):
         return fp in self.front or (self.table.count > 0 and fp in self.table)
 
     def __setitem__(self, fp: bytes, state: str) -> None:
-        if fp in self.front or (len(self.front) < self.dict_max and fp not in self.table):
-            self.front[fp] = state
+        front, table = self.front, self.table
+        # An empty table is not searched: a resume sets millions of states
+        if fp in front or (len(front) < self.dict_max and (not table.count or fp not in table)):
+            front[fp] = state
         else:
-            self.table.set(fp, state)
+            table.set(fp, state)
 
     def unseen(self, fingerprints: list[bytes]) -> list[bytes]:
         """The fingerprints not yet known, in one call (workers pre-filter with it)."""
