@@ -20,6 +20,8 @@ import ssl
 import sys
 import time
 
+from measure import stop_forked  # bench/ is on the path of the scripts that use this
+
 _HEAD = ("HTTP/1.1 200 OK\r\nServer: broad\r\nContent-Type: text/html; charset=utf-8\r\n"
          "Content-Length: {}\r\n\r\n")
 _NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
@@ -99,16 +101,7 @@ class BroadServer:
         return sum(self.counters[2 * i + 1] for i in range(self.processes))
 
     def close(self) -> None:
-        for pid in self.children:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for pid in self.children:
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+        stop_forked(self.children)
         self.children = []
 
 

@@ -90,6 +90,20 @@ def code_state() -> dict:
             "dirty": git("status", "--porcelain", "--", "crawler").splitlines()}
 
 
+def stop_forked(pids: list[int]) -> None:
+    """SIGTERM forked server processes of ours, then reap each."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

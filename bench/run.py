@@ -39,7 +39,7 @@ if REPO not in sys.path:
 
 from crawler.sitegen import Site  # noqa: E402
 from measure import (child_env, code_state, find_scrapy_python, free_port,  # noqa: E402
-                     run_measured)
+                     run_measured, stop_forked)
 from nginx import Nginx, wait_http  # noqa: E402
 from pki import Pki  # noqa: E402
 
@@ -127,16 +127,7 @@ class PythonServer:
         return list(self.children)
 
     def close(self) -> None:
-        for pid in self.children:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for pid in self.children:
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+        stop_forked(self.children)
         self.children = []
 
 
