@@ -52,8 +52,18 @@ def link(**changes) -> dict:
     return task
 
 
+def with_host(url: str, host: str) -> dict:
+    """The link to `url` (its own fingerprint) claiming `host` as its host."""
+    return link(**dict(Request(url).to_task(1), host=host))
+
+
 BAD_RESULTS = {
     "host not the URL's": {"requests": [link(host="b.test")]},
+    "host with the URL's user info": {"requests": [with_host("http://a.test@b.test/n",
+                                                            "a.test@b.test")]},
+    "host with the URL's port": {"requests": [with_host("http://a.test:81/n", "a.test:81")]},
+    "host the user info of a URL with a port": {
+        "requests": [with_host("http://a.test:81@b.test/n", "a.test")]},
     "fp not the URL's": {"requests": [link(fp=b"\0" * 16)]},
     "file URL": {"requests": [link(url="file:///etc/passwd", host="")]},
     "10 MB URL": {"requests": [link(url="http://a.test/" + "x" * 10_000_000)]},
@@ -193,3 +203,13 @@ def ident_of(address: tuple[str, int], secret: bytes, name: str) -> str:
     kind, (ident, _) = peer.call((None, "create", (name,), {}))
     peer.close()
     return ident
+
+
+@pytest.mark.parametrize("url", ["http://a.test:8080/next", "https://a.test/next",
+                                 "http://a-b_c.test:1/x?q=1", "http://a.test:8080"])
+def test_links_with_a_port_or_a_query_are_taken_with_their_host(url):
+    crawl = Crawl()
+    task = Request(url).to_task(1)
+    assert task["host"] == url.split("//")[1].split(":")[0].split("/")[0]
+    assert crawl.scheduler.put("w1", [crawl.result(0, requests=[task])]) == [crawl.leases[0]]
+    assert crawl.frontier.stats["admitted"] == 3
