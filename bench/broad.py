@@ -141,7 +141,8 @@ def theirs(python: str, workdir: str, seeds: str, args, broad: bool) -> tuple[li
 
 def plan(args, scrapy: str | None) -> list[tuple[str, str, tuple]]:
     """(name, kind, parameters) of every crawl, in the order run."""
-    runs = [(f"ours defaults ({args.workers} workers)", "ours", (args.workers,))]
+    runs = [(f"ours defaults ({args.workers} workers)", "ours", (args.workers,))] \
+        if args.defaults else []
     runs += [(f"ours fixed {n} ({args.workers} workers)", "ours",
               (args.workers, "AUTOSCALE_ENABLED=false", f"CONCURRENT_REQUESTS={n}"))
              for n in args.fixed]
@@ -193,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="our local worker processes (2)")
     p.add_argument("--fixed", default="32,64,128,256",
                    help="fixed CONCURRENT_REQUESTS to compare with, comma-separated ('' none)")
+    p.add_argument("--defaults", action=argparse.BooleanOptionalAction, default=True,
+                   help="crawl at our defaults first (--no-defaults: only the fixed sizes)")
     p.add_argument("--scaling", default="1,2,4", help="worker counts crawled at defaults")
     p.add_argument("--server-processes", type=int, default=2)
     p.add_argument("--tls", action="store_true", help="serve over HTTPS (a CA made for it)")
@@ -201,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crawler-set", action="append", default=[], metavar="NAME=VALUE",
                    help="extra setting for every crawl of ours")
     p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--code", metavar="DIR", help="crawl with the crawler package of this "
+                   "checkout (default: this one): A/B against another")
     p.add_argument("--json")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
@@ -231,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         expected = site.urls(scheme, server.port)
         print(f"site: {len(expected)} pages; server: {server.description}", flush=True)
         env = child_env()
-        env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
-                                    else "")
+        env["PYTHONPATH"] = (args.code or REPO) + (os.pathsep + env["PYTHONPATH"]
+                                                   if env.get("PYTHONPATH") else "")
         for name, kind, params in plan(args, scrapy):
             argv, out = ours(workdir, seeds, args, *params) if kind == "ours" else \
                 theirs(scrapy, workdir, seeds, args, *params)

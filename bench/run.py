@@ -277,7 +277,8 @@ def crawl_ours(base: str, expected: set[str], workdir: str, args, profile_dir=No
             "-o", out, "-s", "LOG_LEVEL=WARNING", "-s", "ROBOTSTXT_OBEY=false",
             "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={args.per_domain}", *args.crawler_set]
     env = child_env()
-    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = (args.code or REPO) + (os.pathsep + env["PYTHONPATH"]
+                                               if env.get("PYTHONPATH") else "")
     # The run folder has no settings.py, so the project's settings.py does not apply.
     result = run_measured("crawler", argv, workdir, env, args.timeout, args._server_pids,
                           profile_dir, py_spy)
@@ -430,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="serve the site over HTTPS (nginx) with a CA made for the run, "
                         "passed to our crawl as TLS_CA_BUNDLE")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per crawl")
+    p.add_argument("--code", metavar="DIR", help="crawl with the crawler package of this "
+                   "checkout (default: this one): A/B against another")
     p.add_argument("--repeat", type=int, default=1,
                    help="crawl N times with each crawler and report the median run by "
                         "pages/s (1)")
