@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import queue
 import random
 import signal
 import socket
@@ -23,6 +22,7 @@ from typing import Any
 
 from . import keyfile, manager, signals
 from .autoscale import Autoscaler, Driver, Limits
+from .ledger import Ledger
 from .link import LOST, Dialer, MasterLink, client_tls
 from .pool import FetchPool
 from .errors import CrawlerError, RefusedError, UsageError
@@ -32,7 +32,6 @@ from .status.progress import WorkerMeter
 from .status.version import code_version
 
 log = logging.getLogger(__name__)
-_SEEN_CACHE_MAX = 500_000
 # Before it first meets its master a worker polls often: a short crawl must not end
 # unnoticed between two attempts (the master answers "over" for a while: master.py).
 FIRST_CONNECT_CAP = 0.25
@@ -51,19 +50,14 @@ class Worker:
         self.threads = threads  # fixed size asked for on the command line, or None
         self.id = f"{socket.gethostname()}:{os.getpid()}:{random.randrange(1 << 16):04x}"
         self.stopping = False  # set by a signal handler: a plain flag, never a lock
-        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.ledger = Ledger()
         self.wake = threading.Event()
-        self.pending: list[dict] = []   # results not yet acknowledged
-        self.held: set[str] = set()     # lease ids taken and not yet acknowledged
         self.last_renew = time.monotonic()
         self.next_lease = 0.0           # when to ask for work again after a short answer
         self.ahead_after = 0.0          # when to try leasing ahead again (see _target)
-        self.first_pending = 0.0        # when the oldest unsent result arrived
-        self.sent_fps: set[bytes] = set()
         self.link: MasterLink | None = None
         self.pool: FetchPool | None = None
         self.scaler: Autoscaler | None = None
-        self.pushback = 0  # results that were 429/503 answers (the autoscaler reads it)
         self.handler: Handler | None = None
         self.spider_hash = ""
         self.meter = WorkerMeter(0.0, time.monotonic())  # interval set by the master
@@ -126,7 +120,7 @@ class Worker:
         """The autoscaler's thread, when the pool sizes itself."""
         if self.scaler is None:
             return None
-        driver = Driver(self.scaler, self.pool, lambda: (self.meter.pages, self.pushback))
+        driver = Driver(self.scaler, self.pool, lambda: (self.meter.pages, self.ledger.pushback))
         threading.Thread(target=driver.run, name="autoscale", daemon=True).start()
         return driver
 
@@ -150,7 +144,7 @@ class Worker:
     # -- coordinator ----------------------------------------------------------------
     def _coordinate(self) -> int:
         while True:
-            self._collect()
+            self.meter.pages += self.ledger.collect()
             self._log_progress()
             if self._orphaned():
                 return 1
@@ -170,22 +164,22 @@ class Worker:
     def _step(self, now: float) -> int | None:
         """One round trip with the master: settle results and lease (or renew) in one
         call. An exit status when the worker is done, else None."""
-        flush = bool(self.pending) and (self._hungry() or self.stopping or
-                                        len(self.pending) >= self.batch or
-                                        now - self.first_pending >= self.flush_interval)
+        ledger = self.ledger
+        low = self._low(now)
+        flush = bool(ledger.pending) and (low or self.stopping or
+                                          len(ledger.pending) >= self.batch or
+                                          now - ledger.first_pending >= self.flush_interval)
         if self.stopping:
             if flush:
-                batch = self.pending[:]
-                self._drop_sent(batch)
-                self._settled(batch, self.link.put(self.id, batch))
+                batch = ledger.batch()
+                ledger.settled(batch, self.link.put(self.id, batch))
             return self._leave()
         renew_due = now - self.last_renew >= self.renew_every
-        lease_due = self._hungry() and (flush or now >= self.next_lease)
+        lease_due = low and (flush or now >= self.next_lease)
         if not (flush or lease_due or renew_due):
             return None
-        batch = self.pending[:] if flush else []
-        want = self._target(now) - self._outstanding() if lease_due else 0
-        reply = self._exchange(batch, want, renew_due)
+        want = self._target(now) - ledger.outstanding() if lease_due else 0
+        reply = self._exchange(ledger.batch() if flush else [], want, renew_due)
         self.dialer.backoff = 0.1
         if reply["done"]:
             _log_end(self.id, reply.get("closed_by", "finished"))
@@ -205,33 +199,23 @@ class Worker:
         thread could use."""
         return self.pool.size * (2 if now >= self.ahead_after else 1)
 
-    def _outstanding(self) -> int:
-        return len(self.held) - len(self.pending)
-
-    def _hungry(self) -> bool:
-        """Fewer tasks queued or running than the target."""
-        return self._outstanding() < self._target(time.monotonic())
+    def _low(self, now: float) -> bool:
+        """Time to settle results and lease more. Leasing ahead, once half the tasks held
+        ahead are taken: threads still find work queued, and one call settles and refills
+        many (a call per result or two cost the master and the worker more CPU than any
+        other part of the exchange). Else at once: every result frees a host's slot."""
+        size, outstanding = self.pool.size, self.ledger.outstanding()
+        if now >= self.ahead_after:
+            return outstanding < size + size // 2
+        return outstanding < size
 
     def _sleep_for(self) -> float:
         now, limits = time.monotonic(), [0.5]
-        if self._hungry():
+        if self._low(now):
             limits.append(self.next_lease - now)
-        if self.pending:
-            limits.append(self.first_pending + self.flush_interval - now)
+        if self.ledger.pending:
+            limits.append(self.ledger.first_pending + self.flush_interval - now)
         return max(0.0, min(limits))
-
-    def _collect(self) -> None:
-        while True:
-            try:
-                result = self.outbox.get_nowait()
-            except queue.Empty:
-                return
-            if not self.pending:
-                self.first_pending = time.monotonic()
-            self.pending.append(result)
-            self.meter.pages += 1
-            if result.get("status") in _PUSHBACK or result.get("reason") in _PUSHBACK_REASONS:
-                self.pushback += 1
 
     def _log_progress(self) -> None:
         line = self.meter.line(time.monotonic(), self.pool.busy, self.pool.size)
@@ -240,15 +224,13 @@ class Worker:
 
     def _exchange(self, batch: list[dict], want: int, renew: bool) -> dict[str, Any]:
         """Settle `batch` and lease up to `want` tasks in one call."""
-        self._drop_sent(batch)
-        settled = {r["lease"] for r in batch}
-        held = [lease for lease in self.held if lease not in settled] if renew else []
+        held = self.ledger.renewals(batch) if renew else []
         reply = self.link.exchange(self.id, batch, max(want, 0), held)
-        self._settled(batch, reply["accepted"])
+        self.ledger.settled(batch, reply["accepted"])
         if renew:
             self.last_renew = time.monotonic()
+        self.ledger.leased(reply["tasks"])
         for task in reply["tasks"]:
-            self.held.add(task["lease"])
             self.pool.put(task)
         return reply
 
@@ -260,26 +242,6 @@ class Worker:
             log.warning("worker %s: the master that started it is gone; exiting", self.id)
             return True
         return False
-
-    def _drop_sent(self, batch: list[dict]) -> None:
-        """Leave out the links this worker sent before (the master would drop them)."""
-        sent = self.sent_fps
-        for result in batch:
-            if result.get("requests"):
-                result["requests"] = [t for t in result["requests"]
-                                      if t["fp"] not in sent or t.get("dont_filter")]
-
-    def _settled(self, batch: list[dict], accepted: list[str]) -> None:
-        """The master answered for `batch`: forget it; remember the links it took."""
-        taken = set(accepted)
-        del self.pending[:len(batch)]
-        self.held.difference_update(r["lease"] for r in batch)
-        # Only links the master has taken may be skipped from now on: a result it
-        # ignored (a late one, or sent to a master that died) must not hide its links.
-        if len(self.sent_fps) > _SEEN_CACHE_MAX:
-            self.sent_fps.clear()
-        self.sent_fps.update(t["fp"] for r in batch if r["lease"] in taken
-                             for t in r.get("requests", ()))
 
     def _reconnect(self) -> bool:
         self.meter.reconnects += 1
@@ -301,8 +263,7 @@ class Worker:
 
     # -- fetcher threads ----------------------------------------------------------------
     def _done(self, task: dict, result: dict) -> None:
-        result["lease"] = task["lease"]
-        self.outbox.put(result)
+        self.ledger.done(task, result)
         if not self.wake.is_set():  # set() takes a lock and notifies: 7% of a busy worker
             self.wake.set()
 
@@ -310,10 +271,6 @@ class Worker:
         """Stop leasing; the coordinator flushes results and leaves (within 0.5 s).
         Called from a signal handler, so it takes no lock."""
         self.stopping = True
-
-
-_PUSHBACK = frozenset({429, 503})  # answers that ask a crawler to slow down
-_PUSHBACK_REASONS = frozenset({"http_429", "http_503"})
 
 
 def _log_end(worker: str, closed_by: str) -> None:
