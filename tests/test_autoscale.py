@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from crawler.autoscale import Autoscaler, Limits
+from crawler.autoscale import PROBE_EVERY, Autoscaler, Limits, MachineCpu
 from crawler.pool import FetchPool
 from pageserver import PageHandler, serving
 from procs import read_jsonl, wait_for, write_seeds
@@ -17,12 +17,13 @@ LIMITS = Limits(start=16, cap=128, interval=0.5, max_cpu=0.9, max_lag=0.1,
                 max_memory=1000, max_pushback=0.1)
 
 
-def step(scaler, t, cpu_used, busy=None, lag=0.0, rss=0, results=0, pushback=0, samples=5):
+def step(scaler, t, cpu_used, busy=None, lag=0.0, rss=0, results=0, pushback=0, samples=5,
+         machine=None):
     """One interval ending at t: `samples` readings, then a decision; cpu_used is the
-    process's CPU seconds at t."""
+    process's CPU seconds at t, machine the share of the machine's cores busy."""
     for _ in range(samples):
         scaler.sample(scaler.size if busy is None else busy, lag)
-    return scaler.decide(t, cpu_used, rss, results, pushback)
+    return scaler.decide(t, cpu_used, rss, results, pushback, machine)
 
 
 def test_grows_in_proportion_to_cpu_headroom_when_every_thread_is_busy():
@@ -39,6 +40,49 @@ def test_grows_by_at_least_one_and_never_past_the_cap():
     assert step(scaler, 1.0, 0.445 + 0.01) == 128
     assert step(scaler, 1.5, 0.455 + 0.01) == 128
     assert scaler.reason == "hold"
+
+
+def test_on_a_saturated_machine_a_growth_that_brings_no_more_results_is_undone():
+    """Two workers and a master on two cores: each has headroom in itself, the machine none;
+    doubling the pool brought no more results per second, so it goes back, and the next
+    trial waits PROBE_EVERY."""
+    scaler = Autoscaler(LIMITS, 0.0, 0.0)
+    assert step(scaler, 0.5, 0.15, results=100, machine=0.99) == 32
+    assert scaler.reason.startswith("trial grow")
+    assert step(scaler, 1.0, 0.3, results=200, machine=0.99) == 16  # 200/s, as before
+    assert scaler.reason.startswith("undo: machine cpu 0.99")
+    assert step(scaler, 1.5, 0.45, results=300, machine=0.99) == 16
+    assert scaler.reason.startswith("hold: machine cpu 0.99")
+    assert step(scaler, 1.0 + PROBE_EVERY, 0.6, results=400, machine=0.99) == 32
+
+
+def test_on_a_saturated_machine_growth_goes_on_while_it_pays():
+    """A machine busy with other work: the crawl still gains from more requests in flight."""
+    scaler = Autoscaler(LIMITS, 0.0, 0.0)
+    assert step(scaler, 0.5, 0.15, results=100, machine=1.0) == 32
+    assert step(scaler, 1.0, 0.3, results=300, machine=1.0) == 64   # 400/s against 200/s
+    assert step(scaler, 1.5, 0.45, results=700, machine=1.0) == 128
+    assert scaler.reason.startswith("trial grow")
+
+
+def test_grows_as_before_when_the_machine_has_cpus_to_spare_or_is_not_known():
+    scaler = Autoscaler(LIMITS, 0.0, 0.0)
+    assert step(scaler, 0.5, 0.15, results=100, machine=0.5) == 32
+    assert step(scaler, 1.0, 0.3, results=100, machine=None) == 64
+    assert scaler.reason.startswith("grow")
+
+
+def test_the_machine_is_not_checked_with_max_machine_cpu_0():
+    scaler = Autoscaler(Limits(start=16, cap=128, max_machine_cpu=0.0), 0.0, 0.0)
+    assert step(scaler, 0.5, 0.5 * 0.3, machine=1.0) == 32
+
+
+def test_machine_cpu_reads_this_process_burning_a_core():
+    machine = MachineCpu()
+    start = time.process_time()
+    while time.process_time() - start < 0.1:
+        pass
+    assert 0.0 < machine.busy() <= 1.0
 
 
 def test_holds_when_threads_are_idle():
