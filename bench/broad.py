@@ -22,14 +22,14 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [p for p in (REPO, HERE) if p not in sys.path]
 
 from broadsite import BroadServer, BroadSite  # noqa: E402
-from measure import child_env, code_state, find_scrapy_python, run_measured  # noqa: E402
+from measure import (child_env, code_state, compile_code, find_scrapy_python,  # noqa: E402
+                     run_measured)
 from pki import Pki  # noqa: E402
 from run import check_items  # noqa: E402
 
@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         expected = site.urls(scheme, server.port)
         print(f"site: {len(expected)} pages; server: {server.description}", flush=True)
         env = child_env()
+        compile_code(args.code or REPO)
         env["PYTHONPATH"] = (args.code or REPO) + (os.pathsep + env["PYTHONPATH"]
                                                    if env.get("PYTHONPATH") else "")
         for name, kind, params in plan(args, scrapy):

@@ -243,6 +243,15 @@ def find_scrapy_python(explicit: str | None) -> str | None:
 
 
 
+def compile_code(folder: str) -> None:
+    """Byte-compile the crawler package in `folder`, as pip does on install: with
+    PYTHONDONTWRITEBYTECODE set (some shells and CI set it), every crawler process would
+    otherwise compile ~12,000 lines from source at start (~0.1 s CPU each, 5% of a
+    5,000-page crawl) and the numbers would measure that."""
+    import compileall
+    compileall.compile_dir(os.path.join(folder, "crawler"), quiet=1)
+
+
 def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"

@@ -38,8 +38,8 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from crawler.sitegen import Site  # noqa: E402
-from measure import (child_env, code_state, find_scrapy_python, free_port,  # noqa: E402
-                     run_measured, stop_forked)
+from measure import (child_env, code_state, compile_code, find_scrapy_python,  # noqa: E402
+                     free_port, run_measured, stop_forked)
 from nginx import Nginx, wait_http  # noqa: E402
 from pki import Pki  # noqa: E402
 
@@ -277,6 +277,7 @@ def crawl_ours(base: str, expected: set[str], workdir: str, args, profile_dir=No
             "-o", out, "-s", "LOG_LEVEL=WARNING", "-s", "ROBOTSTXT_OBEY=false",
             "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={args.per_domain}", *args.crawler_set]
     env = child_env()
+    compile_code(args.code or REPO)
     env["PYTHONPATH"] = (args.code or REPO) + (os.pathsep + env["PYTHONPATH"]
                                                if env.get("PYTHONPATH") else "")
     # The run folder has no settings.py, so the project's settings.py does not apply.
