@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import selectors
+import shlex
 import shutil
 import signal
 import socket
@@ -273,7 +274,8 @@ def crawl_ours(base: str, expected: set[str], workdir: str, args, profile_dir=No
     out = os.path.join(workdir, "crawler-items.jsonl")
     if os.path.exists(out):
         os.remove(out)
-    argv = [sys.executable, "-m", "crawler.master", seeds, "--workers", str(args.workers),
+    argv = [*shlex.split(args.wrap or ""), sys.executable, "-m", "crawler.master", seeds,
+            "--workers", str(args.workers),
             "-o", out, "-s", "LOG_LEVEL=WARNING", "-s", "ROBOTSTXT_OBEY=false",
             "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={args.per_domain}", *args.crawler_set]
     env = child_env()
@@ -432,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="serve the site over HTTPS (nginx) with a CA made for the run, "
                         "passed to our crawl as TLS_CA_BUNDLE")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per crawl")
+    p.add_argument("--wrap", metavar="CMD", help="run our crawl under this command (e.g. "
+                   "'valgrind --tool=callgrind --trace-children=yes': instructions per page)")
     p.add_argument("--code", metavar="DIR", help="crawl with the crawler package of this "
                    "checkout (default: this one): A/B against another")
     p.add_argument("--repeat", type=int, default=1,
