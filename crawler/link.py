@@ -4,6 +4,7 @@ another backend (a shared store the workers lease from) slots in by offering the
 calls."""
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import random
@@ -147,10 +148,24 @@ def fmt(address: tuple[str, int]) -> str:
     return f"{address[0]}:{address[1]}"
 
 
-def client_tls(address: tuple[str, int], fingerprint: str | None, ca: str | None,
-               insecure: bool) -> channel.ClientTls | None:
-    """How to check the master (--tls-fingerprint, --tls-ca); UsageError for plain TCP to
-    another host without --insecure."""
+def add_tls_options(parser: argparse.ArgumentParser) -> None:
+    """--tls-ca, --tls-fingerprint, --insecure: how a client (a worker, crawler.add,
+    crawler.stop) checks its master; read back by tls_from_args."""
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--tls-ca", metavar="FILE", help="talk TLS to the master and check its "
+                     "certificate against this CA bundle (PEM) and the master's HOST")
+    tls.add_argument("--tls-fingerprint", metavar="SHA256", help="talk TLS to the master and "
+                     "accept only the certificate with this SHA-256 fingerprint (the master "
+                     "prints it)")
+    tls.add_argument("--insecure", action="store_true", help="talk plain TCP to a master "
+                     "that is not on this host (anyone on the path can read and alter it)")
+
+
+def tls_from_args(args: argparse.Namespace,
+                  address: tuple[str, int]) -> channel.ClientTls | None:
+    """How to check the master, from the options add_tls_options added; UsageError for
+    plain TCP to another host without --insecure."""
+    fingerprint, ca = args.tls_fingerprint, args.tls_ca
     if fingerprint is not None:
         pin = channel.parse_fingerprint(fingerprint)
         if pin is None:
@@ -162,7 +177,7 @@ def client_tls(address: tuple[str, int], fingerprint: str | None, ca: str | None
             return channel.ClientTls(ca=ca)
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"--tls-ca {ca}: {exc.strerror or exc}") from None
-    if not (insecure or manager.is_loopback(address[0])):
+    if not (args.insecure or manager.is_loopback(address[0])):
         raise UsageError(f"the master at {fmt(address)} is not on this host: give --tls-ca "
                          "or --tls-fingerprint to talk TLS to it, or --insecure for plain TCP")
     return None
