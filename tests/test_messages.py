@@ -200,11 +200,16 @@ def test_empty_seeds_file_is_refused_naming_it(site, project, run_master):
 
 
 # -- what the master logs about workers -------------------------------------------------------------
-def test_local_worker_joins_with_its_real_thread_count(site, project, run_master):
+@pytest.mark.parametrize("autoscale, joined", [
+    ("true", " joined (threads sized by the autoscaler, up to 3)"),
+    ("false", " joined (3 threads)")])
+def test_local_worker_joins_with_its_real_thread_count(autoscale, joined, site, project,
+                                                        run_master):
     master = run_master([write_seeds(project, site.url), "--workers", 1, "-o",
-                         project / "out.jsonl", "-s", "CONCURRENT_REQUESTS=3", *INFO])
+                         project / "out.jsonl", "-s", "CONCURRENT_REQUESTS=3",
+                         "-s", f"AUTOSCALE_ENABLED={autoscale}", *INFO])
     assert master.returncode == 0, master.describe()
-    assert " joined (3 threads)" in master.stderr, master.describe()
+    assert joined in master.stderr, master.describe()
     assert "None" not in master.stderr, master.describe()
 
 
