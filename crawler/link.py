@@ -84,7 +84,7 @@ class Dialer:
 
     def dial(self, hello: dict[str, Any], cap: float) -> tuple[MasterLink, dict] | None:
         """The link and the master's reply to `hello`; None when giving up."""
-        started, report_at = time.monotonic(), 0.0
+        started, report_at, why = time.monotonic(), 0.0, ""
         while not self.giving_up():
             key = self._read_key()
             try:
@@ -96,14 +96,14 @@ class Dialer:
             except AuthenticationError as exc:
                 raise RefusedError(_refusal(self.address, self.key_path, exc)) from None
             except LOST as exc:
-                log.debug("master not reachable: %r", exc)
+                why = f": {type(exc).__name__}: {exc}"
             waited = time.monotonic() - started
             if waited > self.max_wait:
                 log.error("no master at %s for %.0f s; giving up", fmt(self.address),
                           self.max_wait)
                 return None
             if waited >= report_at:
-                self._report_wait(waited, not report_at, key is None)
+                self._report_wait(waited, not report_at, key is None, why)
                 report_at = waited + WAIT_REPORT_EVERY
             self.back_off(cap)
         return None
@@ -120,14 +120,14 @@ class Dialer:
         raise UsageError(f"authkey file {self.key_path} does not exist, and the master at "
                          f"{fmt(self.address)} is up: copy its key file here")
 
-    def _report_wait(self, waited: float, first: bool, no_key: bool) -> None:
+    def _report_wait(self, waited: float, first: bool, no_key: bool, why: str) -> None:
         what = f"master at {fmt(self.address)}"
         if no_key:
             what += f" and its key file {self.key_path} (the master creates it)"
         if first:
-            log.info("waiting for %s (giving up after %.0f s)", what, self.max_wait)
+            log.info("waiting for %s (giving up after %.0f s)%s", what, self.max_wait, why)
         else:
-            log.info("still waiting for %s after %.0f s", what, waited)
+            log.info("still waiting for %s after %.0f s%s", what, waited, why)
 
     def back_off(self, cap: float) -> None:
         """Sleep about `backoff` seconds (until giving up), then double it up to `cap`."""

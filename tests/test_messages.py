@@ -109,6 +109,7 @@ def test_worker_waiting_for_its_master_says_so_once(procs, project, tmp_path):
     assert worker.wait(15) == 1, worker.describe()
     waiting = [line for line in worker.stderr.splitlines() if "waiting for master" in line]
     assert len(waiting) == 1, worker.describe()
+    assert "ConnectionRefusedError" in waiting[0], worker.describe()  # and why
     assert "giving up" in worker.stderr, worker.describe()
 
 
