@@ -87,10 +87,14 @@ class Response:
     def __init__(self, client: "Client", conn: Connection, method: str, status: int,
                  reason: str, version: int, fields: list[tuple[str, str]]) -> None:
         self.status, self.reason, self.fields = status, reason, fields
-        headers = self.headers = CaseInsensitiveDict()
+        # Repeated fields joined by ", " (RFC 9110 5.3), in a plain dict first: looking up
+        # a missing name in a CaseInsensitiveDict raises and catches a KeyError.
+        merged: dict[str, tuple[str, str]] = {}
         for name, value in fields:
-            known = headers.get(name)
-            headers[name] = value if known is None else f"{known}, {value}"
+            key = name.lower()
+            known = merged.get(key)
+            merged[key] = (name, value) if known is None else (known[0], f"{known[1]}, {value}")
+        headers = self.headers = CaseInsensitiveDict(dict(merged.values()))
         end, self.codings = http1.framing(method, status, headers)
         self.length = end if isinstance(end, int) else None  # the Content-Length
         self._body = http1.Body(conn, end)

@@ -41,17 +41,20 @@ class Request:
     cookies: dict[str, str] | list[dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Runs for every link a page yields: the common case (a GET with a callback name
+        # or none) takes one test per field.
         if not isinstance(self.url, str):
             raise CrawlerError(f"Request url must be a string, got {type(self.url).__name__}")
-        if callable(self.callback):
+        if self.callback is not None and callable(self.callback):
             self.callback = self.callback.__name__
-        if callable(self.errback):
+        if self.errback is not None and callable(self.errback):
             self.errback = self.errback.__name__
         if self.headers is None:
             self.headers = {}
-        if isinstance(self.body, str):
+        if type(self.body) is not bytes and isinstance(self.body, str):
             self.body = self.body.encode("utf-8")
-        self.method = self.method.upper()
+        if self.method != "GET":
+            self.method = self.method.upper()
 
     def to_task(self, depth: int, ignore_params: Iterable[str] = ()) -> dict[str, Any] | None:
         """The wire form, or None when the URL is not crawlable.
