@@ -197,8 +197,9 @@ AUTOSCALE_MAX_LAG = 0.1
 AUTOSCALE_MAX_MEMORY = 1024
 # Share of results that were 429/503 answers above which it shrinks.
 AUTOSCALE_MAX_PUSHBACK = 0.1
-# Share of all the machine's cores busy (every process's CPU) above which it does not grow
-# (0 = not checked): a worker's own headroom says nothing of its neighbours on the machine.
+# Share of all the machine's cores busy (every process's CPU) above which a growth is only a
+# trial, kept if it raised the results per second (0 = not checked): a worker's own headroom
+# says nothing of its neighbours on the machine.
 AUTOSCALE_MAX_MACHINE_CPU = 0.95
 
 # -- media pipelines: crawler.pipelines.FilesPipeline and ImagesPipeline (as Scrapy's) --
