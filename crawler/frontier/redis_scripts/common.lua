@@ -45,8 +45,17 @@ local function split2(value)
   return string.sub(value, 1, a - 1), string.sub(value, a + 1, b - 1), string.sub(value, b + 1)
 end
 
+-- Counters are summed in STATS and written once per name when the step ends (done()).
+local STATS = {}
 local function stat(name, by)
-  if by ~= 0 then redis.call('HINCRBY', P .. 'stats', name, by) end
+  STATS[name] = (STATS[name] or 0) + by
+end
+
+local function done(value)
+  for name, by in pairs(STATS) do
+    if by ~= 0 then redis.call('HINCRBY', P .. 'stats', name, by) end
+  end
+  return value
 end
 
 local HOSTF = {'inflight', 'limit', 'rp', 'next', 'delay', 'cd', 'rnd', 'floor'}
@@ -68,6 +77,23 @@ local function spacing(st)
   return s
 end
 
+-- AutoThrottle (as crawler.frontier.throttle.Throttle.adjust) and Retry-After, on a host's
+-- state after a response; `auto` is {enabled, target concurrency, max delay} (throttle_args).
+local function throttle(st, latency, ok, pause, auto)
+  if latency and auto[1] then
+    local proposed = (st.delay + latency / auto[2]) / 2
+    if ok or proposed >= st.delay then
+      st.delay = math.min(math.max(proposed, st.floor), math.max(auto[3], st.floor))
+    end
+    st.next = math.max(st.next, NOW + spacing(st))
+  end
+  if pause > 0 then st.next = math.max(st.next, NOW + pause) end
+end
+
+local function throttle_args()
+  return {arg() == '1', num(), num()}
+end
+
 -- Put a host in the ready set (at its next allowed time) when it has work it may lease.
 local function schedule(host, st)
   if st.inflight >= st.limit then return end
@@ -76,6 +102,22 @@ local function schedule(host, st)
   if #first == 0 then return end
   if st.rp > 0 and first[2] ~= '-inf' then return end
   redis.call('ZADD', P .. 'ready', 'NX', st.next, host)
+end
+
+-- schedule() for each host of a list not in the ready set yet (one ZMSCORE for all).
+local function schedule_all(list)
+  local uniq, listed = {}, {}
+  for _, host in ipairs(list) do
+    if not listed[host] then
+      listed[host] = true
+      uniq[#uniq + 1] = host
+    end
+  end
+  if #uniq == 0 then return end
+  local ready = redis.call('ZMSCORE', P .. 'ready', unpack(uniq))
+  for i, host in ipairs(uniq) do
+    if not ready[i] then schedule(host, host_state(host)) end
+  end
 end
 
 local function enqueue(host, score, member)
@@ -152,37 +194,53 @@ local function save_host(host, st)
              'delay', st.delay)
 end
 
+-- New hosts (of names[i] for i in `used`) get their settings, read from ARGV at params[i];
+-- one call for all the known ones.
+local function register_hosts(names, params, used)
+  local list = {}
+  for i in pairs(used) do list[#list + 1] = i end
+  if #list == 0 then return end
+  local asked = {}
+  for k, i in ipairs(list) do asked[k] = names[i] end
+  local known = redis.call('SMISMEMBER', P .. 'hosts', unpack(asked))
+  local fresh = {}
+  for k, i in ipairs(list) do
+    if known[k] == 0 then
+      local a, name = params[i], names[i]
+      fresh[#fresh + 1] = name
+      redis.call('HSET', P .. 'h:' .. name, 'limit', ARGS[a + 1], 'delay', ARGS[a + 2],
+                 'rnd', ARGS[a + 3], 'floor', ARGS[a + 4], 'next', 0, 'inflight', 0, 'rp', 0,
+                 'cd', 0, 'adm', 0)
+    end
+  end
+  if #fresh > 0 then redis.call('SADD', P .. 'hosts', unpack(fresh)) end
+end
+
 -- Admission of a batch of links (from ARGV at the cursor): host table, origin table, then
--- the tasks. Returns how many were new.
-local function admit_section(obey, page_limit)
+-- the tasks; with `keep`, only the tasks whose index it holds (the others' pages were
+-- stale). Returns how many were new, and the hosts whose queue grew (for schedule_all).
+local function admit_section(obey, page_limit, keep)
   local hosts, params = {}, {}
   for i = 1, num() do
     hosts[i], params[i] = ARGS[at], at
     at = at + 5
   end
-  if #hosts > 0 then  -- new hosts get their settings; one call for all the known ones
-    local known = redis.call('SMISMEMBER', P .. 'hosts', unpack(hosts))
-    local fresh = {}
-    for i, name in ipairs(hosts) do
-      if known[i] == 0 then
-        local a = params[i]
-        fresh[#fresh + 1] = name
-        redis.call('HSET', P .. 'h:' .. name, 'limit', ARGS[a + 1], 'delay', ARGS[a + 2],
-                   'rnd', ARGS[a + 3], 'floor', ARGS[a + 4], 'next', 0, 'inflight', 0, 'rp', 0,
-                   'cd', 0, 'adm', 0)
-      end
-    end
-    if #fresh > 0 then redis.call('SADD', P .. 'hosts', unpack(fresh)) end
-  end
   local origins = {}
   for _ = 1, num() do origins[#origins + 1] = {arg(), arg()} end  -- origin, robots member
-  local n = num()
-  local fps, his, prios, ois, donts, members = {}, {}, {}, {}, {}, {}
-  for i = 1, n do
-    fps[i], his[i], prios[i], ois[i], donts[i], members[i] = ARGS[at], tonumber(ARGS[at + 1]),
-      tonumber(ARGS[at + 2]), tonumber(ARGS[at + 3]), ARGS[at + 4] == '1', ARGS[at + 5]
-    at = at + 6
+  local fps, his, prios, ois, donts, members, used = {}, {}, {}, {}, {}, {}, {}
+  local total = num()
+  local base, n = at, 0
+  at = at + 6 * total
+  for i = 1, total do
+    if keep == nil or keep[i] then
+      local a = base + 6 * (i - 1)
+      n = n + 1
+      fps[n], his[n], prios[n], ois[n], donts[n], members[n] = ARGS[a], tonumber(ARGS[a + 1]),
+        tonumber(ARGS[a + 2]), tonumber(ARGS[a + 3]), ARGS[a + 4] == '1', ARGS[a + 5]
+      used[his[n]] = true
+    end
   end
+  register_hosts(hosts, params, used)
   local seen, known = P .. 'seen', {}
   for i = 1, n, 4000 do  -- one call per 4,000 links, not one per link
     local chunk = {unpack(fps, i, math.min(n, i + 3999))}
@@ -236,7 +294,7 @@ local function admit_section(obey, page_limit)
   for i = 1, #fresh, 4000 do
     redis.call('SADD', seen, unpack(fresh, i, math.min(#fresh, i + 3999)))
   end
-  redis.call('SET', P .. 'seq', seq)
+  if new > 0 then redis.call('SET', P .. 'seq', seq) end
   local order = {}
   for hi, args in pairs(per_host) do
     local host = hosts[hi]
@@ -247,15 +305,9 @@ local function admit_section(obey, page_limit)
     redis.call('ZINCRBY', P .. 'qlen', #args / 2, host)
     if page_limit > 0 then redis.call('HSET', P .. 'h:' .. host, 'adm', added[host]) end
   end
-  if #order > 0 then  -- hosts not in the ready set yet may now be
-    local ready = redis.call('ZMSCORE', P .. 'ready', unpack(order))
-    for i, host in ipairs(order) do
-      if not ready[i] then schedule(host, host_state(host)) end
-    end
-  end
   stat('queued', new)
   stat('admitted', new)
   stat('duplicates', dup)
   stat('dropped/host_page_limit', capped)
-  return new
+  return new, order
 end

@@ -1,18 +1,20 @@
--- complete: ARGV obey, page_limit, auto (AutoThrottle: 1/0), target, max_delay, count, then
--- per result: lease id, outcome, reason, robots value, crawl delay, latency, ok, pause,
--- bytes, dropped ("reason=count,..."), items blob, links section. Returns the accepted ids.
+-- complete: ARGV obey, page_limit, throttle_args (3), count, then per result: lease id,
+-- outcome, reason, robots value, crawl delay, latency, ok, pause, bytes, dropped
+-- ("reason=count,..."), items blob, how many links; then one links section with every
+-- result's links in order (admitted once for the batch). Returns the accepted ids.
 local obey, page_limit = arg() == '1', num()
-local auto, target, max_delay = arg() == '1', num(), num()
-local accepted = {}
+local auto = throttle_args()
+local accepted, keep, settled, taken = {}, {}, {}, 0
 for _ = 1, num() do
   local id, outcome, reason, robots, crawl_delay = arg(), arg(), arg(), arg(), num()
   local latency, ok, pause, bytes, dropped, items = num(), arg() == '1', num(), num(), arg(), arg()
+  local links = num()
   local host, st, score, member = unlease(id)
   if host == nil then
     stat('stale_results', 1)
-    at = at + 1 + num()
   else
     accepted[#accepted + 1] = id
+    settled[#settled + 1] = host
     if outcome == 'retry' then
       retry(host, st, score, member, reason)
     elseif score == '-inf' then
@@ -23,26 +25,19 @@ for _ = 1, num() do
       local _, _, _, url = fields(member)
       finish(host, url, outcome, reason)
     end
-    if latency and auto then  -- AutoThrottle, as crawler.frontier.throttle.Throttle.adjust
-      local proposed = (st.delay + latency / target) / 2
-      if ok or proposed >= st.delay then
-        st.delay = math.min(math.max(proposed, st.floor), math.max(max_delay, st.floor))
-      end
-      st.next = math.max(st.next, NOW + spacing(st))
-    end
-    if pause > 0 then st.next = math.max(st.next, NOW + pause) end
+    throttle(st, latency, ok, pause, auto)
     if spaced(st) then st.next = math.max(st.next, NOW + spacing(st)) end
     save_host(host, st)
     stat('bytes', bytes)
     if outcome ~= 'retry' and score ~= '-inf' then
       for r, c in string.gmatch(dropped, '([^=,]+)=(%d+)') do stat('dropped/' .. r, tonumber(c)) end
       if items ~= '' then redis.call('XADD', P .. 'items', '*', 'i', items) end
-      at = at + 1
-      admit_section(obey, page_limit)
-    else
-      at = at + 1 + num()
+      for j = taken + 1, taken + links do keep[j] = true end
     end
-    schedule(host, host_state(host))
   end
+  taken = taken + links
 end
-return accepted
+local _, grown = admit_section(obey, page_limit, keep)
+for _, host in ipairs(grown) do settled[#settled + 1] = host end
+schedule_all(settled)
+return done(accepted)

@@ -10,4 +10,4 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'expiry', '-inf', NOW, 'LIM
     count = count + 1
   end
 end
-return count
+return done(count)

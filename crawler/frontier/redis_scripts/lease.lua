@@ -76,4 +76,4 @@ do
     out[2] = '0.5'
   end
 end
-return out
+return done(out)

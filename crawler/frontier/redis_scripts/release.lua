@@ -11,4 +11,4 @@ for i = 1, #all, 2 do
   end
 end
 redis.call('HDEL', P .. 'workers', worker)
-return count
+return done(count)
