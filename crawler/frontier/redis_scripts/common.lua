@@ -2,8 +2,11 @@
 -- KEYS[1] is the shard's stats key, "<prefix>stats": every key a step touches starts with
 -- that prefix, whose hash tag puts the shard in one slot of a Redis Cluster.
 -- A queued entry ("member") is: attempt TAB max_retries TAB host TAB url TAB blob, the
--- blob being the task as restricted pickle (opaque here). A lease record is:
--- worker TAB score TAB member; score "-inf" marks a robots.txt task.
+-- blob being the task as restricted pickle (opaque here). A host's queue is one list per
+-- level, "q:<host>:<level>" (the level is the tasks' priority, or "-inf" for robots.txt
+-- tasks), and "qp:<host>", a sorted set of the levels holding tasks, first the one to
+-- lease from ("-inf", then the highest priority). A lease record (and a delayed retry) is:
+-- worker TAB level TAB member (level TAB member).
 local P = string.sub(KEYS[1], 1, -6)
 local ARGS, at = ARGV, 1
 
@@ -45,16 +48,44 @@ local function split2(value)
   return string.sub(value, 1, a - 1), string.sub(value, a + 1, b - 1), string.sub(value, b + 1)
 end
 
--- Counters are summed in STATS and written once per name when the step ends (done()).
-local STATS = {}
+-- One command over a long list of arguments, in chunks (Lua's unpack() has a limit).
+local function bulk(cmd, key, list)
+  for i = 1, #list, 4000 do
+    redis.call(cmd, key, unpack(list, i, math.min(#list, i + 3999)))
+  end
+end
+
+-- Counters are summed in STATS, and the changes of hosts' queue lengths (the sorted set
+-- qlen, for the status page) in QLEN: written when the step ends (done()), once per
+-- counter, and in one ZMSCORE and one ZADD for all the hosts.
+local STATS, QLEN, QHOSTS = {}, {}, {}
 local function stat(name, by)
   STATS[name] = (STATS[name] or 0) + by
+end
+
+local function qlen(host, by)
+  if QLEN[host] == nil then
+    QHOSTS[#QHOSTS + 1] = host
+    QLEN[host] = 0
+  end
+  QLEN[host] = QLEN[host] + by
 end
 
 local function done(value)
   for name, by in pairs(STATS) do
     if by ~= 0 then redis.call('HINCRBY', P .. 'stats', name, by) end
   end
+  local lengths = {}
+  for i = 1, #QHOSTS, 4000 do
+    local j = math.min(#QHOSTS, i + 3999)
+    local old = redis.call('ZMSCORE', P .. 'qlen', unpack(QHOSTS, i, j))
+    for k = i, j do
+      local host = QHOSTS[k]
+      lengths[#lengths + 1] = (tonumber(old[k - i + 1]) or 0) + QLEN[host]
+      lengths[#lengths + 1] = host
+    end
+  end
+  bulk('ZADD', P .. 'qlen', lengths)
   return value
 end
 
@@ -98,9 +129,9 @@ end
 local function schedule(host, st)
   if st.inflight >= st.limit then return end
   if redis.call('ZSCORE', P .. 'ready', host) then return end
-  local first = redis.call('ZRANGE', P .. 'q:' .. host, 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGE', P .. 'qp:' .. host, 0, 0)
   if #first == 0 then return end
-  if st.rp > 0 and first[2] ~= '-inf' then return end
+  if st.rp > 0 and first[1] ~= '-inf' then return end
   redis.call('ZADD', P .. 'ready', 'NX', st.next, host)
 end
 
@@ -120,9 +151,32 @@ local function schedule_all(list)
   end
 end
 
-local function enqueue(host, score, member)
-  redis.call('ZADD', P .. 'q:' .. host, score, member)
-  redis.call('ZINCRBY', P .. 'qlen', 1, host)
+local function qkey(host, level)
+  return P .. 'q:' .. host .. ':' .. level
+end
+
+-- Add members[i..j] to a level of a host's queue (at its head when `front`: a task that
+-- comes back goes before those admitted after it); the level joins qp:<host> when new.
+local function push(host, level, members, i, j, front)
+  local n = redis.call(front and 'LPUSH' or 'RPUSH', qkey(host, level), unpack(members, i, j))
+  if n == j - i + 1 then
+    redis.call('ZADD', P .. 'qp:' .. host, level == '-inf' and '-inf' or -tonumber(level), level)
+  end
+end
+
+-- Up to `count` tasks off a level of a host's queue; the level leaves qp:<host> when empty.
+local function pop(host, level, count)
+  local key = qkey(host, level)
+  local got = redis.call('LPOP', key, count) or {}
+  if #got < count or redis.call('EXISTS', key) == 0 then
+    redis.call('ZREM', P .. 'qp:' .. host, level)
+  end
+  return got
+end
+
+local function enqueue(host, level, member, front)
+  push(host, level, {member}, 1, 1, front)
+  qlen(host, 1)
   stat('queued', 1)
 end
 
@@ -156,11 +210,11 @@ local function set_robots(host, st, url, value, crawl_delay)
 end
 
 -- A retry: back to the queue after a backoff, or failed when attempts are used up.
-local function retry(host, st, score, member, reason)
+local function retry(host, st, level, member, reason)
   local attempt, max, _, url, blob = fields(member)
   attempt = attempt + 1
   if attempt > max then
-    if score == '-inf' then
+    if level == '-inf' then
       set_robots(host, st, url, 'unavailable\t' .. reason, 0)
     else
       finish(host, url, 'failed', reason)
@@ -172,21 +226,21 @@ local function retry(host, st, score, member, reason)
   redis.call('HSET', P .. 'h:' .. host, 'err', reason)
   local backoff = math.min(30.0, 0.5 * 2 ^ (attempt - 1)) * (0.5 + rand())
   local again = attempt .. '\t' .. max .. '\t' .. host .. '\t' .. url .. '\t' .. blob
-  redis.call('ZADD', P .. 'delayed', NOW + backoff, score .. '\t' .. again)
+  redis.call('ZADD', P .. 'delayed', NOW + backoff, level .. '\t' .. again)
 end
 
--- Take a lease off the books: the host's slot is free again. Returns host, state, score,
+-- Take a lease off the books: the host's slot is free again. Returns host, state, level,
 -- member, worker; nil when the lease is unknown (settled, expired or of another run).
 local function unlease(id)
   local value = redis.call('HGET', P .. 'leases', id)
   if not value then return nil end
   redis.call('HDEL', P .. 'leases', id)
   redis.call('ZREM', P .. 'expiry', id)
-  local worker, score, member = split2(value)
+  local worker, level, member = split2(value)
   local _, _, host = fields(member)
   local st = host_state(host)
   st.inflight = st.inflight - 1
-  return host, st, score, member, worker
+  return host, st, level, member, worker
 end
 
 local function save_host(host, st)
@@ -236,7 +290,7 @@ local function admit_section(obey, page_limit, keep)
       local a = base + 6 * (i - 1)
       n = n + 1
       fps[n], his[n], prios[n], ois[n], donts[n], members[n] = ARGS[a], tonumber(ARGS[a + 1]),
-        tonumber(ARGS[a + 2]), tonumber(ARGS[a + 3]), ARGS[a + 4] == '1', ARGS[a + 5]
+        ARGS[a + 2], tonumber(ARGS[a + 3]), ARGS[a + 4] == '1', ARGS[a + 5]
       used[his[n]] = true
     end
   end
@@ -250,7 +304,6 @@ local function admit_section(obey, page_limit, keep)
     end
   end
   local new, dup, capped, added, fresh, per_host = 0, 0, 0, {}, {}, {}
-  local seq = tonumber(redis.call('GET', P .. 'seq')) or 0
   for i = 1, n do
     local fp, hi = fps[i], his[i]
     local host = hosts[hi]
@@ -277,32 +330,33 @@ local function admit_section(obey, page_limit, keep)
         local o = origins[ois[i]]
         if redis.call('HSETNX', P .. 'robots:' .. host, o[1], '') == 1 then
           redis.call('HINCRBY', P .. 'h:' .. host, 'rp', 1)
-          enqueue(host, '-inf', o[2])
+          enqueue(host, '-inf', o[2], false)
         end
       end
-      seq = seq + 1
-      local args = per_host[hi]
-      if args == nil then
-        args = {}
-        per_host[hi] = args
+      local levels = per_host[hi]
+      if levels == nil then
+        levels = {}
+        per_host[hi] = levels
       end
-      args[#args + 1] = seq - prios[i] * 1099511627776
-      args[#args + 1] = members[i]
+      local list = levels[prios[i]]
+      if list == nil then
+        list = {}
+        levels[prios[i]] = list
+      end
+      list[#list + 1] = members[i]
       new = new + 1
     end
   end
-  for i = 1, #fresh, 4000 do
-    redis.call('SADD', seen, unpack(fresh, i, math.min(#fresh, i + 3999)))
-  end
-  if new > 0 then redis.call('SET', P .. 'seq', seq) end
+  bulk('SADD', seen, fresh)
   local order = {}
-  for hi, args in pairs(per_host) do
-    local host = hosts[hi]
+  for hi, levels in pairs(per_host) do
+    local host, count = hosts[hi], 0
     order[#order + 1] = host
-    for i = 1, #args, 4000 do
-      redis.call('ZADD', P .. 'q:' .. host, unpack(args, i, math.min(#args, i + 3999)))
+    for level, list in pairs(levels) do
+      for i = 1, #list, 4000 do push(host, level, list, i, math.min(#list, i + 3999), false) end
+      count = count + #list
     end
-    redis.call('ZINCRBY', P .. 'qlen', #args / 2, host)
+    qlen(host, count)
     if page_limit > 0 then redis.call('HSET', P .. 'h:' .. host, 'adm', added[host]) end
   end
   stat('queued', new)

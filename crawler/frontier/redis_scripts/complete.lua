@@ -9,15 +9,15 @@ for _ = 1, num() do
   local id, outcome, reason, robots, crawl_delay = arg(), arg(), arg(), arg(), num()
   local latency, ok, pause, bytes, dropped, items = num(), arg() == '1', num(), num(), arg(), arg()
   local links = num()
-  local host, st, score, member = unlease(id)
+  local host, st, level, member = unlease(id)
   if host == nil then
     stat('stale_results', 1)
   else
     accepted[#accepted + 1] = id
     settled[#settled + 1] = host
     if outcome == 'retry' then
-      retry(host, st, score, member, reason)
-    elseif score == '-inf' then
+      retry(host, st, level, member, reason)
+    elseif level == '-inf' then
       local _, _, _, url = fields(member)
       if outcome ~= 'done' then robots = 'unavailable\t' .. reason end
       set_robots(host, st, url, robots, crawl_delay)
@@ -29,7 +29,7 @@ for _ = 1, num() do
     if spaced(st) then st.next = math.max(st.next, NOW + spacing(st)) end
     save_host(host, st)
     stat('bytes', bytes)
-    if outcome ~= 'retry' and score ~= '-inf' then
+    if outcome ~= 'retry' and level ~= '-inf' then
       for r, c in string.gmatch(dropped, '([^=,]+)=(%d+)') do stat('dropped/' .. r, tonumber(c)) end
       if items ~= '' then redis.call('XADD', P .. 'items', '*', 'i', items) end
       for j = taken + 1, taken + links do keep[j] = true end
