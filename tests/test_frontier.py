@@ -561,3 +561,10 @@ def test_seen_state_after_expire_and_release():
     (lid, _), = f.lease("w3", 1)[0]
     f.complete(lid, DONE)
     assert f.seen[b"http://a.example/x"] == DONE
+
+
+def test_one_admission_of_ten_thousand_hosts(make):
+    f = make()
+    tasks = [task("p", host=f"h{i}.example") for i in range(10_000)]
+    assert f.admit(tasks) == 10_000
+    assert len(f.lease("w", 20_000)[0]) == 10_000

@@ -48,11 +48,21 @@ local function split2(value)
   return string.sub(value, 1, a - 1), string.sub(value, a + 1, b - 1), string.sub(value, b + 1)
 end
 
--- One command over a long list of arguments, in chunks (Lua's unpack() has a limit).
+-- One command over a long list of arguments, in chunks (Lua's unpack() has a limit);
+-- bulk_ask gives the replies (one per argument) as one list.
 local function bulk(cmd, key, list)
   for i = 1, #list, 4000 do
     redis.call(cmd, key, unpack(list, i, math.min(#list, i + 3999)))
   end
+end
+
+local function bulk_ask(cmd, key, list)
+  local out = {}
+  for i = 1, #list, 4000 do
+    local reply = redis.call(cmd, key, unpack(list, i, math.min(#list, i + 3999)))
+    for k = 1, #reply do out[i + k - 1] = reply[k] end
+  end
+  return out
 end
 
 -- Counters are summed in STATS, and the changes of hosts' queue lengths (the sorted set
@@ -75,15 +85,10 @@ local function done(value)
   for name, by in pairs(STATS) do
     if by ~= 0 then redis.call('HINCRBY', P .. 'stats', name, by) end
   end
-  local lengths = {}
-  for i = 1, #QHOSTS, 4000 do
-    local j = math.min(#QHOSTS, i + 3999)
-    local old = redis.call('ZMSCORE', P .. 'qlen', unpack(QHOSTS, i, j))
-    for k = i, j do
-      local host = QHOSTS[k]
-      lengths[#lengths + 1] = (tonumber(old[k - i + 1]) or 0) + QLEN[host]
-      lengths[#lengths + 1] = host
-    end
+  local lengths, old = {}, bulk_ask('ZMSCORE', P .. 'qlen', QHOSTS)
+  for k, host in ipairs(QHOSTS) do
+    lengths[#lengths + 1] = (tonumber(old[k]) or 0) + QLEN[host]
+    lengths[#lengths + 1] = host
   end
   bulk('ZADD', P .. 'qlen', lengths)
   return value
@@ -145,7 +150,7 @@ local function schedule_all(list)
     end
   end
   if #uniq == 0 then return end
-  local ready = redis.call('ZMSCORE', P .. 'ready', unpack(uniq))
+  local ready = bulk_ask('ZMSCORE', P .. 'ready', uniq)
   for i, host in ipairs(uniq) do
     if not ready[i] then schedule(host, host_state(host)) end
   end
@@ -256,7 +261,7 @@ local function register_hosts(names, params, used)
   if #list == 0 then return end
   local asked = {}
   for k, i in ipairs(list) do asked[k] = names[i] end
-  local known = redis.call('SMISMEMBER', P .. 'hosts', unpack(asked))
+  local known = bulk_ask('SMISMEMBER', P .. 'hosts', asked)
   local fresh = {}
   for k, i in ipairs(list) do
     if known[k] == 0 then
@@ -267,7 +272,7 @@ local function register_hosts(names, params, used)
                  'cd', 0, 'adm', 0)
     end
   end
-  if #fresh > 0 then redis.call('SADD', P .. 'hosts', unpack(fresh)) end
+  bulk('SADD', P .. 'hosts', fresh)
 end
 
 -- Admission of a batch of links (from ARGV at the cursor): host table, origin table, then
@@ -296,12 +301,9 @@ local function admit_section(obey, page_limit, keep)
   end
   register_hosts(hosts, params, used)
   local seen, known = P .. 'seen', {}
-  for i = 1, n, 4000 do  -- one call per 4,000 links, not one per link
-    local chunk = {unpack(fps, i, math.min(n, i + 3999))}
-    local found = redis.call('SMISMEMBER', seen, unpack(chunk))
-    for j = 1, #chunk do
-      if found[j] == 1 then known[chunk[j]] = true end
-    end
+  local found = bulk_ask('SMISMEMBER', seen, fps)  -- one call per 4,000 links
+  for i = 1, n do
+    if found[i] == 1 then known[fps[i]] = true end
   end
   local new, dup, capped, added, fresh, per_host = 0, 0, 0, {}, {}, {}
   for i = 1, n do
