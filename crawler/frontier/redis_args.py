@@ -3,6 +3,7 @@ formats are described at the top of each step's .lua file)."""
 from __future__ import annotations
 
 import logging
+import struct
 from typing import Any, Iterable
 
 from ..urls import fingerprint
@@ -11,11 +12,14 @@ from .redis_codec import pack, pack_member
 
 log = logging.getLogger(__name__)
 RESULT_ARGS = 12  # what result_args() gives per result
+_HEAD = struct.Struct(">IqI?")  # as common.lua's struct.unpack('>IlIB') reads it
+_PRIORITY_MAX = 2 ** 53  # exact in Lua's numbers (priorities beyond it are clamped)
 
 
 def links_section(f: Any, tasks: Iterable[dict[str, Any]]) -> list[Any]:
-    """A links section: hosts (with their settings), origins (robots.txt), then the tasks
-    (fp, host index, priority, origin index, dont_filter, member)."""
+    """A links section: hosts (name, settings), origins (robots.txt), then two arguments a
+    task: its head (host index, priority, origin index, dont_filter packed as _HEAD, then
+    its fingerprint) and its member. Few arguments: redis-py encodes each one apart."""
     hosts: dict[str, int] = {}
     origins: dict[str, int] = {}
     host_args: list[Any] = []
@@ -36,19 +40,20 @@ def links_section(f: Any, tasks: Iterable[dict[str, Any]]) -> list[Any]:
             if not oi:
                 oi = origins[origin] = len(origins) + 1
                 origin_args += [origin, _robots_member(f, origin, name)]
-        task_args += [task["fp"], hi, task.get("priority", 0), oi,
-                      "1" if task.get("dont_filter") else "0",
+        prio = max(-_PRIORITY_MAX, min(_PRIORITY_MAX, task.get("priority", 0)))
+        task_args += [_HEAD.pack(hi, prio, oi, bool(task.get("dont_filter"))) + task["fp"],
                       pack_member(task, _max_retries(f, task))]
-    return [len(hosts), *host_args, len(origins), *origin_args, len(task_args) // 6, *task_args]
+    return [len(hosts), *host_args, len(origins), *origin_args, len(task_args) // 2, *task_args]
 
 
 def host_params(f: Any, name: str) -> list[Any]:
-    """A new host's settings: name, concurrency, delay, randomized, delay floor."""
+    """A host's name and the settings it gets when new: "concurrency delay randomized
+    floor" (read only for a new host)."""
     slot, throttle = f.slots.get(name, {}), f.throttle
     floor = slot.get("delay", throttle.delay)
     delay = max(floor, throttle.initial()) if throttle.auto else floor
-    return [name, slot.get("concurrency", f.per_host), repr(float(delay)),
-            "1" if slot.get("randomize_delay", throttle.randomize) else "0", repr(float(floor))]
+    rnd = "1" if slot.get("randomize_delay", throttle.randomize) else "0"
+    return [name, f"{slot.get('concurrency', f.per_host)} {float(delay)!r} {rnd} {float(floor)!r}"]
 
 
 def _robots_member(f: Any, origin: str, host: str) -> bytes:

@@ -253,8 +253,8 @@ local function save_host(host, st)
              'delay', st.delay)
 end
 
--- New hosts (of names[i] for i in `used`) get their settings, read from ARGV at params[i];
--- one call for all the known ones.
+-- New hosts (of names[i] for i in `used`) get their settings, params[i] ("limit delay rnd
+-- floor"); one call for all the known ones.
 local function register_hosts(names, params, used)
   local list = {}
   for i in pairs(used) do list[#list + 1] = i end
@@ -265,11 +265,11 @@ local function register_hosts(names, params, used)
   local fresh = {}
   for k, i in ipairs(list) do
     if known[k] == 0 then
-      local a, name = params[i], names[i]
+      local name, v = names[i], {}
+      for w in string.gmatch(params[i], '%S+') do v[#v + 1] = w end
       fresh[#fresh + 1] = name
-      redis.call('HSET', P .. 'h:' .. name, 'limit', ARGS[a + 1], 'delay', ARGS[a + 2],
-                 'rnd', ARGS[a + 3], 'floor', ARGS[a + 4], 'next', 0, 'inflight', 0, 'rp', 0,
-                 'cd', 0, 'adm', 0)
+      redis.call('HSET', P .. 'h:' .. name, 'limit', v[1], 'delay', v[2], 'rnd', v[3],
+                 'floor', v[4], 'next', 0, 'inflight', 0, 'rp', 0, 'cd', 0, 'adm', 0)
     end
   end
   bulk('SADD', P .. 'hosts', fresh)
@@ -281,22 +281,25 @@ end
 local function admit_section(obey, page_limit, keep)
   local hosts, params = {}, {}
   for i = 1, num() do
-    hosts[i], params[i] = ARGS[at], at
-    at = at + 5
+    hosts[i], params[i] = ARGS[at], ARGS[at + 1]
+    at = at + 2
   end
   local origins = {}
   for _ = 1, num() do origins[#origins + 1] = {arg(), arg()} end  -- origin, robots member
   local fps, his, prios, ois, donts, members, used = {}, {}, {}, {}, {}, {}, {}
   local total = num()
   local base, n = at, 0
-  at = at + 6 * total
+  at = at + 2 * total
   for i = 1, total do
     if keep == nil or keep[i] then
-      local a = base + 6 * (i - 1)
+      local a = base + 2 * (i - 1)
+      local head = ARGS[a]
       n = n + 1
-      fps[n], his[n], prios[n], ois[n], donts[n], members[n] = ARGS[a], tonumber(ARGS[a + 1]),
-        ARGS[a + 2], tonumber(ARGS[a + 3]), ARGS[a + 4] == '1', ARGS[a + 5]
-      used[his[n]] = true
+      local hi, prio, oi, dont = struct.unpack('>IlIB', head)
+      fps[n], his[n], prios[n], ois[n], donts[n] = string.sub(head, 18), hi,
+        string.format('%d', prio), oi, dont == 1
+      members[n] = ARGS[a + 1]
+      used[hi] = true
     end
   end
   register_hosts(hosts, params, used)
