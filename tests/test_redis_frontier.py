@@ -86,3 +86,15 @@ def test_links_of_another_shards_host_are_admitted_in_its_shard(make):
     assert sorted(urls(f.lease("w", 10)[0])) == sorted(
         [f"http://{by_shard[0]}/a", f"http://{by_shard[1]}/b"])
     assert f.finished() is False and f.queued == 0
+
+
+def test_a_lease_twice_in_one_batch_is_settled_once(make):
+    f = make()
+    f.admit([task("p")])
+    (lease_id, _), = f.lease("w", 1)[0]
+    accepted = f.settle([result(lease_id, task("x"), items=[{"n": 1}]),
+                         result(lease_id, task("y"), items=[{"n": 2}])])
+    assert accepted == [lease_id]
+    assert f.stats["done"] == 1 and f.stats["stale_results"] == 1
+    assert urls(f.lease("w", 10)[0]) == ["http://a.example/x"]
+    assert f.client.xlen(f.prefixes[0] + "items") == 1

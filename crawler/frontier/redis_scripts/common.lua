@@ -234,18 +234,36 @@ local function retry(host, st, level, member, reason)
   redis.call('ZADD', P .. 'delayed', NOW + backoff, level .. '\t' .. again)
 end
 
--- Take a lease off the books: the host's slot is free again. Returns host, state, level,
--- member, worker; nil when the lease is unknown (settled, expired or of another run).
-local function unlease(id)
-  local value = redis.call('HGET', P .. 'leases', id)
+-- Take leases off the books: one HMGET, HDEL and ZREM for all the ids. Their records, in
+-- order; false for a lease unknown (settled, expired or of another run) or listed twice.
+local function take_leases(ids)
+  local values, found, taken = bulk_ask('HMGET', P .. 'leases', ids), {}, {}
+  for i, id in ipairs(ids) do
+    if values[i] and not taken[id] then
+      taken[id] = true
+      found[#found + 1] = id
+    else
+      values[i] = false
+    end
+  end
+  bulk('HDEL', P .. 'leases', found)
+  bulk('ZREM', P .. 'expiry', found)
+  return values
+end
+
+-- A taken lease's host has a free slot again. Returns host, state, level, member, worker;
+-- nil for no record.
+local function free_slot(value)
   if not value then return nil end
-  redis.call('HDEL', P .. 'leases', id)
-  redis.call('ZREM', P .. 'expiry', id)
   local worker, level, member = split2(value)
   local _, _, host = fields(member)
   local st = host_state(host)
   st.inflight = st.inflight - 1
   return host, st, level, member, worker
+end
+
+local function unlease(id)
+  return free_slot(take_leases({id})[1])
 end
 
 local function save_host(host, st)

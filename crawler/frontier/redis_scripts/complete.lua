@@ -1,15 +1,19 @@
 -- complete: ARGV obey, page_limit, throttle_args (3), count, then per result: lease id,
 -- outcome, reason, robots value, crawl delay, latency, ok, pause, bytes, dropped
 -- ("reason=count,..."), items blob, how many links; then one links section with every
--- result's links in order (admitted once for the batch). Returns the accepted ids.
+-- result's links in order (admitted once for the batch). The accepted pages' items go in
+-- one stream entry. Returns the accepted ids.
 local obey, page_limit = arg() == '1', num()
 local auto = throttle_args()
-local accepted, keep, settled, taken = {}, {}, {}, 0
-for _ = 1, num() do
+local accepted, keep, settled, taken, ids, entry = {}, {}, {}, 0, {}, {}
+local count = num()
+for k = 1, count do ids[k] = ARGS[at + 12 * (k - 1)] end  -- 12 arguments a result
+local records = take_leases(ids)
+for k = 1, count do
   local id, outcome, reason, robots, crawl_delay = arg(), arg(), arg(), arg(), num()
   local latency, ok, pause, bytes, dropped, items = num(), arg() == '1', num(), num(), arg(), arg()
   local links = num()
-  local host, st, level, member = unlease(id)
+  local host, st, level, member = free_slot(records[k])
   if host == nil then
     stat('stale_results', 1)
   else
@@ -31,11 +35,14 @@ for _ = 1, num() do
     stat('bytes', bytes)
     if outcome ~= 'retry' and level ~= '-inf' then
       for r, c in string.gmatch(dropped, '([^=,]+)=(%d+)') do stat('dropped/' .. r, tonumber(c)) end
-      if items ~= '' then redis.call('XADD', P .. 'items', '*', 'i', items) end
+      if items ~= '' then entry[#entry + 1], entry[#entry + 2] = tostring(k), items end
       for j = taken + 1, taken + links do keep[j] = true end
     end
   end
   taken = taken + links
+end
+if #entry > 0 then  -- the batch's items in one stream entry, a field a page
+  redis.call('XADD', P .. 'items', '*', unpack(entry))
 end
 local _, grown = admit_section(obey, page_limit, keep)
 for _, host in ipairs(grown) do settled[#settled + 1] = host end
