@@ -98,3 +98,14 @@ def test_a_lease_twice_in_one_batch_is_settled_once(make):
     assert f.stats["done"] == 1 and f.stats["stale_results"] == 1
     assert urls(f.lease("w", 10)[0]) == ["http://a.example/x"]
     assert f.client.xlen(f.prefixes[0] + "items") == 1
+
+
+def test_exchange_settles_then_leases_in_one_trip(make):
+    f = make(per_host=1)
+    f.admit([task("p1"), task("p2")])
+    (first, _), = f.lease("w", 5)[0]
+    accepted, leased, _, state = f.exchange("w", [result(first, task("p3"))], 5)
+    assert accepted == [first] and state == "running"
+    assert urls(leased) == ["http://a.example/p2"]  # the settled page's slot, free again
+    accepted, leased, _, _ = f.exchange("w", [result(first)], 5)
+    assert accepted == [] and leased == []  # a stale result; the host is at its cap

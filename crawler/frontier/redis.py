@@ -111,16 +111,33 @@ class RedisFrontier:
     def lease_state(self, worker: str, n: int,
                     renew: Iterable[str] = ()) -> tuple[list, float, str]:
         """lease(), plus the crawl's state as the master set it (running, closing, over:...)."""
+        pipe = self._pipeline()
+        self._lease_calls(worker, n, renew, pipe)
+        return self._leases_from(worker, pipe.execute())
+
+    def exchange(self, worker: str, results: list[dict[str, Any]], n: int,
+                 renew: Iterable[str] = ()) -> tuple[list[str], list, float, str]:
+        """settle(results), then lease_state(), in one round trip: the accepted lease ids,
+        then what lease_state() gives."""
+        pipe = self._pipeline()
+        skip, count = self._settle_calls(results, pipe)
+        self._lease_calls(worker, n, renew, pipe)
+        replies = pipe.execute()
+        accepted = self._accepted(replies[skip:skip + count])
+        return (accepted, *self._leases_from(worker, replies[skip + count:]))
+
+    def _lease_calls(self, worker: str, n: int, renew: Iterable[str], pipe: Any) -> None:
         renewals: dict[int, list[str]] = {}
         for lease_id in renew:
             renewals.setdefault(self._lease_shard(lease_id), []).append(lease_id)
-        pipe = self._pipeline()
         each = -(-n // self.shards) if n > 0 else 0
         for shard in range(self.shards):
             self._call("lease", shard, [worker, each, self.lease_timeout, shard,
                                         *renewals.get(shard, ())], pipe)
+
+    def _leases_from(self, worker: str, replies: list) -> tuple[list, float, str]:
         out, waits, state = [], [], "running"
-        for reply in pipe.execute():
+        for reply in replies:
             state = reply[0].decode() if reply[0] != b"running" else state
             waits.append(float(reply[1]))
             for i in range(2, len(reply), 3):
@@ -194,6 +211,12 @@ class RedisFrontier:
         """Settle a batch of worker results (outcome, reason, robots, latency, items,
         requests, ...): one script per shard in one round trip, each with one links section
         for all its pages (dedup and queue updates once per batch). The accepted lease ids."""
+        pipe = self._pipeline()
+        skip, count = self._settle_calls(results, pipe)
+        return self._accepted(pipe.execute()[skip:skip + count])
+
+    def _settle_calls(self, results: list[dict[str, Any]], pipe: Any) -> tuple[int, int]:
+        """Queue settle()'s calls: how many admit calls, then how many complete calls."""
         per_shard: dict[int, tuple[list[Any], list[dict]]] = {}
         foreign: list[dict] = []  # links of hosts in another shard than their page's
         for result in results:
@@ -205,7 +228,6 @@ class RedisFrontier:
             heads, tasks = per_shard.setdefault(shard, ([], []))
             heads += redis_args.result_args(self, result, len(links))
             tasks += links
-        pipe = self._pipeline()
         # Other shards' links first: a worker dying mid-way may then fetch a page again,
         # never lose its links.
         foreign_groups = self._by_shard(foreign)
@@ -215,7 +237,9 @@ class RedisFrontier:
         for shard, (heads, tasks) in per_shard.items():
             self._call("complete", shard, head + [len(heads) // redis_args.RESULT_ARGS, *heads,
                                                   *redis_args.links_section(self, tasks)], pipe)
-        replies = pipe.execute()[len(foreign_groups):]
+        return len(foreign_groups), len(per_shard)
+
+    def _accepted(self, replies: list) -> list[str]:
         accepted = [i.decode() for reply in replies for i in reply]
         for lease_id in accepted:
             self._leased.pop(lease_id, None)
