@@ -103,8 +103,9 @@ def run_frontier(client, args, pool) -> dict:
     f.admit(seeds)
     return drive(client, args, pool, lambda: f.lease("w", args.batch)[0],
                  lambda leased, links: f.settle(
-                     [{"lease": lid, "outcome": "done", "status": 200, "items": [{"url": t["url"]}],
-                       "requests": links[i * args.links:(i + 1) * args.links], "dropped": {}}
+                     [{"lease": lid, "outcome": "done", "status": 200,
+                       "items": [{"url": t["url"]}], "dropped": {},
+                       "requests": links[i * args.links:(i + 1) * args.links]}
                       for i, (lid, t) in enumerate(leased)]))
 
 

@@ -2,9 +2,10 @@
 
 Workers put the items of a batch of pages into the shard's stream (one entry, a field a
 page) in the same script that settles the pages. The master reads them with a consumer
-group and acknowledges an entry only after every feed holds it: the feeds' progress (path, bytes, items) and the last entry written
-per shard are recorded together in the crawl's meta hash, so a master killed at any moment
-cuts each feed back to that length and writes again exactly the entries after it.
+group and acknowledges an entry only after every feed holds it: the feeds' progress (path,
+bytes, items) and the last entry written per shard are recorded together in the crawl's
+meta hash, so a master killed at any moment cuts each feed back to that length and writes
+again exactly the entries after it.
 """
 from __future__ import annotations
 

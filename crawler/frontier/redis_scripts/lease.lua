@@ -21,7 +21,8 @@ for _, entry in ipairs(redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 
   enqueue(host, level, member, true)
   schedule(host, host_state(host))
 end
-local taken, lease_seq, records, expiry = 0, tonumber(redis.call('GET', P .. 'lease_seq')) or 0, {}, {}
+local taken, records, expiry = 0, {}, {}
+local lease_seq = tonumber(redis.call('GET', P .. 'lease_seq')) or 0
 for _, host in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', NOW, 'LIMIT', 0, n)) do
   if taken >= n then break end
   local st = host_state(host)
@@ -41,7 +42,8 @@ for _, host in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', NOW, 'LI
       for _, member in ipairs(popped) do
         lease_seq = lease_seq + 1
         local id = shard .. '-' .. lease_seq
-        records[#records + 1], records[#records + 2] = id, worker .. '\t' .. level .. '\t' .. member
+        records[#records + 1] = id
+        records[#records + 1] = worker .. '\t' .. level .. '\t' .. member
         expiry[#expiry + 1], expiry[#expiry + 2] = NOW + timeout, id
         out[#out + 1], out[#out + 2], out[#out + 3] = id, level, member
         got, room = got + 1, room - 1
