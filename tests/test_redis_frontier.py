@@ -11,7 +11,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from crawler.frontier import DONE  # noqa: E402
 from crawler.frontier.throttle import Throttle  # noqa: E402
-from test_frontier import Clock, build, redis_server, task, urls  # noqa: E402,F401
+import test_frontier  # noqa: E402
+from test_frontier import Clock, build, task, urls  # noqa: E402
+
+redis_server = test_frontier.redis_server  # the same fixture: a server for the module
 
 
 @pytest.fixture
