@@ -2,10 +2,14 @@
 """This project on Redis against scrapy-redis on the same Redis, and against the embedded master.
 
     python bench/redis_compare.py [--pages 5000] [--processes 2 4] [--redis URL]
-                                  [--repeat 1] [--json out.json]
+                                  [--site broad [--hosts 200] [--host-pages 51]
+                                   [--latency-ms 60]] [--repeat 1] [--json out.json]
 
-Serves bench/run.py's generated site (nginx when installed) on 127.0.0.1 and starts a
-redis-server of its own (own folder, free loopback port, no persistence; or uses --redis).
+Serves bench/run.py's generated site (nginx when installed) on 127.0.0.1, or with
+`--site broad` bench/broadsite.py's (--hosts hosts on 127.1.x.y, --host-pages pages each,
+every response delayed by a log-normal latency of median --latency-ms; one seed per host),
+and starts a redis-server of its own (own folder, free loopback port, no persistence; or
+uses --redis).
 For each process count N, alternating, it crawls the site with:
   - ours-redis: `python -m crawler.master --backend redis://... --workers N` (N worker
     processes leasing from and settling into Redis; the master only reads items);
@@ -36,6 +40,7 @@ for path in (REPO, HERE):
         sys.path.insert(0, path)
 
 import run  # noqa: E402  (bench/run.py: the site, its servers, the item check)
+from broadsite import BroadServer, BroadSite  # noqa: E402
 from crawler.sitegen import Site  # noqa: E402
 from measure import child_env, code_state, free_port, run_measured  # noqa: E402
 
@@ -119,11 +124,11 @@ def _finish(result: dict, outputs: list[str], expected: set[str], started: float
     return result
 
 
-def crawl_ours(kind: str, n: int, base: str, expected: set[str], workdir: str, args,
+def crawl_ours(kind: str, n: int, bases: list[str], expected: set[str], workdir: str, args,
                redis_url: str, client) -> dict:
     seeds = os.path.join(workdir, "seeds.txt")
     with open(seeds, "w") as f:
-        f.write(base + "\n")
+        f.write("".join(base + "\n" for base in bases))
     out = os.path.join(workdir, f"{kind}-{n}.jsonl")
     argv = [sys.executable, "-m", "crawler.master", seeds, "--workers", str(n), "-O", out,
             "--status", "off", "-s", "LOG_LEVEL=WARNING", "-s", "ROBOTSTXT_OBEY=false",
@@ -137,14 +142,14 @@ def crawl_ours(kind: str, n: int, base: str, expected: set[str], workdir: str, a
     return _finish(result, [out], expected, started, _redis_cpu(client) - cpu0, workdir)
 
 
-def crawl_scrapy_redis(python: str, n: int, base: str, expected: set[str], workdir: str,
-                       args, redis_url: str, client) -> dict:
+def crawl_scrapy_redis(python: str, n: int, bases: list[str], expected: set[str],
+                       workdir: str, args, redis_url: str, client) -> dict:
     prefix = f"bench-{time.time_ns()}"
     spider = os.path.join(workdir, "bench_redis_spider.py")
     with open(spider, "w") as f:
         f.write(SCRAPY_REDIS_SPIDER % {"per_domain": args.per_domain, "redis": redis_url,
                                        "key": f"{prefix}:start_urls", "prefix": prefix})
-    client.lpush(f"{prefix}:start_urls", base)
+    client.rpush(f"{prefix}:start_urls", *bases)
     outputs = [os.path.join(workdir, f"scrapy-redis-{n}-{i}.jsonl") for i in range(n)]
     # N processes in one measured tree: a shell that starts them all and waits for them.
     commands = " & ".join(f"{python} -m scrapy runspider {spider} -O {out} -L WARNING"
@@ -167,6 +172,19 @@ def row(name: str, r: dict) -> dict:
             "missing": r["check"]["missing"]}
 
 
+def _serve(args, workdir: str) -> tuple:
+    """The site's server, its seed URLs and every page's URL."""
+    if args.site == "broad":
+        site = BroadSite(args.hosts, args.host_pages)
+        server = BroadServer(site, args.latency_ms / 1000, args.sigma)
+        return (server, [f"http://{ip}:{server.port}/" for ip in site.ips],
+                site.urls("http", server.port))
+    site = Site(args.pages, args.links, args.size_kb)
+    server = run.start_server("auto", run.render_site(site), workdir, 2)
+    base = f"http://127.0.0.1:{server.port}/"
+    return server, [base], {base + path.lstrip("/") for path in site.paths()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pages", type=int, default=5000)
@@ -181,11 +199,16 @@ def main(argv: list[str] | None = None) -> int:
                                                              "ours-embedded"))
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument("--site", choices=("run", "broad"), default="run",
+                   help="bench/run.py's one-host site (run) or bench/broadsite.py's")
+    p.add_argument("--hosts", type=int, default=200, help="broad site: hosts (200)")
+    p.add_argument("--host-pages", type=int, default=51, help="broad site: pages a host (51)")
+    p.add_argument("--latency-ms", type=float, default=60.0,
+                   help="broad site: median response latency (60)")
+    p.add_argument("--sigma", type=float, default=0.5, help="broad site: latency's sigma")
     p.add_argument("--json")
     args = p.parse_args(argv)
     python = args.scrapy_python or sys.executable
-    site = Site(args.pages, args.links, args.size_kb)
-    pages = run.render_site(site)
     workdir = tempfile.mkdtemp(prefix="crawler-redis-bench-")
     server = own = None
     rows, results = [], {"code": code_state(), "config": vars(args), "load": [], "runs": []}
@@ -193,10 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         own = None if args.redis else OwnRedis(workdir)
         redis_url = args.redis or own.url
         client = _client(redis_url)
-        server = run.start_server("auto", pages, workdir, 2)
+        server, bases, expected = _serve(args, workdir)
         args._server_pids = server.pids
-        base = f"http://127.0.0.1:{server.port}/"
-        expected = {base + path.lstrip("/") for path in site.paths()}
         print(f"site: {len(expected)} pages; server: {server.description}; redis {redis_url}",
               flush=True)
         for _ in range(args.repeat):
@@ -207,10 +228,10 @@ def main(argv: list[str] | None = None) -> int:
                     load = os.getloadavg()[0]
                     print(f"{kind} with {n} processes (load {load:.2f})...", flush=True)
                     if kind == "scrapy-redis":
-                        r = crawl_scrapy_redis(python, n, base, expected, workdir, args,
+                        r = crawl_scrapy_redis(python, n, bases, expected, workdir, args,
                                                redis_url, client)
                     else:
-                        r = crawl_ours(kind, n, base, expected, workdir, args, redis_url,
+                        r = crawl_ours(kind, n, bases, expected, workdir, args, redis_url,
                                        client)
                     rows.append(dict(row(f"{kind} x{n}", r), load_before=round(load, 2)))
                     print(f"  {rows[-1]}", flush=True)

@@ -52,6 +52,9 @@ class RedisQueues:
                                                             renew)
         except self._errors as exc:
             raise _lost(exc) from exc
+        return self._reply(leases, wait, state)
+
+    def _reply(self, leases: list, wait: float, state: str) -> dict[str, Any]:
         if state.startswith("over"):
             return {"tasks": [], "wait": 0.0, "done": True,
                     "closed_by": state.partition(":")[2] or "finished"}
@@ -67,9 +70,16 @@ class RedisQueues:
 
     def exchange(self, worker: str, results: list[dict[str, Any]], want: int,
                  renew: list[str] = ()) -> dict[str, Any]:
-        """put, then lease: the lease reply plus "accepted" (the lease ids taken)."""
-        accepted = self.put(worker, results) if results else []
-        return dict(self.lease(worker, want, renew), accepted=accepted)
+        """put, then lease, in one round trip: the lease reply plus "accepted" (the lease
+        ids taken)."""
+        if not results:
+            return dict(self.lease(worker, want, renew), accepted=[])
+        try:
+            accepted, leases, wait, state = self.frontier.exchange(
+                worker, results, min(want, self.batch_size), renew)
+        except self._errors as exc:
+            raise _lost(exc) from exc
+        return dict(self._reply(leases, wait, state), accepted=accepted)
 
     def bye(self, worker: str, refused: str | None = None) -> int:
         if refused:

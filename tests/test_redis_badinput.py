@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from crawler.frontier.redis_keys import LAYOUT  # noqa: E402
 from crawler.sitegen import Site  # noqa: E402
 from procs import QUIET, base_env, free_port, read_jsonl, write_seeds  # noqa: E402
 from redis_server import start_or_skip  # noqa: E402
@@ -78,7 +79,7 @@ def test_password_from_environment_and_url(serve, run_master, project, secured):
 
 def test_another_crawl_with_the_same_name(run_master, project, redis_server):
     client = redis_server.client()
-    client.hset("crawler:generic:meta", mapping={"layout": "1", "shards": "1",
+    client.hset("crawler:generic:meta", mapping={"layout": LAYOUT, "shards": "1",
                                                  "spider": "books", "output": "x",
                                                  "spider_args": "{}"})
     client.sadd("crawler:generic:{generic.0}:seen", b"fp")
@@ -88,12 +89,14 @@ def test_another_crawl_with_the_same_name(run_master, project, redis_server):
     assert crawl_keys(client, "generic") == before
 
 
-def test_keys_of_an_older_layout(run_master, project, redis_server):
+@pytest.mark.parametrize("layout", ["0", "1"])  # 1: hosts' queues as one sorted set each
+def test_keys_of_an_older_layout(run_master, project, redis_server, layout):
     client = redis_server.client()
-    client.hset("crawler:generic:meta", mapping={"layout": "0"})
+    client.hset("crawler:generic:meta", mapping={"layout": layout, "shards": "1"})
+    client.zadd("crawler:generic:{generic.0}:q:a.example", {b"an older queue": 1})
     before = crawl_keys(client, "generic")
     error = refused(run_master, project, redis_server.url)
-    assert "in key layout 0; this crawler uses layout 1" in error, error
+    assert f"in key layout {layout}; this crawler uses layout {LAYOUT}" in error, error
     assert crawl_keys(client, "generic") == before
 
 

@@ -2,7 +2,7 @@
 
 Two backends implement it: `embedded.Frontier` (in the master's memory, under the
 scheduler's lock) and `redis.RedisFrontier` (in Redis, each step one atomic script per
-shard, batched). The frontier's tests run against both (tests/test_redis_frontier.py).
+shard, batched). The frontier's tests run against both (tests/test_frontier.py).
 """
 from __future__ import annotations
 

@@ -14,10 +14,10 @@ import zlib
 from collections import Counter
 from typing import Any, Callable, Iterable, Mapping
 
-from ..urls import fingerprint
+from . import redis_args
 from . import redis_keys
-from .embedded import DONE, FAILED
-from .redis_codec import pack, pack_member, unpack_member
+from .embedded import FAILED
+from .redis_codec import unpack_member
 from .redis_scripts import SOURCES, ScriptPipeline
 from .redis_snapshot import snapshot
 from .robots import RobotsRules
@@ -25,8 +25,6 @@ from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 _ROBOTS_CACHE_MAX = 10_000
-
-
 
 
 class RedisFrontier:
@@ -74,61 +72,15 @@ class RedisFrontier:
     def _pipeline(self) -> Any:
         return ScriptPipeline(self)
 
-    def _links(self, tasks: Iterable[dict[str, Any]]) -> list[Any]:
-        """The links section of a step's arguments: hosts, origins (robots.txt), tasks."""
-        hosts: dict[str, int] = {}
-        origins: dict[str, int] = {}
-        host_args: list[Any] = []
-        origin_args: list[Any] = []
-        task_args: list[Any] = []
-        obey = self.robots_agent is not None
-        for task in tasks:
-            name = task["host"]
-            hi = hosts.get(name)
-            if hi is None:
-                hi = hosts[name] = len(hosts) + 1
-                host_args += self._host_params(name)
-            oi = 0
-            if obey and not task.get("robots"):
-                url = task["url"]
-                origin = url[:url.find("/", 8)]
-                oi = origins.get(origin, 0)
-                if not oi:
-                    oi = origins[origin] = len(origins) + 1
-                    origin_args += [origin, self._robots_member(origin, name)]
-            task_args += [task["fp"], hi, task.get("priority", 0), oi,
-                          "1" if task.get("dont_filter") else "0",
-                          pack_member(task, self._max_retries(task))]
-        section = [len(hosts), *host_args, len(origins), *origin_args,
-                   len(task_args) // 6, *task_args]
-        return [len(section), *section]
-
-    def _host_params(self, name: str) -> list[Any]:
-        slot, throttle = self.slots.get(name, {}), self.throttle
-        floor = slot.get("delay", throttle.delay)
-        delay = max(floor, throttle.initial()) if throttle.auto else floor
-        return [name, slot.get("concurrency", self.per_host), repr(float(delay)),
-                "1" if slot.get("randomize_delay", throttle.randomize) else "0",
-                repr(float(floor))]
-
-    def _robots_member(self, origin: str, host: str) -> bytes:
-        url = origin + "/robots.txt"
-        task = {"url": url, "host": host, "depth": 0, "robots": True,
-                "fp": fingerprint(url, method="ROBOTS")}
-        return pack_member(task, self.retry_times)
-
-    def _max_retries(self, task: dict[str, Any]) -> int:
-        meta = task.get("meta")
-        return meta.get("max_retry_times", self.retry_times) if meta else self.retry_times
+    def _admit_call(self, shard: int, tasks: list[dict], pipe: Any) -> None:
+        section = redis_args.links_section(self, tasks)
+        self._call("admit", shard, redis_args.obey_args(self) + section, pipe)
 
     def _by_shard(self, tasks: Iterable[dict[str, Any]]) -> dict[int, list[dict]]:
         groups: dict[int, list[dict]] = {}
         for task in tasks:
             groups.setdefault(self.shard_of(task["host"]), []).append(task)
         return groups
-
-    def _obey_args(self) -> list[Any]:
-        return ["1" if self.robots_agent is not None else "0", self.host_page_limit]
 
     # -- admission ---------------------------------------------------------------------
     def admit(self, tasks: Iterable[dict[str, Any]]) -> int:
@@ -138,7 +90,7 @@ class RedisFrontier:
             return 0
         pipe = self._pipeline()
         for shard, group in groups.items():
-            self._call("admit", shard, self._obey_args() + self._links(group), pipe)
+            self._admit_call(shard, group, pipe)
         return sum(int(n) for n in pipe.execute())
 
     def unseen(self, fingerprints: list[bytes]) -> list[bytes]:
@@ -159,16 +111,33 @@ class RedisFrontier:
     def lease_state(self, worker: str, n: int,
                     renew: Iterable[str] = ()) -> tuple[list, float, str]:
         """lease(), plus the crawl's state as the master set it (running, closing, over:...)."""
+        pipe = self._pipeline()
+        self._lease_calls(worker, n, renew, pipe)
+        return self._leases_from(worker, pipe.execute())
+
+    def exchange(self, worker: str, results: list[dict[str, Any]], n: int,
+                 renew: Iterable[str] = ()) -> tuple[list[str], list, float, str]:
+        """settle(results), then lease_state(), in one round trip: the accepted lease ids,
+        then what lease_state() gives."""
+        pipe = self._pipeline()
+        skip, count = self._settle_calls(results, pipe)
+        self._lease_calls(worker, n, renew, pipe)
+        replies = pipe.execute()
+        accepted = self._accepted(replies[skip:skip + count])
+        return (accepted, *self._leases_from(worker, replies[skip + count:]))
+
+    def _lease_calls(self, worker: str, n: int, renew: Iterable[str], pipe: Any) -> None:
         renewals: dict[int, list[str]] = {}
         for lease_id in renew:
             renewals.setdefault(self._lease_shard(lease_id), []).append(lease_id)
-        pipe = self._pipeline()
         each = -(-n // self.shards) if n > 0 else 0
         for shard in range(self.shards):
             self._call("lease", shard, [worker, each, self.lease_timeout, shard,
                                         *renewals.get(shard, ())], pipe)
+
+    def _leases_from(self, worker: str, replies: list) -> tuple[list, float, str]:
         out, waits, state = [], [], "running"
-        for reply in pipe.execute():
+        for reply in replies:
             state = reply[0].decode() if reply[0] != b"running" else state
             waits.append(float(reply[1]))
             for i in range(2, len(reply), 3):
@@ -240,66 +209,50 @@ class RedisFrontier:
 
     def settle(self, results: list[dict[str, Any]]) -> list[str]:
         """Settle a batch of worker results (outcome, reason, robots, latency, items,
-        requests, ...): one script per shard in one round trip. The accepted lease ids."""
-        per_shard: dict[int, list[Any]] = {}
+        requests, ...): one script per shard in one round trip, each with one links section
+        for all its pages (dedup and queue updates once per batch). The accepted lease ids."""
+        pipe = self._pipeline()
+        skip, count = self._settle_calls(results, pipe)
+        return self._accepted(pipe.execute()[skip:skip + count])
+
+    def _settle_calls(self, results: list[dict[str, Any]], pipe: Any) -> tuple[int, int]:
+        """Queue settle()'s calls: how many admit calls, then how many complete calls."""
+        per_shard: dict[int, tuple[list[Any], list[dict]]] = {}
         foreign: list[dict] = []  # links of hosts in another shard than their page's
         for result in results:
             shard = self._lease_shard(result["lease"])
             links = result.get("requests") or ()
             if self.shards > 1 and links:
-                mine = [t for t in links if self.shard_of(t["host"]) == shard]
                 foreign += [t for t in links if self.shard_of(t["host"]) != shard]
-                links = mine
-            per_shard.setdefault(shard, []).append(self._result_args(result, links))
-        pipe = self._pipeline()
+                links = [t for t in links if self.shard_of(t["host"]) == shard]
+            heads, tasks = per_shard.setdefault(shard, ([], []))
+            heads += redis_args.result_args(self, result, len(links))
+            tasks += links
         # Other shards' links first: a worker dying mid-way may then fetch a page again,
         # never lose its links.
         foreign_groups = self._by_shard(foreign)
         for shard, group in foreign_groups.items():
-            self._call("admit", shard, self._obey_args() + self._links(group), pipe)
-        auto = self.throttle
-        for shard, args in per_shard.items():
-            head = self._obey_args() + ["1" if auto.auto else "0",
-                                        repr(float(auto.target_concurrency)),
-                                        repr(float(auto.max_delay)), len(args)]
-            self._call("complete", shard, head + [a for one in args for a in one], pipe)
-        replies = pipe.execute()[len(foreign_groups):]
+            self._admit_call(shard, group, pipe)
+        head = redis_args.obey_args(self) + redis_args.throttle_args(self)
+        for shard, (heads, tasks) in per_shard.items():
+            self._call("complete", shard, head + [len(heads) // redis_args.RESULT_ARGS, *heads,
+                                                  *redis_args.links_section(self, tasks)], pipe)
+        return len(foreign_groups), len(per_shard)
+
+    def _accepted(self, replies: list) -> list[str]:
         accepted = [i.decode() for reply in replies for i in reply]
         for lease_id in accepted:
             self._leased.pop(lease_id, None)
         return accepted
 
-    def _result_args(self, result: dict[str, Any], links: Iterable[dict]) -> list[Any]:
-        robots_value, crawl_delay = "", 0.0
-        if "robots" in result or "_rules" in result:
-            rules = result.get("_rules") or self.parse_robots(result.get("status", 0),
-                                                              result["robots"])
-            crawl_delay = rules.crawl_delay
-            if crawl_delay >= self.robots_max_delay:
-                log.warning("robots.txt: Crawl-delay capped at ROBOTSTXT_MAX_CRAWL_DELAY (%s s)",
-                            self.robots_max_delay)
-            status, body = rules.source
-            robots_value = f"ok\t{status}\t{body or ''}"
-        latency = result.get("latency")
-        ok = result["outcome"] == DONE and result.get("status", 0) < 400
-        pause = self.throttle.pause(result["retry_after"]) if result.get("retry_after") else 0
-        dropped = ",".join(f"{r}={c}" for r, c in (result.get("dropped") or {}).items())
-        items = pack(result["items"]) if result.get("items") else b""
-        return [result["lease"], result["outcome"], result.get("reason") or "error",
-                robots_value, repr(float(crawl_delay)),
-                "" if latency is None else repr(float(latency)), "1" if ok else "0",
-                repr(float(pause)), int(result.get("bytes", 0)), dropped, items,
-                *self._links(links)]
-
     def feedback(self, name: str, latency: float | None, ok: bool,
                  retry_after: float | None = None) -> None:
         """AutoThrottle and Retry-After for a host (settle() does this for each result)."""
-        t = self.throttle
+        pause = self.throttle.pause(retry_after) if retry_after else 0
         pipe = self._pipeline()
         self._call("feedback", self.shard_of(name), [
             name, "" if latency is None else repr(float(latency)), "1" if ok else "0",
-            repr(float(t.pause(retry_after) if retry_after else 0)), "1" if t.auto else "0",
-            repr(float(t.target_concurrency)), repr(float(t.max_delay))], pipe)
+            repr(float(pause)), *redis_args.throttle_args(self)], pipe)
         pipe.execute()
 
     # -- failure handling --------------------------------------------------------------

@@ -1,10 +1,11 @@
 """The master's side of a crawl on Redis: claiming its keys, the frontier, and the items.
 
-Workers put each page's items into the shard's stream in the same script that settles the
-page. The master reads them with a consumer group and acknowledges an entry only after
-every feed holds it: the feeds' progress (path, bytes, items) and the last entry written
-per shard are recorded together in the crawl's meta hash, so a master killed at any moment
-cuts each feed back to that length and writes again exactly the entries after it.
+Workers put the items of a batch of pages into the shard's stream (one entry, a field a
+page) in the same script that settles the pages. The master reads them with a consumer
+group and acknowledges an entry only after every feed holds it: the feeds' progress (path,
+bytes, items) and the last entry written per shard are recorded together in the crawl's
+meta hash, so a master killed at any moment cuts each feed back to that length and writes
+again exactly the entries after it.
 """
 from __future__ import annotations
 
@@ -190,9 +191,10 @@ class RedisCrawl:
                 continue  # handed over already, read again after an error
             handed[shard] = entry_id
             with self._lock:
-                for item in unpack(fields[b"i"]):
-                    self._seq += 1
-                    batch.append((self._seq, item))
+                for page in fields.values():  # a field a page of the settled batch
+                    for item in unpack(page):
+                        self._seq += 1
+                        batch.append((self._seq, item))
                 self._ids.append((self._seq, shard, entry_id))
         if skip:
             self.client.xack(self.frontier.prefixes[shard] + "items", GROUP, *skip)

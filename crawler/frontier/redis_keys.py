@@ -4,12 +4,15 @@ Layout (version LAYOUT): `crawler:<crawl>:meta` (a hash: layout, shards, spider,
 spider_args, finished, feeds' progress) and, per shard k, keys under the prefix
 `crawler:<crawl>:{<crawl>.<k>}:` (one hash tag: one Cluster slot per shard):
 stats (hash of counters, with queued), seen (set of fingerprints), hosts (set), h:<host>
-(hash: inflight, limit, next, delay, cd, rp, ...), q:<host> (sorted set: queued tasks by
-priority, robots.txt first), robots:<host> (hash: origin -> rules), ready (sorted set: hosts
-by next allowed time), leases (hash), expiry (sorted set), delayed (sorted set: retries by
-due time), qlen and hfail (sorted sets for the status page), failures (list), ex:<reason>
-(last 3 URLs), workers (hash: id -> last seen), state (running, closing, over:<why>),
-items (stream, consumer group "master").
+(hash: inflight, limit, next, delay, cd, rp, ...), q:<host>:<level> (list: a host's queued
+tasks of one priority, in order; level "-inf" holds its robots.txt tasks), qp:<host> (sorted
+set: the levels holding tasks, "-inf" first, then the highest priority), robots:<host>
+(hash: origin -> rules), ready (sorted set: hosts by next allowed time), leases (hash),
+expiry (sorted set), delayed (sorted set: retries by due time), qlen and hfail (sorted sets
+for the status page), failures (list), ex:<reason> (last 3 URLs), workers (hash: id -> last
+seen), lease_seq, state (running, closing, over:<why>), items (stream, consumer group
+"master"). Layout 1 kept a host's queue in one sorted set, q:<host>: a crawl of it is
+refused (finish it with the crawler that made it).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import UsageError
 
-LAYOUT = "1"
+LAYOUT = "2"  # 2: a host's queue as lists per priority (1: one sorted set)
 PASSWORD_ENV = "CRAWLER_REDIS_PASSWORD"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 

@@ -60,7 +60,7 @@ def _rows(frontier: Any, hosts: list[tuple[str, str, float]], now: float) -> lis
     pipe = frontier.client.pipeline(transaction=False)
     for p, host, _ in hosts:
         pipe.hgetall(p + "h:" + host)
-        pipe.zcard(p + "q:" + host)
+        pipe.zscore(p + "qlen", host)
         pipe.hvals(p + "robots:" + host)
     replies = pipe.execute()
     rows = []
@@ -68,7 +68,7 @@ def _rows(frontier: Any, hosts: list[tuple[str, str, float]], now: float) -> lis
         h, queued, robots = replies[3 * i:3 * i + 3]
         get = lambda k, d=0: h.get(k.encode(), d)  # noqa: E731
         err = get("err", None)
-        rows.append({"host": host, "queued": queued, "in_flight": int(get("inflight")),
+        rows.append({"host": host, "queued": int(queued or 0), "in_flight": int(get("inflight")),
                      "done": int(get("done")), "failed": int(get("failed")),
                      "delay": float(get("delay")),
                      "next_in": round(max(0.0, float(get("next")) - now), 3),

@@ -2,8 +2,11 @@
 -- KEYS[1] is the shard's stats key, "<prefix>stats": every key a step touches starts with
 -- that prefix, whose hash tag puts the shard in one slot of a Redis Cluster.
 -- A queued entry ("member") is: attempt TAB max_retries TAB host TAB url TAB blob, the
--- blob being the task as restricted pickle (opaque here). A lease record is:
--- worker TAB score TAB member; score "-inf" marks a robots.txt task.
+-- blob being the task as restricted pickle (opaque here). A host's queue is one list per
+-- level, "q:<host>:<level>" (the level is the tasks' priority, or "-inf" for robots.txt
+-- tasks), and "qp:<host>", a sorted set of the levels holding tasks, first the one to
+-- lease from ("-inf", then the highest priority). A lease record (and a delayed retry) is:
+-- worker TAB level TAB member (level TAB member).
 local P = string.sub(KEYS[1], 1, -6)
 local ARGS, at = ARGV, 1
 
@@ -45,8 +48,50 @@ local function split2(value)
   return string.sub(value, 1, a - 1), string.sub(value, a + 1, b - 1), string.sub(value, b + 1)
 end
 
+-- One command over a long list of arguments, in chunks (Lua's unpack() has a limit);
+-- bulk_ask gives the replies (one per argument) as one list.
+local function bulk(cmd, key, list)
+  for i = 1, #list, 4000 do
+    redis.call(cmd, key, unpack(list, i, math.min(#list, i + 3999)))
+  end
+end
+
+local function bulk_ask(cmd, key, list)
+  local out = {}
+  for i = 1, #list, 4000 do
+    local reply = redis.call(cmd, key, unpack(list, i, math.min(#list, i + 3999)))
+    for k = 1, #reply do out[i + k - 1] = reply[k] end
+  end
+  return out
+end
+
+-- Counters are summed in STATS, and the changes of hosts' queue lengths (the sorted set
+-- qlen, for the status page) in QLEN: written when the step ends (done()), once per
+-- counter, and in one ZMSCORE and one ZADD for all the hosts.
+local STATS, QLEN, QHOSTS = {}, {}, {}
 local function stat(name, by)
-  if by ~= 0 then redis.call('HINCRBY', P .. 'stats', name, by) end
+  STATS[name] = (STATS[name] or 0) + by
+end
+
+local function qlen(host, by)
+  if QLEN[host] == nil then
+    QHOSTS[#QHOSTS + 1] = host
+    QLEN[host] = 0
+  end
+  QLEN[host] = QLEN[host] + by
+end
+
+local function done(value)
+  for name, by in pairs(STATS) do
+    if by ~= 0 then redis.call('HINCRBY', P .. 'stats', name, by) end
+  end
+  local lengths, old = {}, bulk_ask('ZMSCORE', P .. 'qlen', QHOSTS)
+  for k, host in ipairs(QHOSTS) do
+    lengths[#lengths + 1] = (tonumber(old[k]) or 0) + QLEN[host]
+    lengths[#lengths + 1] = host
+  end
+  bulk('ZADD', P .. 'qlen', lengths)
+  return value
 end
 
 local HOSTF = {'inflight', 'limit', 'rp', 'next', 'delay', 'cd', 'rnd', 'floor'}
@@ -68,19 +113,75 @@ local function spacing(st)
   return s
 end
 
+-- AutoThrottle (as crawler.frontier.throttle.Throttle.adjust) and Retry-After, on a host's
+-- state after a response; `auto` is {enabled, target concurrency, max delay} (throttle_args).
+local function throttle(st, latency, ok, pause, auto)
+  if latency and auto[1] then
+    local proposed = (st.delay + latency / auto[2]) / 2
+    if ok or proposed >= st.delay then
+      st.delay = math.min(math.max(proposed, st.floor), math.max(auto[3], st.floor))
+    end
+    st.next = math.max(st.next, NOW + spacing(st))
+  end
+  if pause > 0 then st.next = math.max(st.next, NOW + pause) end
+end
+
+local function throttle_args()
+  return {arg() == '1', num(), num()}
+end
+
 -- Put a host in the ready set (at its next allowed time) when it has work it may lease.
 local function schedule(host, st)
   if st.inflight >= st.limit then return end
   if redis.call('ZSCORE', P .. 'ready', host) then return end
-  local first = redis.call('ZRANGE', P .. 'q:' .. host, 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGE', P .. 'qp:' .. host, 0, 0)
   if #first == 0 then return end
-  if st.rp > 0 and first[2] ~= '-inf' then return end
+  if st.rp > 0 and first[1] ~= '-inf' then return end
   redis.call('ZADD', P .. 'ready', 'NX', st.next, host)
 end
 
-local function enqueue(host, score, member)
-  redis.call('ZADD', P .. 'q:' .. host, score, member)
-  redis.call('ZINCRBY', P .. 'qlen', 1, host)
+-- schedule() for each host of a list not in the ready set yet (one ZMSCORE for all).
+local function schedule_all(list)
+  local uniq, listed = {}, {}
+  for _, host in ipairs(list) do
+    if not listed[host] then
+      listed[host] = true
+      uniq[#uniq + 1] = host
+    end
+  end
+  if #uniq == 0 then return end
+  local ready = bulk_ask('ZMSCORE', P .. 'ready', uniq)
+  for i, host in ipairs(uniq) do
+    if not ready[i] then schedule(host, host_state(host)) end
+  end
+end
+
+local function qkey(host, level)
+  return P .. 'q:' .. host .. ':' .. level
+end
+
+-- Add members[i..j] to a level of a host's queue (at its head when `front`: a task that
+-- comes back goes before those admitted after it); the level joins qp:<host> when new.
+local function push(host, level, members, i, j, front)
+  local n = redis.call(front and 'LPUSH' or 'RPUSH', qkey(host, level), unpack(members, i, j))
+  if n == j - i + 1 then
+    redis.call('ZADD', P .. 'qp:' .. host, level == '-inf' and '-inf' or -tonumber(level), level)
+  end
+end
+
+-- Up to `count` tasks off a level of a host's queue; the level leaves qp:<host> when empty.
+local function pop(host, level, count)
+  local key = qkey(host, level)
+  local got = redis.call('LPOP', key, count) or {}
+  if #got < count or redis.call('EXISTS', key) == 0 then
+    redis.call('ZREM', P .. 'qp:' .. host, level)
+  end
+  return got
+end
+
+local function enqueue(host, level, member, front)
+  push(host, level, {member}, 1, 1, front)
+  qlen(host, 1)
   stat('queued', 1)
 end
 
@@ -114,11 +215,11 @@ local function set_robots(host, st, url, value, crawl_delay)
 end
 
 -- A retry: back to the queue after a backoff, or failed when attempts are used up.
-local function retry(host, st, score, member, reason)
+local function retry(host, st, level, member, reason)
   local attempt, max, _, url, blob = fields(member)
   attempt = attempt + 1
   if attempt > max then
-    if score == '-inf' then
+    if level == '-inf' then
       set_robots(host, st, url, 'unavailable\t' .. reason, 0)
     else
       finish(host, url, 'failed', reason)
@@ -130,21 +231,39 @@ local function retry(host, st, score, member, reason)
   redis.call('HSET', P .. 'h:' .. host, 'err', reason)
   local backoff = math.min(30.0, 0.5 * 2 ^ (attempt - 1)) * (0.5 + rand())
   local again = attempt .. '\t' .. max .. '\t' .. host .. '\t' .. url .. '\t' .. blob
-  redis.call('ZADD', P .. 'delayed', NOW + backoff, score .. '\t' .. again)
+  redis.call('ZADD', P .. 'delayed', NOW + backoff, level .. '\t' .. again)
 end
 
--- Take a lease off the books: the host's slot is free again. Returns host, state, score,
--- member, worker; nil when the lease is unknown (settled, expired or of another run).
-local function unlease(id)
-  local value = redis.call('HGET', P .. 'leases', id)
+-- Take leases off the books: one HMGET, HDEL and ZREM for all the ids. Their records, in
+-- order; false for a lease unknown (settled, expired or of another run) or listed twice.
+local function take_leases(ids)
+  local values, found, taken = bulk_ask('HMGET', P .. 'leases', ids), {}, {}
+  for i, id in ipairs(ids) do
+    if values[i] and not taken[id] then
+      taken[id] = true
+      found[#found + 1] = id
+    else
+      values[i] = false
+    end
+  end
+  bulk('HDEL', P .. 'leases', found)
+  bulk('ZREM', P .. 'expiry', found)
+  return values
+end
+
+-- A taken lease's host has a free slot again. Returns host, state, level, member, worker;
+-- nil for no record.
+local function free_slot(value)
   if not value then return nil end
-  redis.call('HDEL', P .. 'leases', id)
-  redis.call('ZREM', P .. 'expiry', id)
-  local worker, score, member = split2(value)
+  local worker, level, member = split2(value)
   local _, _, host = fields(member)
   local st = host_state(host)
   st.inflight = st.inflight - 1
-  return host, st, score, member, worker
+  return host, st, level, member, worker
+end
+
+local function unlease(id)
+  return free_slot(take_leases({id})[1])
 end
 
 local function save_host(host, st)
@@ -152,47 +271,62 @@ local function save_host(host, st)
              'delay', st.delay)
 end
 
+-- New hosts (of names[i] for i in `used`) get their settings, params[i] ("limit delay rnd
+-- floor"); one call for all the known ones.
+local function register_hosts(names, params, used)
+  local list = {}
+  for i in pairs(used) do list[#list + 1] = i end
+  if #list == 0 then return end
+  local asked = {}
+  for k, i in ipairs(list) do asked[k] = names[i] end
+  local known = bulk_ask('SMISMEMBER', P .. 'hosts', asked)
+  local fresh = {}
+  for k, i in ipairs(list) do
+    if known[k] == 0 then
+      local name, v = names[i], {}
+      for w in string.gmatch(params[i], '%S+') do v[#v + 1] = w end
+      fresh[#fresh + 1] = name
+      redis.call('HSET', P .. 'h:' .. name, 'limit', v[1], 'delay', v[2], 'rnd', v[3],
+                 'floor', v[4], 'next', 0, 'inflight', 0, 'rp', 0, 'cd', 0, 'adm', 0)
+    end
+  end
+  bulk('SADD', P .. 'hosts', fresh)
+end
+
 -- Admission of a batch of links (from ARGV at the cursor): host table, origin table, then
--- the tasks. Returns how many were new.
-local function admit_section(obey, page_limit)
+-- the tasks; with `keep`, only the tasks whose index it holds (the others' pages were
+-- stale). Returns how many were new, and the hosts whose queue grew (for schedule_all).
+local function admit_section(obey, page_limit, keep)
   local hosts, params = {}, {}
   for i = 1, num() do
-    hosts[i], params[i] = ARGS[at], at
-    at = at + 5
-  end
-  if #hosts > 0 then  -- new hosts get their settings; one call for all the known ones
-    local known = redis.call('SMISMEMBER', P .. 'hosts', unpack(hosts))
-    local fresh = {}
-    for i, name in ipairs(hosts) do
-      if known[i] == 0 then
-        local a = params[i]
-        fresh[#fresh + 1] = name
-        redis.call('HSET', P .. 'h:' .. name, 'limit', ARGS[a + 1], 'delay', ARGS[a + 2],
-                   'rnd', ARGS[a + 3], 'floor', ARGS[a + 4], 'next', 0, 'inflight', 0, 'rp', 0,
-                   'cd', 0, 'adm', 0)
-      end
-    end
-    if #fresh > 0 then redis.call('SADD', P .. 'hosts', unpack(fresh)) end
+    hosts[i], params[i] = ARGS[at], ARGS[at + 1]
+    at = at + 2
   end
   local origins = {}
   for _ = 1, num() do origins[#origins + 1] = {arg(), arg()} end  -- origin, robots member
-  local n = num()
-  local fps, his, prios, ois, donts, members = {}, {}, {}, {}, {}, {}
-  for i = 1, n do
-    fps[i], his[i], prios[i], ois[i], donts[i], members[i] = ARGS[at], tonumber(ARGS[at + 1]),
-      tonumber(ARGS[at + 2]), tonumber(ARGS[at + 3]), ARGS[at + 4] == '1', ARGS[at + 5]
-    at = at + 6
-  end
-  local seen, known = P .. 'seen', {}
-  for i = 1, n, 4000 do  -- one call per 4,000 links, not one per link
-    local chunk = {unpack(fps, i, math.min(n, i + 3999))}
-    local found = redis.call('SMISMEMBER', seen, unpack(chunk))
-    for j = 1, #chunk do
-      if found[j] == 1 then known[chunk[j]] = true end
+  local fps, his, prios, ois, donts, members, used = {}, {}, {}, {}, {}, {}, {}
+  local total = num()
+  local base, n = at, 0
+  at = at + 2 * total
+  for i = 1, total do
+    if keep == nil or keep[i] then
+      local a = base + 2 * (i - 1)
+      local head = ARGS[a]
+      n = n + 1
+      local hi, prio, oi, dont = struct.unpack('>IlIB', head)
+      fps[n], his[n], prios[n], ois[n], donts[n] = string.sub(head, 18), hi,
+        string.format('%d', prio), oi, dont == 1
+      members[n] = ARGS[a + 1]
+      used[hi] = true
     end
   end
+  register_hosts(hosts, params, used)
+  local seen, known = P .. 'seen', {}
+  local found = bulk_ask('SMISMEMBER', seen, fps)  -- one call per 4,000 links
+  for i = 1, n do
+    if found[i] == 1 then known[fps[i]] = true end
+  end
   local new, dup, capped, added, fresh, per_host = 0, 0, 0, {}, {}, {}
-  local seq = tonumber(redis.call('GET', P .. 'seq')) or 0
   for i = 1, n do
     local fp, hi = fps[i], his[i]
     local host = hosts[hi]
@@ -219,43 +353,38 @@ local function admit_section(obey, page_limit)
         local o = origins[ois[i]]
         if redis.call('HSETNX', P .. 'robots:' .. host, o[1], '') == 1 then
           redis.call('HINCRBY', P .. 'h:' .. host, 'rp', 1)
-          enqueue(host, '-inf', o[2])
+          enqueue(host, '-inf', o[2], false)
         end
       end
-      seq = seq + 1
-      local args = per_host[hi]
-      if args == nil then
-        args = {}
-        per_host[hi] = args
+      local levels = per_host[hi]
+      if levels == nil then
+        levels = {}
+        per_host[hi] = levels
       end
-      args[#args + 1] = seq - prios[i] * 1099511627776
-      args[#args + 1] = members[i]
+      local list = levels[prios[i]]
+      if list == nil then
+        list = {}
+        levels[prios[i]] = list
+      end
+      list[#list + 1] = members[i]
       new = new + 1
     end
   end
-  for i = 1, #fresh, 4000 do
-    redis.call('SADD', seen, unpack(fresh, i, math.min(#fresh, i + 3999)))
-  end
-  redis.call('SET', P .. 'seq', seq)
+  bulk('SADD', seen, fresh)
   local order = {}
-  for hi, args in pairs(per_host) do
-    local host = hosts[hi]
+  for hi, levels in pairs(per_host) do
+    local host, count = hosts[hi], 0
     order[#order + 1] = host
-    for i = 1, #args, 4000 do
-      redis.call('ZADD', P .. 'q:' .. host, unpack(args, i, math.min(#args, i + 3999)))
+    for level, list in pairs(levels) do
+      for i = 1, #list, 4000 do push(host, level, list, i, math.min(#list, i + 3999), false) end
+      count = count + #list
     end
-    redis.call('ZINCRBY', P .. 'qlen', #args / 2, host)
+    qlen(host, count)
     if page_limit > 0 then redis.call('HSET', P .. 'h:' .. host, 'adm', added[host]) end
-  end
-  if #order > 0 then  -- hosts not in the ready set yet may now be
-    local ready = redis.call('ZMSCORE', P .. 'ready', unpack(order))
-    for i, host in ipairs(order) do
-      if not ready[i] then schedule(host, host_state(host)) end
-    end
   end
   stat('queued', new)
   stat('admitted', new)
   stat('duplicates', dup)
   stat('dropped/host_page_limit', capped)
-  return new
+  return new, order
 end

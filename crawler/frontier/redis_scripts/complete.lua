@@ -1,21 +1,27 @@
--- complete: ARGV obey, page_limit, auto (AutoThrottle: 1/0), target, max_delay, count, then
--- per result: lease id, outcome, reason, robots value, crawl delay, latency, ok, pause,
--- bytes, dropped ("reason=count,..."), items blob, links section. Returns the accepted ids.
+-- complete: ARGV obey, page_limit, throttle_args (3), count, then per result: lease id,
+-- outcome, reason, robots value, crawl delay, latency, ok, pause, bytes, dropped
+-- ("reason=count,..."), items blob, how many links; then one links section with every
+-- result's links in order (admitted once for the batch). The accepted pages' items go in
+-- one stream entry. Returns the accepted ids.
 local obey, page_limit = arg() == '1', num()
-local auto, target, max_delay = arg() == '1', num(), num()
-local accepted = {}
-for _ = 1, num() do
+local auto = throttle_args()
+local accepted, keep, settled, taken, ids, entry = {}, {}, {}, 0, {}, {}
+local count = num()
+for k = 1, count do ids[k] = ARGS[at + 12 * (k - 1)] end  -- 12 arguments a result
+local records = take_leases(ids)
+for k = 1, count do
   local id, outcome, reason, robots, crawl_delay = arg(), arg(), arg(), arg(), num()
   local latency, ok, pause, bytes, dropped, items = num(), arg() == '1', num(), num(), arg(), arg()
-  local host, st, score, member = unlease(id)
+  local links = num()
+  local host, st, level, member = free_slot(records[k])
   if host == nil then
     stat('stale_results', 1)
-    at = at + 1 + num()
   else
     accepted[#accepted + 1] = id
+    settled[#settled + 1] = host
     if outcome == 'retry' then
-      retry(host, st, score, member, reason)
-    elseif score == '-inf' then
+      retry(host, st, level, member, reason)
+    elseif level == '-inf' then
       local _, _, _, url = fields(member)
       if outcome ~= 'done' then robots = 'unavailable\t' .. reason end
       set_robots(host, st, url, robots, crawl_delay)
@@ -23,26 +29,22 @@ for _ = 1, num() do
       local _, _, _, url = fields(member)
       finish(host, url, outcome, reason)
     end
-    if latency and auto then  -- AutoThrottle, as crawler.frontier.throttle.Throttle.adjust
-      local proposed = (st.delay + latency / target) / 2
-      if ok or proposed >= st.delay then
-        st.delay = math.min(math.max(proposed, st.floor), math.max(max_delay, st.floor))
-      end
-      st.next = math.max(st.next, NOW + spacing(st))
-    end
-    if pause > 0 then st.next = math.max(st.next, NOW + pause) end
+    throttle(st, latency, ok, pause, auto)
     if spaced(st) then st.next = math.max(st.next, NOW + spacing(st)) end
     save_host(host, st)
     stat('bytes', bytes)
-    if outcome ~= 'retry' and score ~= '-inf' then
+    if outcome ~= 'retry' and level ~= '-inf' then
       for r, c in string.gmatch(dropped, '([^=,]+)=(%d+)') do stat('dropped/' .. r, tonumber(c)) end
-      if items ~= '' then redis.call('XADD', P .. 'items', '*', 'i', items) end
-      at = at + 1
-      admit_section(obey, page_limit)
-    else
-      at = at + 1 + num()
+      if items ~= '' then entry[#entry + 1], entry[#entry + 2] = tostring(k), items end
+      for j = taken + 1, taken + links do keep[j] = true end
     end
-    schedule(host, host_state(host))
   end
+  taken = taken + links
 end
-return accepted
+if #entry > 0 then  -- the batch's items in one stream entry, a field a page
+  redis.call('XADD', P .. 'items', '*', unpack(entry))
+end
+local _, grown = admit_section(obey, page_limit, keep)
+for _, host in ipairs(grown) do settled[#settled + 1] = host end
+schedule_all(settled)
+return done(accepted)

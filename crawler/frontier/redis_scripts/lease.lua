@@ -1,5 +1,5 @@
 -- lease: ARGV worker, n, lease_timeout, shard, then lease ids to renew (a heartbeat).
--- Returns {state, wait hint, id, score, member, ...}; no tasks unless state is "running".
+-- Returns {state, wait hint, id, level, member, ...}; no tasks unless state is "running".
 local worker, n, timeout, shard = arg(), num(), num(), arg()
 redis.call('HSET', P .. 'workers', worker, NOW)
 for i = at, #ARGS do
@@ -16,12 +16,13 @@ for _, entry in ipairs(redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 
   redis.call('ZREM', P .. 'delayed', entry)
   stat('queued', -1)
   local tab = string.find(entry, '\t', 1, true)
-  local score, member = string.sub(entry, 1, tab - 1), string.sub(entry, tab + 1)
+  local level, member = string.sub(entry, 1, tab - 1), string.sub(entry, tab + 1)
   local _, _, host = fields(member)
-  enqueue(host, score, member)
+  enqueue(host, level, member, true)
   schedule(host, host_state(host))
 end
-local taken = 0
+local taken, records, expiry = 0, {}, {}
+local lease_seq = tonumber(redis.call('GET', P .. 'lease_seq')) or 0
 for _, host in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', NOW, 'LIMIT', 0, n)) do
   if taken >= n then break end
   local st = host_state(host)
@@ -31,36 +32,38 @@ for _, host in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', NOW, 'LI
     redis.call('ZREM', P .. 'ready', host)
     local room = math.min(n - taken, st.limit - st.inflight)
     if spaced(st) then room = math.min(room, 1) end
-    local q, got = P .. 'q:' .. host, 0
+    local got = 0
     while room > 0 do
-      local popped
-      if st.rp > 0 then  -- waiting for robots.txt: only its own task may leave
-        popped = redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')
-        if #popped == 0 or popped[2] ~= '-inf' then break end
-        redis.call('ZREM', q, popped[1])
-      else
-        popped = redis.call('ZPOPMIN', q, room)
-        if #popped == 0 then break end
-      end
-      for i = 1, #popped, 2 do
-        local id = shard .. '-' .. redis.call('INCR', P .. 'lease_seq')
-        local score = popped[i + 1]
-        redis.call('HSET', P .. 'leases', id, worker .. '\t' .. score .. '\t' .. popped[i])
-        redis.call('ZADD', P .. 'expiry', NOW + timeout, id)
-        out[#out + 1], out[#out + 2], out[#out + 3] = id, score, popped[i]
+      local first = redis.call('ZRANGE', P .. 'qp:' .. host, 0, 0)
+      if #first == 0 then break end
+      local level = first[1]
+      if st.rp > 0 and level ~= '-inf' then break end  -- waiting for robots.txt
+      local popped = pop(host, level, level == '-inf' and 1 or room)
+      for _, member in ipairs(popped) do
+        lease_seq = lease_seq + 1
+        local id = shard .. '-' .. lease_seq
+        records[#records + 1] = id
+        records[#records + 1] = worker .. '\t' .. level .. '\t' .. member
+        expiry[#expiry + 1], expiry[#expiry + 2] = NOW + timeout, id
+        out[#out + 1], out[#out + 2], out[#out + 3] = id, level, member
         got, room = got + 1, room - 1
-        if score == '-inf' and st.rp > 0 then room = 0 end
       end
+      if level == '-inf' and st.rp > 0 then room = 0 end  -- only robots.txt until settled
     end
     st.inflight, taken = st.inflight + got, taken + got
     if got > 0 then
-      redis.call('ZINCRBY', P .. 'qlen', -got, host)
+      qlen(host, -got)
       stat('queued', -got)
       if spaced(st) then st.next = NOW + spacing(st) end
       save_host(host, st)
     end
     schedule(host, st)
   end
+end
+if #records > 0 then  -- the leases taken, in one call each
+  redis.call('SET', P .. 'lease_seq', lease_seq)
+  bulk('HSET', P .. 'leases', records)
+  bulk('ZADD', P .. 'expiry', expiry)
 end
 do
   local times = {}
@@ -76,4 +79,4 @@ do
     out[2] = '0.5'
   end
 end
-return out
+return done(out)

@@ -3,12 +3,12 @@ local worker, count = arg(), 0
 local all = redis.call('HGETALL', P .. 'leases')
 for i = 1, #all, 2 do
   if string.sub(all[i + 1], 1, #worker + 1) == worker .. '\t' then
-    local host, st, score, member = unlease(all[i])
-    enqueue(host, score, member)
+    local host, st, level, member = unlease(all[i])
+    enqueue(host, level, member, true)
     save_host(host, st)
     schedule(host, st)
     count = count + 1
   end
 end
 redis.call('HDEL', P .. 'workers', worker)
-return count
+return done(count)
