@@ -9,8 +9,10 @@ results with 20 new links each): --urls URLs admitted over --hosts hosts, the fi
 them done, the rest still queued. Then, --runs times, does what a restarted master does before
 it listens: open the journal and rebuild a Frontier from it
 (Frontier.restore(journal.urls())); then compact it as the master does beside the crawl
-(Journal.compact: the rows the resume found superseded are deleted). Reports the wall and
-CPU seconds of each step, the log's rows per URL before and after, and the file's size.
+(Journal.compact: the rows a later row of their URL superseded are deleted; a URL's last
+queued row stays, for a recrawl). Reports the wall and CPU seconds of each step, the log's
+rows per URL before and after, and the file's size. With --reuse DIR, a JOBDIR compacted by
+an older version (one row per URL) can be given as well: the reader takes any log.
 """
 from __future__ import annotations
 
@@ -95,7 +97,8 @@ def main() -> None:
         started = time.perf_counter()
         if args.reuse and os.path.isdir(args.reuse):
             shutil.copytree(args.reuse, jobdir)
-            os.remove(os.path.join(jobdir, "lock"))
+            if os.path.exists(os.path.join(jobdir, "lock")):  # the writer's, not ours
+                os.remove(os.path.join(jobdir, "lock"))
         else:
             write_journal(jobdir, args.urls, args.done, args.hosts)
             if args.reuse:
