@@ -336,11 +336,14 @@ def _lease_all(frontier: Frontier) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("memory_queue", [0, 4])  # 4: most of the queue in the spill
-def test_a_resumed_frontier_queues_each_host_in_order_with_every_field(tmp_path, memory_queue):
+# memory_queue 4: most of the queue in the spill; seen_dict 5: most URLs in the compact table
+@pytest.mark.parametrize("memory_queue, seen_dict", [(0, 1000), (4, 1000), (0, 5)])
+def test_a_resumed_frontier_queues_each_host_in_order_with_every_field(tmp_path, memory_queue,
+                                                                        seen_dict):
     tasks, settled = _crawled_then_killed(tmp_path / "job")
     journal = Journal(str(tmp_path / "job"))
-    resumed = Frontier(per_host=100, memory_queue=memory_queue, spill_dir=str(tmp_path))
+    resumed = Frontier(per_host=100, memory_queue=memory_queue, spill_dir=str(tmp_path),
+                       seen_dict_max=seen_dict)
     resumed.restore(journal.urls())
     assert resumed.spilled == (22 - memory_queue if memory_queue else 0)
     assert (resumed.stats["admitted"], resumed.stats["done"], resumed.stats["failed"]) == \

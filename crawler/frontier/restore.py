@@ -36,9 +36,9 @@ class Restorable:
             self._restore(saved)
 
     def _restore(self, saved: Saved) -> None:
-        self.seen.load(saved.states)
         self.stats["admitted"] += len(saved.states)
         self.stats[DONE] += countOf(saved.states.values(), DONE)
+        self.seen.load(saved.states)  # takes the dict over: counted first
         for _, url, reason in saved.failed:
             self.stats[FAILED] += 1
             self.stats[f"failed/{reason}"] += 1
