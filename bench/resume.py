@@ -2,7 +2,7 @@
 """Resume time of a big JOBDIR: how long a restarted master takes to rebuild its frontier.
 
     python bench/resume.py [--urls 1000000] [--done 0.5] [--hosts 1000] [--runs 2] [--json F]
-                           [--reuse DIR]
+                           [--reuse DIR] [--seen-dict N]
 
 Writes a journal as a crawl would (crawler.frontier.journal.Journal.record, in batches of 64
 results with 20 new links each): --urls URLs admitted over --hosts hosts, the first --done of
@@ -64,11 +64,11 @@ def rows(path: str) -> int:
         db.close()
 
 
-def resume(jobdir: str) -> dict:
+def resume(jobdir: str, seen_dict: int) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     journal = Journal(jobdir)
     t1, c1 = time.perf_counter(), time.process_time()
-    frontier = Frontier(epoch="bench")
+    frontier = Frontier(epoch="bench", seen_dict_max=seen_dict)
     frontier.restore(journal.urls())
     t2, c2 = time.perf_counter(), time.process_time()
     # beside the crawl in a master, not part of the resume (older versions: no compaction)
@@ -89,6 +89,8 @@ def main() -> None:
     p.add_argument("--hosts", type=int, default=1000)
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--json")
+    p.add_argument("--seen-dict", type=int, default=2_000_000, help="FRONTIER_SEEN_DICT: "
+                   "0 keeps every fingerprint in the compact table")
     p.add_argument("--reuse", metavar="DIR", help="copy the JOBDIR written before into DIR "
                    "(written there first if missing): the same journal for several versions")
     args = p.parse_args()
@@ -110,7 +112,7 @@ def main() -> None:
               f"{os.path.getsize(path) / 1e6:.0f} MB", flush=True)
         runs = []
         for n in range(args.runs):
-            run = resume(jobdir)
+            run = resume(jobdir, args.seen_dict)
             run["rows_after"] = rows(path)
             runs.append(run)
             print(f"resume {n + 1}: {run}", flush=True)
