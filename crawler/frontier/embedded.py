@@ -2,8 +2,9 @@
 
 Pure Python and single-threaded: the caller holds a lock. No sockets here. Queued URLs past
 `memory_queue` wait in a Spill on disk, and a resume rebuilds the frontier from its journal
-(both in restore.py); fingerprints past `seen_dict_max` go to the compact table (seen.py). Every admitted fingerprint moves QUEUED -> LEASED -> DONE or FAILED,
-possibly back to QUEUED for a retry or when a lease expires.
+(both in restore.py); fingerprints past `seen_dict_max` go to the compact table (seen.py).
+Every admitted fingerprint moves QUEUED -> LEASED -> DONE or FAILED, possibly back to QUEUED
+for a retry or when a lease expires.
 """
 from __future__ import annotations
 

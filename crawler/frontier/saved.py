@@ -25,6 +25,7 @@ from .seen import DONE, FAILED, QUEUED
 
 _FP = 16  # bytes of a fingerprint (crawler.urls.fingerprint)
 _LETTER = {"q": QUEUED, "Q": QUEUED, "d": DONE, "f": FAILED}
+_ONE = {state: state for state in (QUEUED, DONE, FAILED)}
 # Aggregates over a scan of the whole table take its rows in rowid order, which is seq:
 # the log's order. A letter per row: its state (Q: queued with extra fields), or ? for a
 # row these columns cannot give exactly. NULLs become '': one piece per row in each column.
@@ -90,9 +91,9 @@ def _bulk(db: sqlite3.Connection) -> Saved | None:
     if not letters:
         return Saved({}, [], [], 0)
     urls = urls.split(b"\n")
-    # A fingerprint of 16 characters stored as text could be longer in bytes
+    # length() counts a text's characters: the bytes in all tell a 16-character text apart
     if "?" in letters or len(fps) != _FP * len(letters) or len(urls) != len(letters):
-        return None  # or a URL with a newline in it
+        return None  # or a URL with a newline in it: one piece more
     fps = list(map(itemgetter(0), struct.iter_unpack(f"{_FP}s", fps)))
     states = dict(zip(fps, range(len(fps))))  # the last row of each fingerprint wins
     queued, failed = [], []
@@ -112,7 +113,8 @@ def _bulk(db: sqlite3.Connection) -> Saved | None:
 
 def _add_extras(db: sqlite3.Connection, entries: list[tuple], letters: str) -> None:
     """Put each entry's extra fields (pickled in their rows) in place of its None."""
-    blobs = db.execute("SELECT extra FROM log WHERE state = 'queued' AND extra IS NOT NULL").fetchall()
+    blobs = db.execute("SELECT extra FROM log WHERE state = 'queued' AND extra IS NOT NULL")
+    blobs = blobs.fetchall()
     blob_at = dict(zip((m.start() for m in re.finditer("Q", letters)), blobs))
     for n, (at, url, fp, depth, _) in enumerate(entries):
         blob = blob_at.get(at)
@@ -139,11 +141,11 @@ def _by_rows(db: sqlite3.Connection) -> Saved:
         last[row[0]] = (count - 1, *row)
     states, entries, failed = {}, [], []
     for fp, (at, _, state, url, depth, reason, extra) in last.items():
-        states[fp] = state
+        states[fp] = _ONE.get(state, state)  # one string per state, not one per URL
         if state == QUEUED:
             entries.append((at, url, fp, depth, pickle.loads(extra) if extra else None))
         elif state == FAILED:
-            failed.append((at, fp, url.decode(), reason))
+            failed.append((at, fp, url.decode() if url is not None else None, reason))
     entries.sort()
     failed.sort()
     return Saved(states, entries, [row[1:] for row in failed], count)
