@@ -2,15 +2,17 @@
 """Resume time of a big JOBDIR: how long a restarted master takes to rebuild its frontier.
 
     python bench/resume.py [--urls 1000000] [--done 0.5] [--hosts 1000] [--runs 2] [--json F]
-                           [--reuse DIR]
+                           [--reuse DIR] [--seen-dict N]
 
 Writes a journal as a crawl would (crawler.frontier.journal.Journal.record, in batches of 64
 results with 20 new links each): --urls URLs admitted over --hosts hosts, the first --done of
 them done, the rest still queued. Then, --runs times, does what a restarted master does before
 it listens: open the journal and rebuild a Frontier from it
 (Frontier.restore(journal.urls())); then compact it as the master does beside the crawl
-(Journal.compact: the rows the resume found superseded are deleted). Reports the wall and
-CPU seconds of each step, the log's rows per URL before and after, and the file's size.
+(Journal.compact: the rows a later row of their URL superseded are deleted; a URL's last
+queued row stays, for a recrawl). Reports the wall and CPU seconds of each step, the log's
+rows per URL before and after, and the file's size. With --reuse DIR, a JOBDIR compacted by
+an older version (one row per URL) can be given as well: the reader takes any log.
 """
 from __future__ import annotations
 
@@ -62,11 +64,11 @@ def rows(path: str) -> int:
         db.close()
 
 
-def resume(jobdir: str) -> dict:
+def resume(jobdir: str, seen_dict: int) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     journal = Journal(jobdir)
     t1, c1 = time.perf_counter(), time.process_time()
-    frontier = Frontier(epoch="bench")
+    frontier = Frontier(epoch="bench", seen_dict_max=seen_dict)
     frontier.restore(journal.urls())
     t2, c2 = time.perf_counter(), time.process_time()
     # beside the crawl in a master, not part of the resume (older versions: no compaction)
@@ -87,6 +89,8 @@ def main() -> None:
     p.add_argument("--hosts", type=int, default=1000)
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--json")
+    p.add_argument("--seen-dict", type=int, default=2_000_000, help="FRONTIER_SEEN_DICT: "
+                   "0 keeps every fingerprint in the compact table")
     p.add_argument("--reuse", metavar="DIR", help="copy the JOBDIR written before into DIR "
                    "(written there first if missing): the same journal for several versions")
     args = p.parse_args()
@@ -95,7 +99,8 @@ def main() -> None:
         started = time.perf_counter()
         if args.reuse and os.path.isdir(args.reuse):
             shutil.copytree(args.reuse, jobdir)
-            os.remove(os.path.join(jobdir, "lock"))
+            if os.path.exists(os.path.join(jobdir, "lock")):  # the writer's, not ours
+                os.remove(os.path.join(jobdir, "lock"))
         else:
             write_journal(jobdir, args.urls, args.done, args.hosts)
             if args.reuse:
@@ -107,7 +112,7 @@ def main() -> None:
               f"{os.path.getsize(path) / 1e6:.0f} MB", flush=True)
         runs = []
         for n in range(args.runs):
-            run = resume(jobdir)
+            run = resume(jobdir, args.seen_dict)
             run["rows_after"] = rows(path)
             runs.append(run)
             print(f"resume {n + 1}: {run}", flush=True)

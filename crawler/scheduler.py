@@ -67,13 +67,17 @@ class Scheduler:
         """Register a worker; reply with the crawl's configuration. It has joined when it
         first leases: it may still refuse the configuration (see bye)."""
         info = self.checks.hello(info)
-        settings = self.hello_reply["settings"]
-        threads = info.get("threads") or settings["CONCURRENT_REQUESTS"]
-        fixed = info.get("threads") or not settings["AUTOSCALE_ENABLED"]
+        threads = info.get("threads")
+        if threads:
+            joined = f"{threads} threads"
+        else:
+            settings = self.hello_reply["settings"]
+            threads = settings["CONCURRENT_REQUESTS"]
+            joined = f"{threads} threads" if not settings["AUTOSCALE_ENABLED"] else \
+                f"threads sized by the autoscaler, up to {threads}"
         with self.lock:
             self.workers[info["worker"]] = time.monotonic()
-            self.joining[info["worker"]] = f"{threads} threads" if fixed else \
-                f"threads sized by the autoscaler, up to {threads}"
+            self.joining[info["worker"]] = joined
             self.worker_info[info["worker"]] = _worker_info(info, threads)
         return self.hello_reply
 

@@ -300,3 +300,81 @@ def test_seeds_beyond_the_first_batch_are_trusted_and_in_scope(serve, project, r
     assert master.returncode == 0, master.describe()
     assert "failed(robots): 3000" in master.stdout, master.describe()
     assert_one_item_per_page(read_jsonl(out), other)  # its links were in scope, it was trusted
+
+
+# -- 9. a resume rebuilds the frontier as it was --------------------------------------------------
+def _crawled_then_killed(jobdir) -> tuple[list[dict], dict[str, dict]]:
+    """A frontier that admitted 3 hosts x 8 URLs (one of each host with a priority and
+    fields), settled a few (done, failed, retried) and had the rest of its leases out when
+    its master died; its changes committed to a journal. Returns the tasks and those
+    settled, by outcome."""
+    frontier = Frontier(per_host=2, retry_times=5, clock=lambda: 0.0, rng=lambda: 0.5)
+    frontier.changes = []
+    tasks = [_task(f"http://h{i % 3}.example/p{i}") for i in range(24)]
+    for t in tasks[3:6]:
+        t.update(priority=5, callback="parse_item", meta={"n": t["url"]})
+    frontier.admit(tasks)
+    leases = frontier.lease("w", 6)[0]  # two of each host: the three prioritized first
+    (done, _), (retried, _), (failed, _) = ((lid, t) for lid, t in leases[:3])
+    settled = {outcome: frontier.complete(lid, outcome, reason)
+               for lid, outcome, reason in ((done, "done", None), (retried, "retry", "http_503"),
+                                            (failed, "failed", "http_404"))}
+    journal = Journal(str(jobdir))
+    journal.record(frontier.changes, [])
+    journal.close()
+    return tasks, settled
+
+
+def _lease_all(frontier: Frontier) -> list[dict]:
+    out = []
+    while not frontier.finished():
+        batch = frontier.lease("w", 100)[0]
+        assert batch, "queued URLs that are never leased"
+        for lease_id, task in batch:
+            out.append(task)
+            frontier.complete(lease_id, "done")
+    return out
+
+
+# memory_queue 4: most of the queue in the spill; seen_dict 5: most URLs in the compact table
+@pytest.mark.parametrize("memory_queue, seen_dict", [(0, 1000), (4, 1000), (0, 5)])
+def test_a_resumed_frontier_queues_each_host_in_order_with_every_field(tmp_path, memory_queue,
+                                                                        seen_dict):
+    tasks, settled = _crawled_then_killed(tmp_path / "job")
+    journal = Journal(str(tmp_path / "job"))
+    resumed = Frontier(per_host=100, memory_queue=memory_queue, spill_dir=str(tmp_path),
+                       seen_dict_max=seen_dict)
+    resumed.restore(journal.urls())
+    assert resumed.spilled == (22 - memory_queue if memory_queue else 0)
+    assert (resumed.stats["admitted"], resumed.stats["done"], resumed.stats["failed"]) == \
+        (24, 1, 1)
+    assert resumed.failures == [(settled["failed"]["url"], "http_404")]
+    leased = _lease_all(resumed)
+    retry = dict(settled["retry"], attempt=1)
+    # Each host: its prioritized URL, then the rest as admitted (the two leased when the
+    # master died included), a retried URL after them (its retry was queued last).
+    expected = [t for t in tasks if t["fp"] not in {s["fp"] for s in settled.values()}]
+    expected = sorted(expected, key=lambda t: -t.get("priority", 0)) + [retry]
+    for host in ("h0.example", "h1.example", "h2.example"):
+        assert [t for t in leased if t["host"] == host] == \
+            [t for t in expected if t["host"] == host]
+    assert resumed.admit(tasks) == 0  # every URL known, none taken for another
+    assert resumed.admit([_task("http://h0.example/new")]) == 1
+
+
+def test_a_resumed_frontier_asks_only_for_the_robots_txt_it_does_not_know(tmp_path):
+    tasks, settled = _crawled_then_killed(tmp_path / "job")
+    journal = Journal(str(tmp_path / "job"))
+    resumed = Frontier(robots_agent="bot", per_host=100)
+    resumed.know_robots("http://h1.example", resumed.parse_robots(200, "User-agent: *\n"
+                                                                       "Disallow: /p1\n"))
+    resumed.restore(journal.urls())
+    first = [t["url"] for _, t in resumed.lease("w", 100)[0]]
+    assert sorted(url for url in first if url.endswith("/robots.txt")) == \
+        ["http://h0.example/robots.txt", "http://h2.example/robots.txt"]
+    known = {t["fp"] for t in settled.values()}
+    h1 = [t["url"] for t in tasks if t["host"] == "h1.example" and t["fp"] not in known]
+    assert sorted(url for url in first if "//h1." in url) == \
+        sorted(url for url in h1 if not url.startswith("http://h1.example/p1"))
+    assert resumed.stats["failed/robots"] == sum(url.startswith("http://h1.example/p1")
+                                                 for url in h1) > 0

@@ -45,10 +45,15 @@ def redis_server(tmp_path_factory):
 
 
 def build(backend, request, clock=None, **kwargs):
-    """A frontier of `backend` ("embedded" or "redis") with test defaults."""
+    """A frontier of `backend` with test defaults: "embedded", "compact" (embedded, with
+    every fingerprint in the compact table and every queued URL but one spilled to disk: the
+    same behaviour) or "redis"."""
     kwargs.setdefault("rng", lambda: 0.5)  # backoff factor 1.0, randomized delay factor 1.0
     kwargs.setdefault("clock", clock or Clock())
-    if backend == "embedded":
+    if backend == "compact":
+        spill = request.getfixturevalue("tmp_path")
+        kwargs = dict(seen_dict_max=0, memory_queue=1, spill_dir=str(spill), **kwargs)
+    if backend in ("embedded", "compact"):
         frontier = Frontier(**kwargs)
     else:
         from crawler.frontier.redis import RedisFrontier
@@ -58,7 +63,7 @@ def build(backend, request, clock=None, **kwargs):
     return frontier
 
 
-@pytest.fixture(params=["embedded", "redis"])
+@pytest.fixture(params=["embedded", "compact", "redis"])
 def make(request):
     """make(clock=None, **Frontier options) -> a frontier of the backend under test."""
     return lambda clock=None, **kwargs: build(request.param, request, clock, **kwargs)
@@ -512,11 +517,13 @@ def test_autothrottle_error_responses_never_speed_a_host_up(make):
 
 # -- the embedded frontier's seen states (what its seen dict tells a worker) ---------------
 
-def embedded(**kwargs):
-    return build("embedded", None, **kwargs)
+@pytest.fixture(params=["embedded", "compact"])
+def embedded(request):
+    """embedded(clock=None, **Frontier options) -> an embedded frontier (both seen stores)."""
+    return lambda clock=None, **kwargs: build(request.param, request, clock, **kwargs)
 
 
-def test_seen_states_through_admit_lease_and_complete():
+def test_seen_states_through_admit_lease_and_complete(embedded):
     f = embedded()
     f.admit([task("x"), task("y"), task("x")])
     assert len(f.seen) == 2
@@ -531,7 +538,7 @@ def test_seen_states_through_admit_lease_and_complete():
     assert f.seen[b"http://a.example/x"] == DONE
 
 
-def test_seen_state_through_retries_to_failed():
+def test_seen_state_through_retries_to_failed(embedded):
     clock = Clock()
     f = embedded(clock=clock, retry_times=1)
     fp = b"http://a.example/x"
@@ -545,7 +552,7 @@ def test_seen_state_through_retries_to_failed():
     assert f.seen[fp] == FAILED
 
 
-def test_seen_state_after_expire_and_release():
+def test_seen_state_after_expire_and_release(embedded):
     clock = Clock()
     f = embedded(clock=clock, lease_timeout=10.0)
     f.admit([task("x")])

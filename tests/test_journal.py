@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 
 import pytest
@@ -41,7 +42,7 @@ def log_rows(tmp_path) -> int:
         db.close()
 
 
-def test_a_resume_compacts_the_log_to_one_row_per_url(tmp_path):
+def test_compaction_keeps_each_urls_last_row_and_its_last_queued_one(tmp_path):
     journal = Journal(str(tmp_path))
     a, b = task("http://a.test/"), task("http://b.test/")
     retried = dict(b, attempt=1)
@@ -50,11 +51,25 @@ def test_a_resume_compacts_the_log_to_one_row_per_url(tmp_path):
     journal.record([(b["fp"], "queued", None, dict(b, attempt=2))], [])
     assert log_rows(tmp_path) == 5
     before = list(journal.urls())
-    assert journal.compact() == 3
-    assert log_rows(tmp_path) == 2  # one per URL
+    assert journal.compact() == 2  # b's first two rows; a keeps its task (for a recrawl)
+    assert log_rows(tmp_path) == 3
     assert list(journal.urls()) == before
     assert before[1][4]["attempt"] == 2
     assert journal.compact() == 0
+
+
+def test_a_recrawl_after_a_compaction_revisits_every_known_url(tmp_path):
+    journal = Journal(str(tmp_path))
+    a, b, c = task("http://a.test/"), task("http://b.test/", 2), task("http://c.test/")
+    journal.record([(t["fp"], "queued", None, t) for t in (a, b, c)], [])
+    journal.record([(b["fp"], "queued", None, dict(b, attempt=1)), (a["fp"], "done", None, a),
+                    (c["fp"], "failed", "http_404", c)], [])
+    journal.record([(b["fp"], "done", None, b)], [])
+    list(journal.urls())  # as a resume does, then compacts beside the crawl
+    assert journal.compact() == 1  # b's first queued row
+    assert journal.begin_round(lambda t, etag, modified: t) == 3
+    again = {row[2]: row[4] for row in journal.urls()}
+    assert again == {a["url"]: a, b["url"]: dict(b, attempt=1), c["url"]: c}
 
 
 def test_queued_tasks_keep_every_field(tmp_path):
@@ -111,3 +126,55 @@ def test_a_resume_with_other_spider_arguments_is_refused(tmp_path):
     journal.check_same_crawl("books", "out.jsonl", {"category": "poetry"})  # the same: fine
     with pytest.raises(UsageError, match="spider_args"):
         journal.check_same_crawl("books", "out.jsonl", {"category": "travel"})
+
+
+def _random_log(journal, rng, urls: int = 300, steps: int = 1200) -> dict:
+    """Commit a random history (admissions, retries, settlements, recrawls) and return
+    what the log must give back: {fp: (state, url, reason, task)} by the last change."""
+    tasks = [task(f"http://h{i % 7}.test/p{i}", i % 4, **({"priority": i % 3, "meta": {"i": i}}
+                                                        if i % 5 == 0 else {}))
+             for i in range(urls)]
+    expected: dict = {}
+    for _ in range(steps // 40):
+        changes = []
+        for _ in range(40):
+            t = rng.choice(tasks)
+            state = rng.choice(["queued", "queued", "done", "failed"])
+            if state == "queued" and rng.random() < 0.3:
+                t = dict(t, attempt=rng.randint(1, 3))
+            reason = "http_500" if state == "failed" else None
+            changes.append((t["fp"], state, reason, t))
+            known = expected.get(t["fp"])
+            expected[t["fp"]] = (state, t["url"] if state != "done" else None, reason,
+                                 t if state == "queued" else None,
+                                 known[4] if known else len(expected))
+        journal.record(changes, [])
+    return expected
+
+
+def _as_rows(expected: dict) -> list[tuple]:
+    ordered = sorted(expected.items(), key=lambda kv: kv[1][4])  # first admitted first
+    return [(fp, state, url, reason, t) for fp, (state, url, reason, t, _) in ordered]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_random_log_comes_back_exactly_by_each_urls_last_row(tmp_path, seed):
+    journal = Journal(str(tmp_path))
+    expected = _random_log(journal, random.Random(seed))
+    assert list(journal.urls()) == _as_rows(expected)
+    journal.compact()  # a URL's first rows may go: the same URLs, in another order
+    assert sorted(journal.urls()) == sorted(_as_rows(expected))
+
+
+@pytest.mark.parametrize("odd", [
+    {"fp": b"short"},                                          # not a 16-byte fingerprint
+    {"url": "http://odd.test/a\nb"},                           # a newline in a URL
+    {"depth": 2.5},                                            # a depth that is not an int
+])
+def test_a_log_the_bulk_read_cannot_split_is_read_exactly_row_by_row(tmp_path, odd):
+    journal = Journal(str(tmp_path))
+    expected = _random_log(journal, random.Random(4), urls=50, steps=200)
+    strange = dict(task("http://odd.test/x"), **odd)
+    journal.record([(strange["fp"], "queued", None, strange)], [])
+    expected[strange["fp"]] = ("queued", strange["url"], None, strange, len(expected))
+    assert list(journal.urls()) == _as_rows(expected)

@@ -57,3 +57,34 @@ def test_store_takes_fingerprints_of_any_length():
     store[b"http://a.example/x"] = DONE
     assert store.get(b"http://a.example/x") == DONE
     assert b"http://a.example/y" not in store
+
+
+def test_a_bulk_load_is_exact_in_the_dict_and_the_table():
+    known, states = fps(5000, 5), (QUEUED, DONE, FAILED)
+    store = SeenStore(dict_max=1000)
+    store.load({fp: states[i % 3] for i, fp in enumerate(known)})
+    assert (len(store.front), store.table.count, len(store)) == (1000, 4000, 5000)
+    assert list(store.front) == known[:1000]  # the first ones, as when set one by one
+    assert all(store[fp] == states[i % 3] for i, fp in enumerate(known))
+    fresh = fps(1000, 6)
+    assert store.unseen(known + fresh) == fresh
+    for fp in fresh:  # the loaded table grows and splits on as usual
+        store[fp] = LEASED
+    store[known[4999]] = DONE
+    assert all(store[fp] == LEASED for fp in fresh) and store[known[4999]] == DONE
+    assert len(store) == 6000
+
+
+def test_a_bulk_load_into_a_store_in_use_overrides_known_states():
+    store, known = SeenStore(dict_max=10), fps(30, 7)
+    for fp in known[:20]:
+        store[fp] = QUEUED
+    store.load({fp: DONE for fp in known[10:30]})
+    assert [store[fp] for fp in known] == [QUEUED] * 10 + [DONE] * 20
+    assert len(store) == 30
+
+
+def test_a_table_loaded_in_bulk_takes_fingerprints_of_any_length():
+    table = FingerprintTable(bits=1)
+    table.load([(b"short", DONE), (os.urandom(16), QUEUED)], 2)
+    assert table.get(b"short") == DONE and b"other" not in table and table.count == 2

@@ -1,36 +1,36 @@
 """The frontier: seen states, per-host queues, politeness clock and leases.
 
 Pure Python and single-threaded: the caller holds a lock. No sockets here. Queued URLs past
-`memory_queue` wait in a Spill on disk; fingerprints past `seen_dict_max` go to the compact
-table (seen.py). Every admitted fingerprint moves QUEUED -> LEASED -> DONE or FAILED,
-possibly back to QUEUED for a retry or when a lease expires.
+`memory_queue` wait in a Spill on disk, and a resume rebuilds the frontier from its journal
+(both in restore.py); fingerprints past `seen_dict_max` go to the compact table (seen.py).
+Every admitted fingerprint moves QUEUED -> LEASED -> DONE or FAILED, possibly back to QUEUED
+for a retry or when a lease expires.
 """
 from __future__ import annotations
 
 import heapq
 import itertools
 import logging
-import os
 import random
 import time
 from collections import Counter, defaultdict, deque
 from typing import Any, Callable, Iterable, Mapping
 
 from ..http.request import CORE_FIELDS, extra_fields
-from ..urls import fingerprint, host_of
+from ..urls import fingerprint
 from .hosts import Host, summary
 from .leases import Leases
+from .restore import PRIORITY_STEP, Restorable
 from .robots import RobotsRules
 from .seen import DONE, FAILED, LEASED, QUEUED, SeenStore
 from .spill import Spill
 from .throttle import Throttle
 
 log = logging.getLogger(__name__)
-_PRIORITY_STEP = 1 << 40
 _EXAMPLES = 3  # failed URLs kept per reason for the status page
 
 
-class Frontier:
+class Frontier(Restorable):
     """Decides what is fetched next, by whom, and when each URL is finished."""
 
     def __init__(self, *, per_host: int = 8, delay: float = 0.0, randomize_delay: bool = False,
@@ -154,7 +154,7 @@ class Frontier:
     def _enqueue(self, host: Host, task: dict[str, Any]) -> None:
         # One key orders by priority, then first come first served (seq < 2**40).
         key = float("-inf") if task.get("robots") else \
-            next(self._seq) - task.get("priority", 0) * _PRIORITY_STEP
+            next(self._seq) - task.get("priority", 0) * PRIORITY_STEP
         extra = extra_fields(task)  # the core fields are kept flat in host queues
         entry = (key, task["url"].encode(), task["fp"], task.get("depth", 0), extra)
         self.queued += 1
@@ -163,79 +163,11 @@ class Frontier:
         else:
             heapq.heappush(host.queue, entry)
 
-    def _full(self) -> bool:
-        """More entries in memory than the bound, counting the one just queued (`spilled`,
-        a property, only when the total is past it: as admit checks in line)."""
-        bound = self.memory_queue
-        return 0 < bound < self.queued and bound < self.queued - self.spilled
-
-    def _spill_entry(self, host: Host, entry: tuple) -> None:
-        if self._spill is None:
-            self._spill = Spill(self.spill_dir)
-            log.info("more than %d URLs queued: the rest go to a spill file in %s",
-                     self.memory_queue, os.path.dirname(self._spill.path))
-        self._spill.put(host, entry)
-
-    @property
-    def spilled(self) -> int:
-        """Queued entries on disk."""
-        return self._spill.count if self._spill is not None else 0
-
     def _schedule(self, name: str, host: Host) -> None:
         if (host.queue or host.spilled) and not host.scheduled and host.inflight < host.limit \
                 and not host.blocked():
             host.scheduled = True
             heapq.heappush(self._ready, (host.next_time, next(self._seq), name))
-
-    def restore(self, rows: Iterable[tuple[bytes, str, str, str | None, dict | None]]) -> None:
-        """Rebuild from journal rows (fp, state, url, reason, task): settled URLs are
-        only remembered; queued ones (and those leased when the master died) are queued."""
-        # A resume reads every URL of the crawl (millions): locals, counts kept in ints.
-        seen, stats, push, queue = self.seen, self.stats, self._push, self._queue_core
-        done = admitted = 0
-        for fp, state, url, reason, task in rows:
-            admitted += 1
-            if state == DONE:
-                seen[fp] = DONE
-                done += 1
-            elif state == FAILED:
-                seen[fp] = FAILED
-                stats[FAILED] += 1
-                stats[f"failed/{reason}"] += 1
-                self.failures.append((url, reason or "error"))
-            else:
-                seen[fp] = QUEUED
-                if len(task) == len(CORE_FIELDS):
-                    queue(task)
-                else:
-                    push(task)
-        stats[DONE] += done
-        stats["admitted"] += admitted
-
-    def _queue_core(self, task: dict[str, Any]) -> None:
-        """_push for a task of core fields only, as admit() queues one (a resume's bulk)."""
-        name, url = task["host"], task["url"]
-        host = self._hosts.get(name) or self._new_host(name)
-        if self.robots_agent is not None:
-            origin = url[:url.find("/", 8)]
-            if origin not in host.robots:
-                self._ask_robots(host, name, origin)
-        entry = (next(self._seq), url.encode(), task["fp"], task["depth"], None)
-        self.queued += 1
-        if self._full():
-            self._spill_entry(host, entry)
-        else:
-            heapq.heappush(host.queue, entry)
-        if not host.scheduled:
-            self._schedule(name, host)
-
-    def know_robots(self, origin: str, rules: RobotsRules) -> None:
-        """The rules of an origin's robots.txt fetched before (by an earlier run of a JOBDIR):
-        it is not fetched again. Call before restore()."""
-        name = host_of(origin + "/")
-        host = self._hosts.get(name) or self._new_host(name)
-        host.robots[origin] = rules
-        host.crawl_delay = max(host.crawl_delay, rules.crawl_delay)
 
     def _changed(self, task: dict[str, Any], state: str, reason: str | None = None) -> None:
         if self.changes is not None and not task.get("robots"):
@@ -433,12 +365,6 @@ class Frontier:
     def leased(self) -> int:
         """Tasks out with workers now."""
         return len(self._leases)
-
-    def close(self) -> None:
-        """Let go of the spill file (nothing in it is needed once the crawl ends)."""
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
 
     def finished(self) -> bool:
         """Nothing queued, nothing waiting for a retry, nothing leased."""

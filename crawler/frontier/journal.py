@@ -17,11 +17,13 @@ import os
 import pickle
 import sqlite3
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ..errors import UsageError
 from ..http.request import extra_fields
 from ..urls import host_of
+from . import saved
+from .saved import Saved
 
 # URL states are a log, appended in the order they happen: a sequential append costs a
 # fraction of an upsert at a random 16-byte key (the bench: ~80 vs ~300 us of CPU per page
@@ -41,6 +43,10 @@ CREATE TABLE IF NOT EXISTS validators (seq INTEGER PRIMARY KEY, fp BLOB NOT NULL
 # validators: what a recrawl needs (crawler.frontier.recrawl), a log as well: the last row
 # of a fingerprint holds its ETag and Last-Modified; `round` numbers the crawls of a JOBDIR
 # (0 the first, then one per --recrawl) and `verdict` says what that round found.
+# What compact() deletes: all rows but each URL's last one and its last queued one. Per URL
+# with more: its rows' seqs, and those two (one sort by fp: SQLite's work, not Python's).
+_SUPERSEDED = ("SELECT group_concat(seq), max(seq), max(iif(state = 'queued', seq, NULL)) AS q "
+               "FROM log GROUP BY fp HAVING count(*) > 1 + (coalesce(q, max(seq)) < max(seq))")
 # A robots.txt fetched by an earlier run: (origin, status, body, fetched_at as Unix time).
 RobotsRow = tuple[str, int, str, float]
 
@@ -74,7 +80,6 @@ class Journal:
         if not os.path.exists(self.path):  # SQLite would create it (and its WAL) 0644
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._local = threading.local()
-        self._superseded: list[int] = []  # log rows a later row of their URL replaced
         try:
             db = self._db()
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
@@ -162,28 +167,9 @@ class Journal:
         return self._db().execute("SELECT origin, status, body, fetched_at FROM robots "
                                   "WHERE fetched_at >= ?", (since,)).fetchall()
 
-    def urls(self) -> Iterator[tuple[bytes, str, str, str | None, dict | None]]:
-        """(fp, state, url, reason, task) for every URL, by its last state, in the order
-        they were admitted; task only for queued ones. Rows a later one superseded are then
-        deleted (compact()), so the log holds about one row per URL after a resume."""
-        rows = self._db().execute(
-            "SELECT seq, fp, state, url, depth, reason, extra FROM log").fetchall()
-        last = {row[1]: row for row in rows}  # by seq: the last row of each fingerprint wins
-        if len(last) < len(rows):
-            self._superseded = [row[0] for row in rows if last[row[1]] is not row]
-        del rows
-        hosts: dict[str, str] = {}  # origin -> host: host_of() per URL costs a urlsplit
-        for _, fp, state, url, depth, reason, extra in last.values():
-            task = None
-            if state == "queued":
-                origin = url[:url.find("/", 8)]
-                host = hosts.get(origin)
-                if host is None:
-                    host = hosts[origin] = host_of(url)
-                task = {"url": url, "fp": fp, "host": host, "depth": depth}
-                if extra is not None:
-                    task.update(pickle.loads(extra))
-            yield fp, state, url, reason, task
+    def urls(self) -> Saved:
+        """Every URL by its last row (crawler.frontier.saved): what a resume starts from."""
+        return saved.read(self._db())
 
     def compact_in_background(self) -> None:
         """compact() on a thread of its own, beside the crawl; a failure is logged (the
@@ -199,10 +185,13 @@ class Journal:
         threading.Thread(target=run, name="compact", daemon=True).start()
 
     def compact(self, chunk: int = 20_000) -> int:
-        """Delete the rows urls() found superseded, `chunk` to a transaction (so commits of
-        the running crawl wait at most one chunk); returns how many. Safe to stop at any
-        point: a superseded row never decides a URL's state."""
-        seqs, self._superseded = self._superseded, []
+        """Delete the rows a later row of their URL superseded, `chunk` to a transaction (so
+        commits of the running crawl wait at most one chunk); returns how many. Safe to stop
+        at any point: a superseded row never decides a URL's state. A URL's last queued row
+        is kept even when settled since: a recrawl (begin_round) starts from its task."""
+        # Found by SQLite (the GIL is released while it runs): beside the crawl, not in it.
+        seqs = [seq for group, last, queued in self._db().execute(_SUPERSEDED)
+                for seq in map(int, group.split(",")) if seq != last and seq != queued]
         for start in range(0, len(seqs), chunk):
             with self._transaction() as db:
                 db.executemany("DELETE FROM log WHERE seq = ?",

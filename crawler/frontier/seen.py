@@ -7,7 +7,7 @@ per lookup in CPython. Both are exact: no URL is ever taken for one it is not.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from hashlib import blake2b
 
 QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
@@ -82,6 +82,24 @@ class FingerprintTable:
         if self.count > _LOAD * len(self._buckets):
             self._split_one()
 
+    def load(self, items: Iterable[tuple[bytes, str]], count: int) -> None:
+        """Add `count` fingerprints known to be absent (a resume's): into an empty table
+        each bucket is joined once, not grown and split record by record."""
+        if self.count:
+            for fp, state in items:
+                self.add(fp, state)
+            return
+        bits = self._bits
+        while count > _LOAD * (1 << bits):
+            bits += 1
+        mask, records = (1 << bits) - 1, [[] for _ in range(1 << bits)]
+        codes = {state: bytes((code,)) for state, code in _CODES.items()}
+        for fp, state in items:
+            fp = fp if len(fp) == _FP else _key(fp)
+            records[hash(fp) & mask].append(fp + codes[state])
+        self._buckets = [bytearray(b"".join(bucket)) for bucket in records]
+        self._bits, self._split, self.count = bits, 0, count
+
     def _split_one(self) -> None:
         """Move the records of the next bucket whose hash has the next bit set into a new
         bucket; once all are split, addresses take one bit more."""
@@ -142,6 +160,18 @@ class SeenStore(Mapping):
             front[fp] = state
         else:
             table.set(fp, state)
+
+    def load(self, states: dict[bytes, str]) -> None:
+        """Set many states at once (a resume's). An empty store takes `states` over as its
+        dict (no copy), the fingerprints past dict_max moved to the table in bulk."""
+        if self.front or self.table.count:
+            for fp, state in states.items():
+                self[fp] = state
+            return
+        self.front = states
+        overflow = len(states) - self.dict_max
+        if overflow > 0:  # the last ones: the dict keeps the first dict_max, as it fills
+            self.table.load([states.popitem() for _ in range(overflow)], overflow)
 
     def unseen(self, fingerprints: list[bytes]) -> list[bytes]:
         """The fingerprints not yet known, in one call (workers pre-filter with it)."""
