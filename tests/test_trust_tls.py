@@ -54,13 +54,14 @@ def test_add_and_stop_reach_a_tls_master(site, project, procs, tmp_path, pki):
                                          site.url + "?added"], project, "add")
     assert added.wait(20) == 0, added.describe()
     assert "1 URLs added" in added.stdout, added.describe()
-    wait_for(lambda: site.url + "?added" in {item["url"] for item in read_jsonl(out)}, 20,
+    wait_for(lambda: out.exists() and f'"{site.url}?added"' in out.read_text(), 20,
              "the added URL's item", describe=master.describe)
     stop = procs.module("crawler.stop", [address, "--authkey-file", key, "--tls-ca", pki.ca],
                         project, "stop")
     assert stop.wait(20) == 0, stop.describe()
     assert master.wait(30) == 0, master.describe()
     assert summary_line(master).group(1) == "stopped", master.describe()
+    assert site.url + "?added" in {item["url"] for item in read_jsonl(out)}
 
 
 @pytest.mark.parametrize("how", ["another CA", "another name", "another fingerprint"])
