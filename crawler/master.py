@@ -22,8 +22,7 @@ from .errors import CrawlerError, UsageError
 from .feeds.warc import WarcFeed
 from .frontier import DONE, from_settings as frontier_from_settings
 from .frontier.recrawl import Rounds, revisit
-from .pipelines.downloads import MediaDownloads
-from .pipelines.fetch import media_pipelines
+from .pipelines.downloads import MediaDownloads, media_pipelines
 from .console import (announce, announce_status, print_resume_hint, print_summary, tell_start,
                       worker_tls)
 from .feeder import Feeder
