@@ -3,7 +3,7 @@ waited for (bounded) at the end.
 
 Starting `python -m crawler.worker` costs each worker a Python and its imports (~0.3 s of
 CPU, a third of a short crawl). So the master forks its local workers early, while it still
-has a single thread and has imported nearly all a worker needs: each fork waits for its
+has a single thread, and has imported what a worker needs: each fork waits for its
 command line (the master's address is not known yet), then runs crawler.worker as
 `python -m crawler.worker` would. A master that already runs other threads (the demo, a
 program embedding it) starts fresh processes instead: a fork would copy locks those threads
@@ -12,6 +12,7 @@ may hold.
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import logging
 import os
@@ -84,6 +85,8 @@ class LocalWorkers:
         starts fresh processes); `relay`: their stderr goes through a pipe (a live screen)."""
         if count < 1 or threading.active_count() > 1 or not hasattr(os, "fork"):
             return
+        # What only workers use (requests ...) is imported once, here, not by each fork.
+        importlib.import_module("crawler.worker")
         sys.stdout.flush()  # else what is buffered would be written again by each child
         sys.stderr.flush()
         for _ in range(count):
@@ -173,6 +176,7 @@ def _run_worker(args: list[str]) -> int:
     for handler in root.handlers[:]:  # the worker configures its own (basicConfig)
         root.removeHandler(handler)
     sys.argv = [sys.argv[0], *args]
+    sys.modules.pop("crawler.worker", None)  # runpy runs it afresh as __main__, as -m does
     try:
         runpy.run_module("crawler.worker", run_name="__main__", alter_sys=True)
     except SystemExit as exc:
