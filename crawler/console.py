@@ -53,7 +53,7 @@ def announce(address: tuple[str, int], plan: Plan) -> None:
         print(f"remote workers: python -m crawler.worker {where} --authkey-file "
               f"{shlex.join([plan.key_path, *worker_tls(plan)])}", flush=True)
     if plan.settings["KEEP_RUNNING"]:
-        print(remote.hint(where, plan.key_path), flush=True)
+        print(remote.hint(where, plan.key_path, worker_tls(plan)), flush=True)
 
 
 def announce_status(master: Any) -> None:

@@ -4,6 +4,7 @@ another backend (a shared store the workers lease from) slots in by offering the
 calls."""
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import random
@@ -83,7 +84,7 @@ class Dialer:
 
     def dial(self, hello: dict[str, Any], cap: float) -> tuple[MasterLink, dict] | None:
         """The link and the master's reply to `hello`; None when giving up."""
-        started, report_at = time.monotonic(), 0.0
+        started, report_at, why = time.monotonic(), 0.0, ""
         while not self.giving_up():
             key = self._read_key()
             try:
@@ -95,14 +96,14 @@ class Dialer:
             except AuthenticationError as exc:
                 raise RefusedError(_refusal(self.address, self.key_path, exc)) from None
             except LOST as exc:
-                log.debug("master not reachable: %r", exc)
+                why = f": {type(exc).__name__}: {exc}"
             waited = time.monotonic() - started
             if waited > self.max_wait:
                 log.error("no master at %s for %.0f s; giving up", fmt(self.address),
                           self.max_wait)
                 return None
             if waited >= report_at:
-                self._report_wait(waited, not report_at, key is None)
+                self._report_wait(waited, not report_at, key is None, why)
                 report_at = waited + WAIT_REPORT_EVERY
             self.back_off(cap)
         return None
@@ -119,14 +120,14 @@ class Dialer:
         raise UsageError(f"authkey file {self.key_path} does not exist, and the master at "
                          f"{fmt(self.address)} is up: copy its key file here")
 
-    def _report_wait(self, waited: float, first: bool, no_key: bool) -> None:
+    def _report_wait(self, waited: float, first: bool, no_key: bool, why: str) -> None:
         what = f"master at {fmt(self.address)}"
         if no_key:
             what += f" and its key file {self.key_path} (the master creates it)"
         if first:
-            log.info("waiting for %s (giving up after %.0f s)", what, self.max_wait)
+            log.info("waiting for %s (giving up after %.0f s)%s", what, self.max_wait, why)
         else:
-            log.info("still waiting for %s after %.0f s", what, waited)
+            log.info("still waiting for %s after %.0f s%s", what, waited, why)
 
     def back_off(self, cap: float) -> None:
         """Sleep about `backoff` seconds (until giving up), then double it up to `cap`."""
@@ -147,10 +148,24 @@ def fmt(address: tuple[str, int]) -> str:
     return f"{address[0]}:{address[1]}"
 
 
-def client_tls(address: tuple[str, int], fingerprint: str | None, ca: str | None,
-               insecure: bool) -> channel.ClientTls | None:
-    """How to check the master (--tls-fingerprint, --tls-ca); UsageError for plain TCP to
-    another host without --insecure."""
+def add_tls_options(parser: argparse.ArgumentParser) -> None:
+    """--tls-ca, --tls-fingerprint, --insecure: how a client (a worker, crawler.add,
+    crawler.stop) checks its master; read back by tls_from_args."""
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--tls-ca", metavar="FILE", help="talk TLS to the master and check its "
+                     "certificate against this CA bundle (PEM) and the master's HOST")
+    tls.add_argument("--tls-fingerprint", metavar="SHA256", help="talk TLS to the master and "
+                     "accept only the certificate with this SHA-256 fingerprint (the master "
+                     "prints it)")
+    tls.add_argument("--insecure", action="store_true", help="talk plain TCP to a master "
+                     "that is not on this host (anyone on the path can read and alter it)")
+
+
+def tls_from_args(args: argparse.Namespace,
+                  address: tuple[str, int]) -> channel.ClientTls | None:
+    """How to check the master, from the options add_tls_options added; UsageError for
+    plain TCP to another host without --insecure."""
+    fingerprint, ca = args.tls_fingerprint, args.tls_ca
     if fingerprint is not None:
         pin = channel.parse_fingerprint(fingerprint)
         if pin is None:
@@ -162,7 +177,7 @@ def client_tls(address: tuple[str, int], fingerprint: str | None, ca: str | None
             return channel.ClientTls(ca=ca)
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"--tls-ca {ca}: {exc.strerror or exc}") from None
-    if not (insecure or manager.is_loopback(address[0])):
+    if not (args.insecure or manager.is_loopback(address[0])):
         raise UsageError(f"the master at {fmt(address)} is not on this host: give --tls-ca "
                          "or --tls-fingerprint to talk TLS to it, or --insecure for plain TCP")
     return None

@@ -11,10 +11,11 @@ import argparse
 import logging
 import multiprocessing
 import os
+import shlex
 import sys
 from typing import Any, Callable
 
-from . import keyfile, manager
+from . import keyfile, link, manager
 from .errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -59,22 +60,25 @@ def for_scheduler(scheduler: Any, make_tasks: Callable) -> CrawlRemote:
                        scheduler.close, lambda: scheduler.closing)
 
 
-def hint(where: str, key_path: str | None) -> str:
-    """What a crawl that keeps running tells its user."""
+def hint(where: str, key_path: str | None, tls: list[str]) -> str:
+    """What a crawl that keeps running tells its user; `tls` are the options a client
+    checks this master with."""
     if not key_path:
         return ("keeping running: give --authkey-file to add URLs from outside; stop it "
                 "with SIGTERM or Ctrl-C")
-    key = f"--authkey-file {key_path}"
+    key = shlex.join(["--authkey-file", key_path, *tls])
     return (f"keeping running: add URLs with python -m crawler.add {where} {key} URL..., "
             f"stop with python -m crawler.stop {where} {key}")
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """The options both commands take: the master's address and its key file."""
+    """The options both commands take: the master's address, its key file and how to
+    check a TLS master."""
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("master", metavar="HOST:PORT", help="the master's address")
     p.add_argument("--authkey-file", default=os.environ.get(keyfile.ENV_VAR),
                    help=f"the crawl's key file (default: ${keyfile.ENV_VAR})")
+    link.add_tls_options(p)
     return p
 
 
@@ -86,6 +90,7 @@ def connect(args: argparse.Namespace) -> Any:
         raise UsageError(f"no key: give --authkey-file (or set ${keyfile.ENV_VAR}): the "
                          "master's, which it printed as it started")
     key = keyfile.read(args.authkey_file)
+    manager.set_tls(link.tls_from_args(args, address))
     try:
         return manager.connect(address, key)["crawl"]
     except multiprocessing.AuthenticationError:

@@ -50,7 +50,7 @@ class Scheduler:
         self.worker_info: dict[str, dict[str, Any]] = {}  # what each said in hello
         self.pages_by_worker: Counter = Counter()
         self.told_done: set[str] = set()
-        self.joining: dict[str, int] = {}  # said hello, not yet leased: id -> threads
+        self.joining: dict[str, str] = {}  # said hello, not yet leased: id -> its threads
         self.closing: str | None = None
         self.more_to_come = False  # start requests still to be admitted
         # A journal commit that failed: its (changes, items), tried again with the next one;
@@ -67,10 +67,13 @@ class Scheduler:
         """Register a worker; reply with the crawl's configuration. It has joined when it
         first leases: it may still refuse the configuration (see bye)."""
         info = self.checks.hello(info)
-        threads = info.get("threads") or self.hello_reply["settings"]["CONCURRENT_REQUESTS"]
+        settings = self.hello_reply["settings"]
+        threads = info.get("threads") or settings["CONCURRENT_REQUESTS"]
+        fixed = info.get("threads") or not settings["AUTOSCALE_ENABLED"]
         with self.lock:
             self.workers[info["worker"]] = time.monotonic()
-            self.joining[info["worker"]] = threads
+            self.joining[info["worker"]] = f"{threads} threads" if fixed else \
+                f"threads sized by the autoscaler, up to {threads}"
             self.worker_info[info["worker"]] = _worker_info(info, threads)
         return self.hello_reply
 
@@ -80,7 +83,7 @@ class Scheduler:
         self.checks.lease(worker, want, renew)
         threads = self.joining.pop(worker, None) if self.joining else None
         if threads is not None:
-            log.info("worker %s joined (%s threads)", worker, threads)
+            log.info("worker %s joined (%s)", worker, threads)
         with self.lock:
             self.workers[worker] = time.monotonic()
             self.frontier.renew(worker, renew)

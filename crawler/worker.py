@@ -23,7 +23,7 @@ from typing import Any
 
 from . import keyfile, manager, signals
 from .autoscale import Autoscaler, Driver, Limits
-from .link import LOST, Dialer, MasterLink, client_tls
+from .link import LOST, Dialer, MasterLink, add_tls_options, tls_from_args
 from .pool import FetchPool
 from .errors import CrawlerError, RefusedError, UsageError
 from .spider.handler import Handler, build_handler
@@ -335,14 +335,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-p", "--processes", type=int, default=1, help="worker processes")
     parser.add_argument("--max-wait", type=float, default=600.0,
                         help="seconds to keep trying to reach the master before giving up")
-    tls = parser.add_mutually_exclusive_group()
-    tls.add_argument("--tls-ca", metavar="FILE", help="talk TLS to the master and check its "
-                     "certificate against this CA bundle (PEM) and the master's HOST")
-    tls.add_argument("--tls-fingerprint", metavar="SHA256", help="talk TLS to the master and "
-                     "accept only the certificate with this SHA-256 fingerprint (the master "
-                     "prints it)")
-    tls.add_argument("--insecure", action="store_true", help="talk plain TCP to a master "
-                     "that is not on this host (anyone on the path can read and alter it)")
+    add_tls_options(parser)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--parent", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -359,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"no authkey: give --authkey-file or set ${keyfile.ENV_VAR}")
         if args.threads is not None and args.threads < 1 or args.processes < 1:
             raise UsageError("-c and -p take a number of at least 1")
-        manager.set_tls(client_tls(address, args.tls_fingerprint, args.tls_ca, args.insecure))
+        manager.set_tls(tls_from_args(args, address))
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -109,6 +109,7 @@ def test_worker_waiting_for_its_master_says_so_once(procs, project, tmp_path):
     assert worker.wait(15) == 1, worker.describe()
     waiting = [line for line in worker.stderr.splitlines() if "waiting for master" in line]
     assert len(waiting) == 1, worker.describe()
+    assert "ConnectionRefusedError" in waiting[0], worker.describe()  # and why
     assert "giving up" in worker.stderr, worker.describe()
 
 
@@ -200,11 +201,16 @@ def test_empty_seeds_file_is_refused_naming_it(site, project, run_master):
 
 
 # -- what the master logs about workers -------------------------------------------------------------
-def test_local_worker_joins_with_its_real_thread_count(site, project, run_master):
+@pytest.mark.parametrize("autoscale, joined", [
+    ("true", " joined (threads sized by the autoscaler, up to 3)"),
+    ("false", " joined (3 threads)")])
+def test_local_worker_joins_with_its_real_thread_count(autoscale, joined, site, project,
+                                                        run_master):
     master = run_master([write_seeds(project, site.url), "--workers", 1, "-o",
-                         project / "out.jsonl", "-s", "CONCURRENT_REQUESTS=3", *INFO])
+                         project / "out.jsonl", "-s", "CONCURRENT_REQUESTS=3",
+                         "-s", f"AUTOSCALE_ENABLED={autoscale}", *INFO])
     assert master.returncode == 0, master.describe()
-    assert " joined (3 threads)" in master.stderr, master.describe()
+    assert joined in master.stderr, master.describe()
     assert "None" not in master.stderr, master.describe()
 
 

@@ -18,12 +18,13 @@ from test_e2e import assert_one_item_per_page, listening_address, summary_line
 from test_tls import pki  # noqa: F401  (the fixture: a private CA, a cert for 127.0.0.1)
 
 
-def tls_master(procs, project, site, tmp_path, pki, host="127.0.0.1", workers=0):
+def tls_master(procs, project, site, tmp_path, pki, host="127.0.0.1", workers=0, extra=()):
     key = write_key(tmp_path / "key")
     out = project / "out.jsonl"
     master = procs.master([write_seeds(project, site.url), "--bind", f"{host}:{free_port(host)}",
                            "--authkey-file", key, "--workers", workers, "-o", out,
-                           "--tls-cert", pki.cert, "--tls-key", pki.key, *QUIET], project)
+                           "--tls-cert", pki.cert, "--tls-key", pki.key, *extra, *QUIET],
+                          project)
     return master, listening_address(master), key, out
 
 
@@ -41,6 +42,24 @@ def test_a_crawl_over_tls_with_local_and_remote_workers(site, project, procs, tm
         assert proc.wait(30) == 0, proc.describe()
     assert summary_line(master).group(1, 3) == ("finished", "0"), master.describe()
     assert_one_item_per_page(read_jsonl(out), site)
+
+
+def test_add_and_stop_reach_a_tls_master(site, project, procs, tmp_path, pki):
+    master, address, key, out = tls_master(procs, project, site, tmp_path, pki, workers=1,
+                                           extra=["--keep-running"])
+    pin = f"--tls-fingerprint {fingerprint(pki)}"
+    assert f"python -m crawler.add {address} --authkey-file {key} {pin}" in \
+        master.wait_output("keeping running", 10), master.describe()
+    added = procs.module("crawler.add", [address, "--authkey-file", key, *pin.split(),
+                                         site.url + "?added"], project, "add")
+    assert added.wait(20) == 0, added.describe()
+    assert "1 URLs added" in added.stdout, added.describe()
+    stop = procs.module("crawler.stop", [address, "--authkey-file", key, "--tls-ca", pki.ca],
+                        project, "stop")
+    assert stop.wait(20) == 0, stop.describe()
+    assert master.wait(30) == 0, master.describe()
+    assert summary_line(master).group(1) == "stopped", master.describe()
+    assert site.url + "?added" in {item["url"] for item in read_jsonl(out)}
 
 
 @pytest.mark.parametrize("how", ["another CA", "another name", "another fingerprint"])
