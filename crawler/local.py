@@ -39,8 +39,11 @@ class Forked:
 
     def start(self, args: list[str]) -> None:
         """Send the child its worker command line; it starts."""
-        with os.fdopen(self.command, "wb") as pipe:
-            pipe.write(json.dumps(args).encode())
+        try:
+            with os.fdopen(self.command, "wb") as pipe:
+                pipe.write(json.dumps(args).encode())
+        except BrokenPipeError:  # it died waiting: check() reports its exit
+            log.debug("local worker pid %d exited before it started", self.pid)
 
     def poll(self) -> int | None:
         if self.returncode is None:
