@@ -22,8 +22,7 @@ from .errors import CrawlerError, UsageError
 from .feeds.warc import WarcFeed
 from .frontier import DONE, from_settings as frontier_from_settings
 from .frontier.recrawl import Rounds, revisit
-from .pipelines.downloads import MediaDownloads
-from .pipelines.fetch import media_pipelines
+from .pipelines.downloads import MediaDownloads, media_pipelines
 from .console import (announce, announce_status, print_resume_hint, print_summary, tell_start,
                       worker_tls)
 from .feeder import Feeder
@@ -46,6 +45,9 @@ class Master:
 
     def __init__(self, plan: Plan) -> None:
         self.plan, s = plan, plan.settings
+        self.local = LocalWorkers()
+        # First, while this process has one thread and holds no frontier (see crawler.local).
+        self.local.prefork(plan.workers, _screen_wanted(s))
         self.spider = plan.starts.spider
         self.signals = self.spider.crawler.signals
         self.frontier = plan.redis.make_frontier(s) if plan.redis else \
@@ -89,7 +91,6 @@ class Master:
                                  "not yet with --backend redis")
             media.bind(self.scheduler, self.sink.unfinished)
             self.frontier.on_failed = media.failed
-        self.local = LocalWorkers()
         self.monitor: Monitor | None = None
         self.status_server: StatusServer | None = None
 
@@ -146,7 +147,7 @@ class Master:
     def _start_status(self) -> None:
         """Start the monitor (progress lines, or a live line on a terminal) and the page."""
         interval = self.plan.settings["LOGSTATS_INTERVAL"]
-        screen = live.LiveLine(sys.stderr) if interval and live.wanted(sys.stderr) else None
+        screen = live.LiveLine(sys.stderr) if _screen_wanted(self.plan.settings) else None
         if self.plan.status is not None:
             try:
                 self.status_server = StatusServer(self.plan.status, self.current_snapshot,
@@ -288,6 +289,11 @@ class Master:
         if self.status_server is not None:
             self.status_server.close()
         return summary
+
+
+def _screen_wanted(settings: dict[str, Any]) -> bool:
+    """Progress shows as a live line on stderr (else as log lines)."""
+    return bool(settings["LOGSTATS_INTERVAL"]) and live.wanted(sys.stderr)
 
 
 def _write_or_log(path: str, text: str) -> None:

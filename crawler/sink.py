@@ -13,7 +13,6 @@ aborts the crawl (exit 1), and each file feed is cut back to the last item flush
 """
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import queue
@@ -80,7 +79,7 @@ class Sink:
         self.item_feeds = [f for f in feeds if not isinstance(f, WarcFeed)]
         self.warc_feeds = [f for f in feeds if isinstance(f, WarcFeed)]
         self.signals = signal_manager or signals.SignalManager()
-        self._loop: asyncio.AbstractEventLoop | None = None  # for async def pipelines
+        self._loop: Any = None  # an asyncio event loop  # for async def pipelines
         self.on_written = on_written  # (last seq, progress) after a flush
         self.dropped = 0
         self.item_errors: list[tuple[str, str]] = []  # (item's url or "", why), as failures
@@ -254,6 +253,7 @@ class Sink:
         if not inspect.isawaitable(value):
             return value
         if self._loop is None:
+            import asyncio  # here: only async def pipelines need it
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(_awaited(value))
 

@@ -7,7 +7,6 @@ starts (a bad start request is a usage error, exit 2); later bad ones are logged
 """
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
 import logging
@@ -122,6 +121,7 @@ def _has_async_start(spider: Spider) -> bool:
 
 def _iterate_async(agen: Any) -> Iterator[Any]:
     """An async generator, iterated from synchronous code on a loop of its own."""
+    import asyncio  # here: only an async start() needs it
     loop = asyncio.new_event_loop()
     try:
         while True:

@@ -96,6 +96,36 @@ def test_a_recrawl_sends_if_modified_since_from_last_modified(project, run_maste
     assert "recrawl: 2 unchanged, 0 changed, 0 new, 0 gone" in second.stdout, second.describe()
 
 
+class _EtagRepeated(PageHandler):
+    """Two pages whose ETag every answer repeats, a 304 too (as nginx does)."""
+
+    asked: list = []
+
+    def do_GET(self) -> None:
+        etag = f'"v1{self.path}"'
+        self.asked.append((self.path, self.headers.get("If-None-Match")))
+        if self.headers.get("If-None-Match") == etag:
+            self.send(304, b"", {"ETag": etag})
+            return
+        links = '<a href="/b">b</a>' if self.path == "/" else ""
+        self.send(200, f"<title>{self.path}</title>{links}".encode(), {"ETag": etag})
+
+
+def test_validators_a_304_repeats_serve_the_next_recrawl_too(project, run_master, tmp_path):
+    _EtagRepeated.asked = []
+    with serving(_EtagRepeated) as base:
+        args = [write_seeds(project, base + "/"), "--workers", 1, "--jobdir", tmp_path / "job",
+                *QUIET, *NO_ROBOTS]
+        first = run_master(args)
+        assert first.returncode == 0, first.describe()
+        runs = [run_master([*args, "--recrawl"], name=f"recrawl{n}") for n in (1, 2)]
+    for run in runs:
+        assert run.returncode == 0, run.describe()
+        assert "recrawl: 2 unchanged, 0 changed, 0 new, 0 gone" in run.stdout, run.describe()
+    assert Counter(_EtagRepeated.asked) == {("/", None): 1, ("/", '"v1/"'): 2,
+                                            ("/b", None): 1, ("/b", '"v1/b"'): 2}
+
+
 def test_recrawl_needs_a_jobdir(project, run_master, site):
     proc = run_master([write_seeds(project, site.url), "--recrawl", *QUIET])
     assert proc.returncode == 2

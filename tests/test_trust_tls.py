@@ -12,7 +12,7 @@ import ssl
 import pytest
 
 from crawler import channel
-from procs import QUIET, free_port, read_jsonl, write_key, write_seeds
+from procs import QUIET, free_port, read_jsonl, wait_for, write_key, write_seeds
 from rogue import RawPeer, read_all
 from test_e2e import assert_one_item_per_page, listening_address, summary_line
 from test_tls import pki  # noqa: F401  (the fixture: a private CA, a cert for 127.0.0.1)
@@ -54,6 +54,8 @@ def test_add_and_stop_reach_a_tls_master(site, project, procs, tmp_path, pki):
                                          site.url + "?added"], project, "add")
     assert added.wait(20) == 0, added.describe()
     assert "1 URLs added" in added.stdout, added.describe()
+    wait_for(lambda: out.exists() and f'"{site.url}?added"' in out.read_text(), 20,
+             "the added URL's item", describe=master.describe)
     stop = procs.module("crawler.stop", [address, "--authkey-file", key, "--tls-ca", pki.ca],
                         project, "stop")
     assert stop.wait(20) == 0, stop.describe()

@@ -51,6 +51,19 @@ _SUPERSEDED = ("SELECT group_concat(seq), max(seq), max(iif(state = 'queued', se
 RobotsRow = tuple[str, int, str, float]
 
 log = logging.getLogger(__name__)
+# The JOBDIR locks this process holds. A forked child (a local worker) would share each
+# (flock locks belong to the open file, not the process) and keep it past the master's
+# death, refusing the restart: the child closes its copies at once.
+_HELD: set[int] = set()
+
+
+def _release_in_child() -> None:
+    for fd in _HELD:
+        os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_release_in_child)
 
 
 def lock_jobdir(jobdir: str) -> int:
@@ -68,6 +81,7 @@ def lock_jobdir(jobdir: str) -> int:
                          "first, or give another --jobdir") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD.add(fd)
     return fd  # kept open: the lock lasts as long as the process
 
 
@@ -101,6 +115,7 @@ class Journal:
             db.close()
             self._local.db = None
         if self._lock >= 0:
+            _HELD.discard(self._lock)
             os.close(self._lock)
             self._lock = -1
 
@@ -248,11 +263,13 @@ class Journal:
         known = db.execute("SELECT fp, etag, last_modified FROM validators WHERE seq IN "
                            "(SELECT max(seq) FROM validators GROUP BY fp)")
         validators = {fp: (etag, modified) for fp, etag, modified in known}
-        rows = []
+        rows, hosts = [], {}  # origin -> host, as in urls()
         for fp, url, depth, extra in db.execute(
                 "SELECT fp, url, depth, extra FROM log WHERE seq IN (SELECT max(seq) FROM log "
                 "WHERE state='queued' GROUP BY fp) ORDER BY seq").fetchall():
-            task = {"url": url, "fp": fp, "host": host_of(url), "depth": depth}
+            origin = url[:url.find("/", 8)]
+            host = hosts.get(origin) or hosts.setdefault(origin, host_of(url))
+            task = {"url": url, "fp": fp, "host": host, "depth": depth}
             task.update(pickle.loads(extra) if extra is not None else {})
             rows.append(_row(fp, "queued", None, revisit(task, *validators.get(fp, (None,
                                                                                    None)))))

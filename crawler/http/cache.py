@@ -27,8 +27,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from requests.structures import CaseInsensitiveDict
-
 from ..errors import IgnoreRequest, UsageError
 from .errors import FetchError
 from .request import Request
@@ -135,6 +133,7 @@ class HttpCache:
             log.warning("HTTP cache entry %s unreadable (%s): fetching %s", path, exc,
                         request.url)
             return None
+        from requests.structures import CaseInsensitiveDict  # here: the master imports this
         headers = CaseInsensitiveDict(meta["headers"])
         return Response(meta["url"], meta["status"], headers, body, request, depth)
 

@@ -5,9 +5,8 @@ blocked_address, tls, invalid_url, invalid_request, bad_encoding (* = retryable)
 """
 from __future__ import annotations
 
+import functools
 import ssl
-
-import requests
 
 from ..errors import CrawlerError
 
@@ -26,23 +25,28 @@ def malformed(what: str) -> FetchError:
 
 
 # What the transport raises besides FetchError: the socket's and ssl's errors, and from
-# requests' preparation of a request its own exceptions and ValueError.
-TRANSPORT_ERRORS = (OSError, ValueError, requests.RequestException)
+# requests' preparation of a request its own exceptions (OSErrors all) and ValueError.
+TRANSPORT_ERRORS = (OSError, ValueError)
 
 PEER_CLOSED = (ssl.SSLEOFError, ssl.SSLZeroReturnError)  # the peer hung up: not a TLS verdict
 
-# (exception types, reason, retryable), tried in this order after the deadline
-_REASONS: tuple[tuple[tuple[type, ...], str, bool], ...] = (
-    (PEER_CLOSED, "connection", True),
-    ((ssl.SSLError, ssl.CertificateError), "tls", False),
-    ((TimeoutError,), "timeout", True),
-    ((requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-      requests.exceptions.InvalidSchema, requests.exceptions.URLRequired, UnicodeError),
-     "invalid_url", False),
-    ((requests.exceptions.InvalidHeader,), "invalid_request", False),
-    ((OSError,), "connection", True),
-    ((ValueError, requests.RequestException), "invalid_request", False),
-)
+
+@functools.cache
+def _reasons() -> tuple[tuple[tuple[type, ...], str, bool], ...]:
+    """(exception types, reason, retryable), tried in this order after the deadline.
+    requests is imported here, not above: the master imports this module, never requests."""
+    import requests
+    return (
+        (PEER_CLOSED, "connection", True),
+        ((ssl.SSLError, ssl.CertificateError), "tls", False),
+        ((TimeoutError,), "timeout", True),
+        ((requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+          requests.exceptions.InvalidSchema, requests.exceptions.URLRequired, UnicodeError),
+         "invalid_url", False),
+        ((requests.exceptions.InvalidHeader,), "invalid_request", False),
+        ((OSError,), "connection", True),
+        ((ValueError, requests.RequestException), "invalid_request", False),
+    )
 
 
 def classify(exc: BaseException, late: bool = False) -> FetchError:
@@ -51,7 +55,7 @@ def classify(exc: BaseException, late: bool = False) -> FetchError:
     text = str(exc) or type(exc).__name__
     if late:
         return FetchError("timeout", f"DOWNLOAD_TIMEOUT passed ({text})", True)
-    for kinds, reason, retryable in _REASONS:
+    for kinds, reason, retryable in _reasons():
         if isinstance(exc, kinds):
             return FetchError(reason, text, retryable)
     return FetchError("connection", text, True)

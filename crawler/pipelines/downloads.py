@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from .. import components
 from ..frontier import LEASED, QUEUED
 
 log = logging.getLogger(__name__)
@@ -107,3 +108,13 @@ class MediaDownloads:
         self.settled[fp] = outcome
         for notify in self.waiting.pop(fp, ()):
             notify(outcome)
+
+
+def media_pipelines(spec: dict[str, int | None]) -> list[str]:
+    """The paths of ITEM_PIPELINES that are media pipelines (the master tells its workers:
+    they make only those, and never import the other pipelines, which run on the master)."""
+    from .files import FilesPipeline  # here: a crawl without media pipelines needs none
+    paths = [path for path, order in spec.items() if order is not None]
+    classes = [components.load_class("ITEM_PIPELINES", path) for path in paths]
+    return [path for path, cls in zip(paths, classes)
+            if isinstance(cls, type) and issubclass(cls, FilesPipeline)]

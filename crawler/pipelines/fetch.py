@@ -22,15 +22,6 @@ from .files import FilesPipeline, MediaError
 log = logging.getLogger(__name__)
 
 
-def media_pipelines(spec: dict[str, int | None]) -> list[str]:
-    """The paths of ITEM_PIPELINES that are media pipelines (the master tells its workers:
-    they make only those, and never import the other pipelines, which run on the master)."""
-    paths = [path for path, order in spec.items() if order is not None]
-    classes = [components.load_class("ITEM_PIPELINES", path) for path in paths]
-    return [path for path, cls in zip(paths, classes)
-            if isinstance(cls, type) and issubclass(cls, FilesPipeline)]
-
-
 def load_media_pipelines(paths: Iterable[str], crawler: Any) -> dict[str, FilesPipeline]:
     """The media pipelines at these paths, made on this worker, by name."""
     pipelines = {}

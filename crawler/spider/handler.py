@@ -88,7 +88,7 @@ class Handler:
             return self.media.handle(task)
         request = Request.from_task(task)
         if "revisit" in task:  # a --recrawl: ask only for a copy newer than ours
-            request = _conditional(request, task["revisit"])
+            _conditional(request, task["revisit"])
         jar = cookies.jar_for(task, request) if self.rules.cookies else None
         result = self._download(request, task, jar)
         cookies.attach(result.get("requests", ()), cookies.carried(jar, request), request)
@@ -116,8 +116,8 @@ class Handler:
         if self.signals.has_receivers(signals.response_received):
             self.signals.send(signals.response_received, response=response, request=request,
                               spider=self.spider)
-        revisit = "revisit" in task
-        if response.status == 304 and revisit and \
+        revisit = task.get("revisit")  # its validators ({} for none) in a recrawl, else None
+        if response.status == 304 and revisit is not None and \
                 not self.rules.allowed(request, 304, self.spider):
             result = {"outcome": "done", "status": 304}  # unchanged: nothing to parse
         else:
@@ -130,10 +130,11 @@ class Handler:
             result["retry_after"] = pause
         return result
 
-    def _keep(self, result: dict[str, Any], response: Response, revisit: bool) -> None:
+    def _keep(self, result: dict[str, Any], response: Response,
+              revisit: dict[str, str] | None) -> None:
         """What the result carries for the journal and the WARC output: the page's
         validators, the exchange's records; in a recrawl, what a sitemap lists, with when."""
-        if revisit and result.get("requests"):
+        if revisit is not None and result.get("requests"):
             listed = [(t["fp"], t["meta"][LASTMOD]) for t in result["requests"]
                       if LASTMOD in (t.get("meta") or {})]
             if listed:
@@ -141,10 +142,13 @@ class Handler:
         if self.keep_validators:
             headers = response.headers
             if "ETag" in headers or "Last-Modified" in headers:
-                result["validators"] = (headers.get("ETag"), headers.get("Last-Modified"))
+                validators = (headers.get("ETag"), headers.get("Last-Modified"))
+                if revisit is None or response.status != 304 or not _same(validators, revisit):
+                    result["validators"] = validators  # (a 304 repeating ours: the master
+                    # keeps those it sent, crawler.frontier.recrawl.Rounds.settled)
         if response.exchange is not None:
             result["warc"] = warc.records(response.url, response.exchange,
-                                          revisit and response.status == 304)
+                                          revisit is not None and response.status == 304)
 
     def _respond(self, request: Request, response: Response, attempt: int,
                  depth: int) -> dict[str, Any]:
@@ -314,15 +318,25 @@ class Handler:
                               spider=self.spider)
 
 
-def _conditional(request: Request, revisit: dict[str, str]) -> Request:
-    """The request with If-None-Match / If-Modified-Since from the validators of the last
-    response (headers the request sets itself win)."""
-    given = {name.lower() for name in request.headers}
-    headers = dict(request.headers)
-    for name, key in (("If-None-Match", "etag"), ("If-Modified-Since", "last_modified")):
-        if revisit.get(key) and name.lower() not in given:
-            headers[name] = revisit[key]
-    return request.replace(headers=headers)
+_CONDITIONAL = (("If-None-Match", "if-none-match", "etag"),
+                ("If-Modified-Since", "if-modified-since", "last_modified"))
+
+
+def _conditional(request: Request, revisit: dict[str, str]) -> None:
+    """Add If-None-Match / If-Modified-Since from the validators of the last response to
+    a request just made from its task (so its headers are its own); headers the request
+    sets itself win."""
+    headers = request.headers
+    given = {name.lower() for name in headers} if headers else ()
+    for name, lower, key in _CONDITIONAL:
+        value = revisit.get(key)
+        if value and lower not in given:
+            headers[name] = value
+
+
+def _same(validators: tuple[str | None, str | None], revisit: dict[str, str]) -> bool:
+    """The validators a response gave are those a revisit was sent with."""
+    return validators == (revisit.get("etag"), revisit.get("last_modified"))
 
 
 def _as_item(out: Any) -> dict[str, Any]:
