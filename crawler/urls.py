@@ -101,6 +101,7 @@ class Joiner:
             self._path = rest.partition("?")[0]
             self._document = self.origin + rest  # the base without its fragment
             self._directory = self._path[:self._path.rfind("/") + 1] or "/"
+            self.directory_url = self.origin + self._directory  # what relative paths join
 
     def __call__(self, url: str) -> str:
         url = url.strip()

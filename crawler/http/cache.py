@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from ..errors import IgnoreRequest, UsageError
 from .errors import FetchError
+from .headers import Headers
 from .request import Request
 from .response import Response
 
@@ -133,8 +134,7 @@ class HttpCache:
             log.warning("HTTP cache entry %s unreadable (%s): fetching %s", path, exc,
                         request.url)
             return None
-        from requests.structures import CaseInsensitiveDict  # here: the master imports this
-        headers = CaseInsensitiveDict(meta["headers"])
+        headers = Headers(meta["headers"])
         return Response(meta["url"], meta["status"], headers, body, request, depth)
 
     def _store(self, path: str, response: Response, force: bool = False) -> Response:

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 from urllib.parse import unquote, urlsplit
 
-from requests.structures import CaseInsensitiveDict
 from requests.utils import urldefragauth
 
 from . import http1
 from .errors import PEER_CLOSED, TRANSPORT_ERRORS, FetchError, classify
 from .guard import Guard
+from .headers import Headers
 from .tls import Tls
 
 if TYPE_CHECKING:
@@ -87,14 +87,7 @@ class Response:
     def __init__(self, client: "Client", conn: Connection, method: str, status: int,
                  reason: str, version: int, fields: list[tuple[str, str]]) -> None:
         self.status, self.reason, self.fields = status, reason, fields
-        # Repeated fields joined by ", " (RFC 9110 5.3), in a plain dict first: looking up
-        # a missing name in a CaseInsensitiveDict raises and catches a KeyError.
-        merged: dict[str, tuple[str, str]] = {}
-        for name, value in fields:
-            key = name.lower()
-            known = merged.get(key)
-            merged[key] = (name, value) if known is None else (known[0], f"{known[1]}, {value}")
-        headers = self.headers = CaseInsensitiveDict(dict(merged.values()))
+        headers = self.headers = Headers.merged(fields)
         end, self.codings = http1.framing(method, status, headers)
         self.length = end if isinstance(end, int) else None  # the Content-Length
         self._body = http1.Body(conn, end)

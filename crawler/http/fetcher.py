@@ -39,7 +39,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from requests.structures import CaseInsensitiveDict
 
 from . import http1, tls
 from .body import ACCEPT_ENCODING, BodyDecoder
@@ -48,6 +47,7 @@ from .client import Response as Received
 from .deadline import Deadline
 from .errors import TRANSPORT_ERRORS, FetchError, classify
 from .guard import Guard
+from .headers import Headers
 from .request import Request
 from .response import Response
 from .session import Session
@@ -122,7 +122,7 @@ class Fetcher:
         self.fast_path = True
         self.guard = Guard(config.address_guard, config.trusted_hosts)
         self.tls = tls.Tls(config.verify)
-        headers = CaseInsensitiveDict({"Accept-Encoding": ACCEPT_ENCODING})
+        headers = Headers({"Accept-Encoding": ACCEPT_ENCODING})
         headers.update(config.default_headers)  # in requests' way: one of each, by any case
         headers["User-Agent"] = config.user_agent
         self._headers = dict(headers.items())

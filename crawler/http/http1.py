@@ -17,9 +17,8 @@ import re
 import socket
 from typing import TYPE_CHECKING, Iterable
 
-from requests.structures import CaseInsensitiveDict
-
 from .errors import FetchError, malformed
+from .headers import Headers
 
 if TYPE_CHECKING:
     from .deadline import Deadline
@@ -167,7 +166,7 @@ def _fields(lines: list[str]) -> list[tuple[str, str]]:
     return fields
 
 
-def framing(method: str, status: int, headers: CaseInsensitiveDict) -> tuple[int | str, str]:
+def framing(method: str, status: int, headers: Headers) -> tuple[int | str, str]:
     """How the body ends (its length, CHUNKED or CLOSE) and the transfer codings besides
     chunked, in the order they were applied."""
     if method == "HEAD" or status < 200 or status in (204, 304) or \

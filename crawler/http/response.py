@@ -5,7 +5,7 @@ import codecs
 import logging
 import re
 import sys
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from w3lib.encoding import (html_body_declared_encoding, http_content_type_encoding, read_bom,
@@ -28,6 +28,23 @@ _REFRESH_CONTENT = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)[\d.]*\s*(?:[;,]\s*)?(?:
                               re.I | re.S)
 _XML_DECLARATION = re.compile(r"[\ufeff\s]*<\?xml[^>]*\?>")
 _HTML_START = re.compile(rb"<(?:html|head|body|title|!doctype\s+html)[\s>]", re.I)
+
+
+class _cached:
+    """functools.cached_property without the lock it takes on each first access before
+    Python 3.12 (four per page here); at worst two threads compute the same value."""
+
+    def __init__(self, func: Any) -> None:
+        self.func, self.name, self.__doc__ = func, func.__name__, func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
 
 
 class Response:
@@ -75,13 +92,13 @@ class Response:
             return media.endswith(("/xml", "+xml")) and media not in _HTML_TYPES
         return self._sniffs_xml
 
-    @cached_property
+    @_cached
     def _sniffs_xml(self) -> bool:
         # No type: an XML declaration makes it XML unless HTML markup follows (XHTML).
         head = self.body[:_SNIFF].lstrip(b"\xef\xbb\xbf \t\r\n")
         return head.startswith(b"<?xml") and _HTML_START.search(head) is None
 
-    @cached_property
+    @_cached
     def _decoded(self) -> tuple[str, str]:
         return decode_body(self.headers.get("Content-Type"), self.body,
                            guess=self.is_html or _is_textual(self.content_type))
@@ -96,7 +113,7 @@ class Response:
         """The body decoded; undecodable bytes become U+FFFD, never an exception."""
         return self._decoded[1]
 
-    @cached_property
+    @_cached
     def selector(self) -> parsel.Selector:
         """A parsel Selector over the page (lxml underneath): HTML for every response but
         XML ones (is_xml). parsel alone would take an XHTML page's <?xml ...?> for XML."""
@@ -112,7 +129,7 @@ class Response:
         """Scrapy's response.xpath()."""
         return self.selector.xpath(query, **kwargs)
 
-    @cached_property
+    @_cached
     def soup(self):
         """The page as BeautifulSoup, parsed on first use: lxml's HTML parser (XHTML too),
         or its XML parser for XML responses."""
@@ -125,14 +142,25 @@ class Response:
         declaration = _XML_DECLARATION.match(text)
         return BeautifulSoup(text[declaration.end():] if declaration else text, "lxml")
 
-    @cached_property
+    @_cached
     def base_url(self) -> str:
         """The URL relative links resolve against: <base href> if the page has one."""
-        base = self.selector.root.xpath("string(//base/@href)") if self.is_html else ""
-        return join(self.url, base) if base else self.url
+        return join(self.url, base) if (base := self._base_href()) else self.url
 
-    @cached_property
-    def _joiner(self) -> Joiner:
+    def _base_href(self) -> str:
+        # string(//base/@href): the first <base> with an href, in document order (a walk
+        # in C; the XPath would be compiled again on every page)
+        if not self.is_html:
+            return ""
+        for base in self.selector.root.iter("base"):
+            href = base.get("href")
+            if href is not None:
+                return href
+        return ""
+
+    @_cached
+    def joiner(self) -> Joiner:
+        """Resolves links against base_url (crawler.urls.Joiner)."""
         return Joiner(self.base_url)
 
     def meta_refresh(self) -> tuple[float, str] | None:
@@ -148,7 +176,7 @@ class Response:
 
     def urljoin(self, url: str) -> str:
         """Resolve a relative URL against this page (honouring <base href>)."""
-        return self._joiner(url)
+        return self.joiner(url)
 
     def follow(self, url: Any, callback: Any = None, **kwargs: Any) -> Request:
         """A Request for a link: a URL string or an <a>/<link>/<area> selector."""

@@ -25,6 +25,7 @@ from requests.utils import check_header_validity
 
 from .client import DEFAULT_PORTS, Client, Outgoing, Response
 from .errors import FetchError
+from .headers import Headers
 from .request import Request
 
 Where = tuple[str, str, int | None, str]  # scheme, host, port, path and query
@@ -100,9 +101,9 @@ class Session:
                         host_header)
 
     def _merged(self, url: str, own: dict[str, Any], method: str, body: bytes,
-                jar: http.cookiejar.CookieJar) -> CaseInsensitiveDict:
+                jar: http.cookiejar.CookieJar) -> Headers:
         """requests' merge_setting, prepare_cookies and prepare_content_length, in order."""
-        headers = CaseInsensitiveDict(self.headers)
+        headers = Headers(self.headers)
         headers.update(own)
         for name in [name for name, value in headers.items() if value is None]:
             del headers[name]
@@ -189,11 +190,11 @@ def _plain(headers: dict | None) -> bool:
                               for n, v in headers.items())
 
 
-def _identity_unless_given(headers: CaseInsensitiveDict) -> CaseInsensitiveDict:
+def _identity_unless_given(headers: Mapping[str, str]) -> Mapping[str, str]:
     """http.client's addition when no Accept-Encoding is sent: identity, before the others."""
     if "Accept-Encoding" in headers:
         return headers
-    return CaseInsensitiveDict([("Accept-Encoding", "identity"), *headers.items()])
+    return Headers([("Accept-Encoding", "identity"), *headers.items()])
 
 
 def _host_header(scheme: str, host: str, port: int | None) -> str:

@@ -99,17 +99,26 @@ class GenericSpider(SitemapMixin, Spider):
                 yield self.sitemap_request(robots, {"handle_httpstatus_list": _CLIENT_ERRORS})
 
     def parse(self, response: Response) -> Iterator[Any]:
+        item, hrefs = self.page(response)
+        yield item
+        yield from response.follow_all(hrefs)
+
+    def page(self, response: Response) -> tuple[dict[str, Any], list[str]]:
+        """The page's item and its links' hrefs as written, one per target. (The handler
+        calls this instead of parse when nothing but it would see parse's Requests: it
+        resolves and vets the hrefs itself, crawler.spider.linkpath.)"""
         root = response.selector.root if response.is_html else None
         title_of, links_of = self._xpaths()
         title = _browser_title(title_of(root)) if root is not None else ""
-        yield {"url": response.url, "status": response.status, "title": title or None,
-               "depth": response.depth}
-        if root is not None:
-            # One request per target: a fragment never changes what is fetched, and pages
-            # link to their own sections (Sphinx: 7 links of 8 repeat a target on the page).
-            # "#" stays for the fragment-only ones: with a <base href> it is another page.
-            yield from response.follow_all(dict.fromkeys(
-                href.partition("#")[0] or "#" for href in links_of(root)))
+        item = {"url": response.url, "status": response.status, "title": title or None,
+                "depth": response.depth}
+        if root is None:
+            return item, []
+        # One request per target: a fragment never changes what is fetched, and pages
+        # link to their own sections (Sphinx: 7 links of 8 repeat a target on the page).
+        # "#" stays for the fragment-only ones: with a <base href> it is another page.
+        return item, list(dict.fromkeys(href.partition("#")[0] or "#"
+                                        for href in links_of(root)))
 
     def _xpaths(self) -> tuple[etree.XPath, etree.XPath]:
         # lxml directly, plain strings (no Selector object per link), compiled once per

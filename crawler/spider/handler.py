@@ -21,8 +21,9 @@ from ..http.request import Request
 from ..http.response import Response
 from ..pipelines.fetch import MediaFetch, load_media_pipelines
 from . import cookies
-from .base import Spider
+from .base import GenericSpider, Spider
 from .failure import Failure, HttpError
+from .linkpath import Hrefs, LinkVetter
 from .middleware import Middlewares
 from .rules import REDIRECTS, Rules, retry_after
 from .sitemap import LASTMOD
@@ -69,6 +70,11 @@ class Handler:
         self.keep_validators = keep_validators
         self.middlewares = middlewares or Middlewares(spider)
         self.signals = signal_manager or signals.SignalManager()
+        # The generic spider's own parse, its Requests seen by no middleware: its links go
+        # as hrefs, vetted in one pass (crawler.spider.linkpath).
+        self._hrefs = type(spider).parse is GenericSpider.parse and \
+            not self.middlewares.see_output
+        self.links = LinkVetter(rules)
 
     def handle(self, task: dict[str, Any]) -> dict[str, Any]:
         """Fetch and parse one task; never raises. An unexpected error (a bug) is logged and
@@ -165,6 +171,11 @@ class Handler:
         refresh = rules.refresh(request, response)
         if refresh is not None:
             return self._redirect(request, response, depth, refresh, "meta refresh")
+        if self._hrefs and request.callback in (None, "parse") and not request.cb_kwargs \
+                and not self.signals.has_receivers(signals.request_dropped):
+            page = self.spider.page  # type: ignore[attr-defined]
+            return self._run(request, lambda: _as_output(response, *page(response)), depth,
+                             {"outcome": "done", "status": status})
         callback = self._method(request.callback or "parse")
         if callback is None:
             log.error("%s: spider has no callback %r", request.url, request.callback)
@@ -252,14 +263,15 @@ class Handler:
         fails the page but keeps what it yielded before, as in Scrapy."""
         items: list[dict] = []
         new: list[Request] = []
-        limit, over = self.rules.links_per_page, 0
+        pages: list[Hrefs] = []
+        limit, over, kept = self.rules.links_per_page, 0, 0
         try:
             output = call() or ()
             if response is not None:
                 output = self.middlewares.spider_output(response, output)
             for out in output:
                 if isinstance(out, Request):
-                    if limit and len(new) >= limit:  # kept from neither memory nor the wire
+                    if limit and kept >= limit:  # kept from neither memory nor the wire
                         over += 1
                         continue
                     if out.meta:
@@ -267,6 +279,13 @@ class Handler:
                     if out.cb_kwargs:
                         out.cb_kwargs = wire.plain(out.cb_kwargs, "Request.cb_kwargs")
                     new.append(out)
+                    kept += 1
+                elif type(out) is Hrefs:
+                    if limit and kept + len(out.hrefs) > limit:
+                        over += kept + len(out.hrefs) - max(kept, limit)
+                        out.hrefs = out.hrefs[:max(0, limit - kept)]
+                    kept += len(out.hrefs)
+                    pages.append(out)
                 else:
                     items.append(wire.plain(_as_item(out)))
         except wire.NotPlainData as exc:
@@ -283,8 +302,10 @@ class Handler:
             dropped["links_per_page"] = over
             log.warning("%s: %d requests beyond LINKS_PER_PAGE_LIMIT (%d) dropped",
                         request.url, over, limit)
-        result.update(items=items, requests=self._vet(new, depth, dropped),
-                      dropped=dict(dropped))
+        tasks = self._vet(new, depth, dropped) if new else []
+        for links in pages:
+            tasks.extend(self.links.tasks(links, depth + 1, dropped))
+        result.update(items=items, requests=tasks, dropped=dict(dropped))
         return result
 
     def _vet(self, requests: list[Request], depth: int, dropped: Counter,
@@ -337,6 +358,10 @@ def _conditional(request: Request, revisit: dict[str, str]) -> None:
 def _same(validators: tuple[str | None, str | None], revisit: dict[str, str]) -> bool:
     """The validators a response gave are those a revisit was sent with."""
     return validators == (revisit.get("etag"), revisit.get("last_modified"))
+
+
+def _as_output(response: Response, item: dict[str, Any], hrefs: list[str]) -> list[Any]:
+    return [item, Hrefs(response, hrefs)] if hrefs else [item]
 
 
 def _as_item(out: Any) -> dict[str, Any]:

@@ -73,6 +73,11 @@ class Middlewares:
                 return out
         return None
 
+    @property
+    def see_output(self) -> bool:
+        """True when some spider middleware reads what callbacks yield."""
+        return bool(self._outputs)
+
     def spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
         """What a callback yielded, through process_spider_output (highest order first)."""
         for method in self._outputs:
