@@ -37,6 +37,13 @@ class Headers(MutableMapping):
             store[key] = (name, value) if known is None else (known[0], f"{known[1]}, {value}")
         return headers
 
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """As dict.update, names in any case (a plain dict without a call per name)."""
+        if type(other) is dict and not kwargs:
+            self._store.update({name.lower(): (name, value) for name, value in other.items()})
+        else:
+            super().update(other, **kwargs)
+
     def __getitem__(self, name: str) -> Any:
         return self._store[name.lower()][1]
 

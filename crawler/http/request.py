@@ -11,6 +11,9 @@ from ..errors import CrawlerError
 
 # The fields every task has; to_task() adds others only when they differ from the defaults.
 CORE_FIELDS = frozenset({"url", "fp", "host", "depth"})
+# The task fields from_task() reads besides the url: without any, the Request is Request(url).
+_REQUEST_FIELDS = frozenset({"callback", "method", "headers", "body", "meta", "priority",
+                             "dont_filter", "errback", "cb_kwargs", "own_cookies"})
 
 
 def extra_fields(task: dict[str, Any]) -> dict[str, Any] | None:
@@ -101,6 +104,8 @@ class Request:
     @classmethod
     def from_task(cls, task: dict[str, Any]) -> "Request":
         """Rebuild a Request from its wire form."""
+        if _REQUEST_FIELDS.isdisjoint(task):  # most links: nothing but the defaults
+            return cls(task["url"])
         return cls(url=task["url"], callback=task.get("callback"), method=task.get("method", "GET"),
                    headers=dict(task.get("headers") or {}), body=task.get("body", b""),
                    meta=dict(task.get("meta") or {}), priority=task.get("priority", 0),
