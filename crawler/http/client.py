@@ -56,19 +56,21 @@ class Outgoing:
 class Connection(http1.Stream):
     """A kept-alive connection: its stream and its place in the pool."""
 
-    __slots__ = ("key", "origin")
+    __slots__ = ("key", "origin", "_poller")
 
     def __init__(self, sock: socket.socket, key: tuple, origin: tuple[str, int] | None) -> None:
         super().__init__(sock)
         self.key = key
         self.origin = origin  # (host, port) of a TLS connection whose session is not kept yet
+        self._poller: select.poll | None = None  # made on the first reuse, kept for the next
 
     def dropped(self) -> bool:
         """An idle connection the server closed (or sent something on) meanwhile."""
         try:
-            poller = select.poll()  # not select(): descriptors above 1023 are fine here
-            poller.register(self.sock, select.POLLIN)
-            return bool(poller.poll(0))
+            if self._poller is None:
+                self._poller = select.poll()  # not select(): descriptors above 1023 are fine
+                self._poller.register(self.sock, select.POLLIN)
+            return bool(self._poller.poll(0))
         except (OSError, ValueError):
             return True
 
