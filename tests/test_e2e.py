@@ -147,24 +147,20 @@ def test_manual_cluster(order, key, site, project, procs, tmp_path):
         return [procs.worker(address, key_file, ["-c", 8], cwd=project, name="worker")
                 for _ in range(2)]
 
-    if order == "workers-first":
-        workers = start_workers()
-        for worker in workers:  # both are up and retrying before the master exists
-            worker.wait_output("waiting for master", 15, stream="stderr")
-        assert key == "given" or not key_file.exists()
-        master = procs.master(master_args, project)
-        listening_address(master)
-    else:
-        master = procs.master(master_args, project)
-        assert listening_address(master) == address
-        workers = start_workers()
+    workers = start_workers() if order == "workers-first" else []
+    for worker in workers:  # both are up and retrying before the master exists
+        worker.wait_output("waiting for master", 15, stream="stderr")
+    key_before_master = key_file.exists()
+    master = procs.master(master_args, project)
+    assert listening_address(master) == address
+    workers = workers or start_workers()
+    assert key_before_master == (key == "given")
 
     for proc in [master, *workers]:
         assert proc.wait(20) == 0, proc.describe()
     assert_no_process_left(master, *workers)
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
-    if key == "created-by-master":
-        assert len(key_file.read_bytes().strip()) >= 32
+    assert len(key_file.read_bytes().strip()) >= 32
     assert_one_item_per_page(read_jsonl(out), site)
     assert_each_page_fetched_once(site)
     total = len(site.site.paths())

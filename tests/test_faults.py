@@ -329,8 +329,7 @@ def test_worker_stopped_past_its_leases(serve, project, procs, tmp_path):
     stats = cluster.stats()
     assert_crawl_complete(cluster.out, site, stats)
     assert stats["retries"] >= 1, stats
-    if "stale_results" in stats:
-        assert stats["stale_results"] >= 1, stats
+    assert stats.get("stale_results", 0) >= 1, stats
 
 
 # -- 6. a torn journal ----------------------------------------------------------------------------------
@@ -388,12 +387,10 @@ def test_torn_journal_wal_resumes_or_is_refused(serve, project, procs, tmp_path)
     again = procs.master(args, project)
     status = again.wait(40)
     assert_no_process_left(again)
-    if status == 2:  # refused: it must say why, and touch nothing
-        assert re.search(r"journal", again.stderr, re.I), again.describe()
-        assert "master listening" not in again.stdout, again.describe()
-    else:  # resumed: then correctly
-        assert status == 0, again.describe()
-        assert_crawl_complete(out, site, read_stats(jobdir))
+    # SQLite drops a transaction whose commit frame is torn: the crawl resumes from the one
+    # before it, every page still once in the output
+    assert status == 0, again.describe()
+    assert_crawl_complete(out, site, read_stats(jobdir))
 
 
 # -- 7. retries and failures ----------------------------------------------------------------------------
@@ -508,20 +505,19 @@ def test_sigint_to_master_then_resume(serve, project, procs, tmp_path):
 
 
 # -- 9. closing early -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("setting,value,reason", [
-    ("CLOSESPIDER_ITEMCOUNT", 10, "closespider_itemcount"),
-    ("CLOSESPIDER_TIMEOUT", 2, "closespider_timeout"),
+@pytest.mark.parametrize("setting,value,reason,counted,slack", [
+    ("CLOSESPIDER_ITEMCOUNT", 10, "closespider_itemcount", "items", 200),
+    ("CLOSESPIDER_TIMEOUT", 2, "closespider_timeout", "seconds", 4),
 ])
-def test_closespider(setting, value, reason, serve, project, run_master, tmp_path):
+def test_closespider(setting, value, reason, counted, slack, serve, project, run_master,
+                     tmp_path):
     site = serve(Site(pages=200, links=3), delay=0.2)
     total = len(site.site.paths())
     seeds = write_seeds(project, site.url)
     out, jobdir = project / "out.jsonl", tmp_path / "job"
-    started = time.monotonic()
     master = run_master([seeds, "--workers", 2, "-o", out, "--jobdir", jobdir, *FAST,
                          "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2", "-s", f"{setting}={value}"],
                         timeout=30)
-    took = time.monotonic() - started
     assert master.returncode == 0, master.describe()
     stats = read_stats(jobdir)
     assert stats["closed_by"] == reason, stats
@@ -533,8 +529,4 @@ def test_closespider(setting, value, reason, serve, project, run_master, tmp_pat
     assert len(items) == stats["items"] == stats["pages_done"] < total, stats
     assert stats["pages_failed"] == 0, stats
     assert max(requested(site).values()) == 1
-    if setting == "CLOSESPIDER_ITEMCOUNT":
-        assert stats["items"] >= value, stats
-    else:
-        assert value <= stats["seconds"] < value + 4, stats
-        assert took < value + 10, f"took {took:.1f} s"
+    assert value <= stats[counted] < value + slack, stats  # closed at the bound, soon after it

@@ -385,9 +385,6 @@ def test_depth_priority_orders_requests(priority, serve, project, procs, tmp_pat
     order = [path for path, _, _ in full_log(site, len(depths) + 1) if path != ROBOTS]
     last_depth1 = max(order.index(p) for p in depth1)
     first_depth2 = min(order.index(p) for p in depth2)
-    if priority > 0:
-        assert last_depth1 < first_depth2, (
-            f"DEPTH_PRIORITY=1: {order[first_depth2]} (depth 2) requested before "
-            f"{order[last_depth1]} (depth 1); order: {order}")
-    else:  # the setting matters: depth-first goes down before finishing depth 1
-        assert first_depth2 < last_depth1, f"DEPTH_PRIORITY=-1 crawled breadth-first: {order}"
+    # DEPTH_PRIORITY=1 finishes depth 1 before depth 2; -1 goes down first (the setting matters)
+    breadth_first = last_depth1 < first_depth2
+    assert breadth_first == (priority > 0), f"DEPTH_PRIORITY={priority}, order: {order}"
