@@ -68,6 +68,9 @@ class Worker:
         reply = self._connect()
         if reply is None:
             return 1
+        if reply.get("done"):
+            _log_end(self.id, reply["closed_by"])
+            return 0
         try:
             self._configure(reply)
         except CrawlerError as exc:
@@ -152,8 +155,12 @@ class Worker:
                 status = self._step(time.monotonic())
             except LOST as exc:
                 log.warning("lost the master (%r); reconnecting", exc)
-                if not self._reconnect():
+                reply = self._reconnect()
+                if reply is None:
                     return 1
+                if reply.get("done"):
+                    _log_end(self.id, reply["closed_by"])
+                    return 0
                 self.next_lease = 0.0
                 continue
             if status is not None:
@@ -243,15 +250,14 @@ class Worker:
             return True
         return False
 
-    def _reconnect(self) -> bool:
+    def _reconnect(self) -> dict[str, Any] | None:
+        """The master's hello reply, or None when giving up."""
         self.meter.reconnects += 1
         self.dialer.back_off(self.reconnect_cap)
         reply = self._connect(cap=self.reconnect_cap)
-        if reply is None:
-            return False
-        if reply["spider_hash"] != self.spider_hash:
+        if reply is not None and reply["spider_hash"] != self.spider_hash:
             raise RefusedError("the master now runs different spider code")
-        return True
+        return reply
 
     def _leave(self) -> int:
         """Graceful stop: results are flushed above; unstarted leases go back now."""

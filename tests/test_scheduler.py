@@ -62,3 +62,18 @@ def test_the_end_is_not_seen_between_settling_a_lease_and_admitting_its_links():
     looker.join(10)
     assert seen == [False]  # the link was queued: the crawl is not over
     assert [t["url"] for t in scheduler.lease("w", 5)["tasks"]] == ["http://a.test/next"]
+
+
+def test_a_worker_meeting_the_master_after_the_end_is_told_so_in_the_hello_reply():
+    # The master stops answering once every worker it knows heard the end; one that said
+    # hello after that would otherwise wait for a master that is gone (CI, 2026-12-03).
+    scheduler = Scheduler(Frontier(), {"spider": "generic"}, lambda items: None, batch_size=10)
+    scheduler.admit([Request("http://a.test/").to_task(0)])
+    assert not scheduler.hello({"worker": "early", "threads": 2}).get("done")
+    [task] = scheduler.lease("early", 1)["tasks"]
+    scheduler.put("early", [{"lease": task["lease"], "outcome": "done", "status": 200,
+                             "items": [], "requests": []}])
+    assert scheduler.over()
+    reply = scheduler.hello({"worker": "late", "threads": 2})
+    assert (reply["done"], reply["closed_by"], reply["spider"]) == (True, "finished", "generic")
+    assert scheduler.workers_pending(60) == ["early"]  # the late one needs no waiting for
