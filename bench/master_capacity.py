@@ -9,7 +9,7 @@
 Starts a real master (`python -m crawler.master --workers 0`) whose seeds are fake URLs
 http://h<i>.invalid/ on many host names (nothing is ever fetched: .invalid never resolves and
 no worker here fetches), with CONCURRENT_REQUESTS_PER_DOMAIN=1000 so politeness is never the
-limit. Then N synthetic worker processes connect like real workers (crawler.manager.connect,
+limit. Then N synthetic worker processes connect like real workers (crawler.link.manager.connect,
 the key file, control.hello) and loop: url_queue.lease(id, BATCH) and, for every task, a
 result {"lease", "outcome": "done", "status": 200, "items": [{"url"}], "requests": [LINKS new
 tasks from crawler.http.request.Request(url).to_task(depth + 1)]} sent back with
@@ -52,7 +52,7 @@ REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from crawler import coordinator, keyfile, manager  # noqa: E402
+from crawler.link import coordinator, keyfile, manager  # noqa: E402
 from crawler.http.request import Request  # noqa: E402
 from measure import proc_status_kb as _status_kb  # noqa: E402  (bench/ is on sys.path)
 

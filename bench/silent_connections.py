@@ -41,7 +41,7 @@ REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from crawler import keyfile  # noqa: E402
+from crawler.link import keyfile  # noqa: E402
 from crawler.sitegen import Site, SiteServer  # noqa: E402
 
 

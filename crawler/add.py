@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from . import remote
+from .link import remote
 from .errors import UsageError
 from .seeds import parse_seeds, read_seeds
 

@@ -6,7 +6,7 @@ import shlex
 import sys
 from typing import Any
 
-from . import remote
+from .link import remote
 from .plan import Plan, is_loopback
 from .status.summary import summary_lines
 

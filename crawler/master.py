@@ -17,7 +17,7 @@ import tempfile
 import time
 from typing import Any
 
-from . import components, feeds, keyfile, manager, remote, signals
+from . import components, feeds, signals
 from .errors import CrawlerError, UsageError
 from .feeds.warc import WarcFeed
 from .frontier import DONE, from_settings as frontier_from_settings
@@ -30,7 +30,8 @@ from .local import LocalWorkers
 from .plan import Plan, parse_args, prepare
 from .scheduler import Scheduler, registered_objects
 from .sink import Sink
-from .wirecheck import Checks
+from .link import keyfile, manager, remote
+from .link.wirecheck import Checks
 from .spider.base import GenericSpider, source_hash
 from .status import live, snapshot
 from .status.monitor import Monitor

@@ -10,12 +10,13 @@ import ssl
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import channel, components, config, feeds, keyfile, manager
-from .channel import Limits
+from . import components, config, feeds
+from .link import channel, keyfile, manager
+from .link.channel import Limits
 from .errors import UsageError
 from .feeds import warc
 from .frontier.journal import Journal
-from .manager import is_loopback
+from .link.manager import is_loopback
 from .seeds import SeedFile, read_seeds
 from .spider.base import Spider, load_spider_class, make_spider
 from .starts import StartRequests

@@ -13,14 +13,14 @@ import time
 from collections import Counter
 from typing import Any, Callable
 
-from . import manager
+from .link import manager
 from .feeds import warc
 from .frontier import DONE, Frontier
 from .frontier.journal import Journal
 from .frontier.recrawl import Rounds
 from .frontier.robots import RobotsRules
-from .wire import ProtocolError
-from .wirecheck import Checks
+from .link.wire import ProtocolError
+from .link.wirecheck import Checks
 
 log = logging.getLogger(__name__)
 _COMMIT_TRIES = 3  # journal commits failed in a row before the crawl is aborted

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from . import remote
+from .link import remote
 
 
 def main(argv: list[str] | None = None) -> int:

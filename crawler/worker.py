@@ -20,10 +20,11 @@ import threading
 import time
 from typing import Any
 
-from . import keyfile, manager, signals
+from . import signals
 from .autoscale import Autoscaler, Driver, Limits
 from .ledger import Ledger
-from .link import LOST, Dialer, MasterLink, add_tls_options, tls_from_args
+from .link import keyfile, manager
+from .link.calls import LOST, Dialer, MasterLink, add_tls_options, tls_from_args
 from .pool import FetchPool
 from .errors import CrawlerError, RefusedError, UsageError
 from .spider.handler import Handler, build_handler
@@ -135,7 +136,7 @@ class Worker:
             log.debug("could not tell the master: %r", exc)
 
     def _connect(self, cap: float = FIRST_CONNECT_CAP) -> dict[str, Any] | None:
-        """Connect and say hello (crawler.link.Dialer); the master's reply, or None."""
+        """Connect and say hello (crawler.link.calls.Dialer); the master's reply, or None."""
         self.link = None
         got = self.dialer.dial({"worker": self.id, "threads": self.threads, "pid": os.getpid(),
                                 "version": code_version()}, cap)

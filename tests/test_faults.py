@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler import keyfile, manager
+from crawler.link import keyfile, manager
 from crawler.sitegen import Site
 from procs import (QUIET, count_lines, free_port, read_jsonl, site_urls, wait_for,
                    write_key, write_seeds)

@@ -12,7 +12,7 @@ from multiprocessing import AuthenticationError
 
 import pytest
 
-from crawler import manager
+from crawler.link import manager
 from crawler.sitegen import Site
 from procs import QUIET, count_lines, free_port, read_jsonl, wait_for, write_key, write_seeds
 from test_e2e import listening_address, summary_line

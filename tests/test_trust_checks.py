@@ -12,8 +12,8 @@ import pytest
 from crawler.frontier import Frontier
 from crawler.http.request import Request
 from crawler.scheduler import Scheduler
-from crawler.wire import ProtocolError
-from crawler.wirecheck import Checks
+from crawler.link.wire import ProtocolError
+from crawler.link.wirecheck import Checks
 from procs import QUIET, free_port, read_jsonl, write_key, write_seeds
 from rogue import RawPeer
 from test_e2e import assert_one_item_per_page, listening_address, summary_line

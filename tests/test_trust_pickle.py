@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 from multiprocessing.managers import RemoteError
 
-from crawler import manager, wire
+from crawler.link import manager, wire
 from procs import QUIET, free_port, read_jsonl, write_key, write_seeds
 from rogue import RawPeer, Relay, RunsCode, read_all
 from test_e2e import (assert_each_page_fetched_once, assert_one_item_per_page,

@@ -11,7 +11,7 @@ import ssl
 
 import pytest
 
-from crawler import channel
+from crawler.link import channel
 from procs import QUIET, free_port, read_jsonl, wait_for, write_key, write_seeds
 from rogue import RawPeer, read_all
 from test_e2e import assert_one_item_per_page, listening_address, summary_line

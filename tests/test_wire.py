@@ -1,8 +1,9 @@
-"""crawler.wire: what a spider yields must be plain data; a mistake fails its page, never the
+"""crawler.link.wire: what a spider yields must be plain data; a mistake fails its page, never the
 worker or the batch it would travel in."""
 import pytest
 
-from crawler import Response, wire
+from crawler import Response
+from crawler.link import wire
 from crawler.sitegen import Site
 from procs import QUIET, read_jsonl, write_seeds
 

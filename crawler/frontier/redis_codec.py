@@ -1,5 +1,5 @@
 """Tasks and items as Redis holds them: restricted pickle, which carries bytes, tuples and
-the other plain types of crawler.wire, and never builds an object of any class, so a Redis
+the other plain types of crawler.link.wire, and never builds an object of any class, so a Redis
 that someone else can write to cannot make a worker or the master run code."""
 from __future__ import annotations
 

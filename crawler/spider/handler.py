@@ -12,7 +12,8 @@ import time
 from collections import Counter
 from typing import Any, Callable, Iterable, Mapping
 
-from .. import components, signals, urls, wire
+from .. import components, signals, urls
+from ..link import wire
 from ..errors import IgnoreRequest, PageError
 from ..feeds import warc
 from ..http.cache import CacheConfig, HttpCache

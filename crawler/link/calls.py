@@ -14,7 +14,7 @@ from multiprocessing import AuthenticationError
 from typing import Any, Callable
 
 from . import channel, coordinator, keyfile, manager, wirecheck
-from .errors import RefusedError, UsageError
+from ..errors import RefusedError, UsageError
 
 log = logging.getLogger(__name__)
 WAIT_REPORT_EVERY = 30.0  # seconds between two "still waiting for master" lines

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .frontier import redis_keys
+from ..frontier import redis_keys
 
 log = logging.getLogger(__name__)
 _clients: dict[str, Any] = {}  # one client (a pool) per Redis URL, kept across reconnects
@@ -23,7 +23,7 @@ def route(proxies: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
     backend = reply.get("backend")
     if not backend or backend.get("kind") != "redis":
         return proxies
-    from .frontier.redis_crawl import frontier_from_settings
+    from ..frontier.redis_crawl import frontier_from_settings
     client = _clients.get(backend["url"])
     if client is None:
         client = _clients[backend["url"]] = redis_keys.client_for(backend["url"])

@@ -15,8 +15,8 @@ import shlex
 import sys
 from typing import Any, Callable
 
-from . import keyfile, link, manager
-from .errors import UsageError
+from . import calls, keyfile, manager
+from ..errors import UsageError
 
 log = logging.getLogger(__name__)
 BATCH = 1000  # URLs per call: each is settled under the master's lock
@@ -78,7 +78,7 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("master", metavar="HOST:PORT", help="the master's address")
     p.add_argument("--authkey-file", default=os.environ.get(keyfile.ENV_VAR),
                    help=f"the crawl's key file (default: ${keyfile.ENV_VAR})")
-    link.add_tls_options(p)
+    calls.add_tls_options(p)
     return p
 
 
@@ -90,7 +90,7 @@ def connect(args: argparse.Namespace) -> Any:
         raise UsageError(f"no key: give --authkey-file (or set ${keyfile.ENV_VAR}): the "
                          "master's, which it printed as it started")
     key = keyfile.read(args.authkey_file)
-    manager.set_tls(link.tls_from_args(args, address))
+    manager.set_tls(calls.tls_from_args(args, address))
     try:
         return manager.connect(address, key)["crawl"]
     except multiprocessing.AuthenticationError:

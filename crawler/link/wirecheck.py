@@ -15,7 +15,8 @@ import math
 import re
 from typing import Any, Callable, Iterable
 
-from . import manager, urls, wire
+from .. import urls
+from . import manager, wire
 from .wire import ProtocolError
 
 OUTCOMES = frozenset({"done", "failed", "retry"})

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from . import channel
 from .channel import ClientTls, Limits
-from .errors import UsageError
+from ..errors import UsageError
 from .wire import ProtocolError
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import os
 import secrets
 import stat
 
-from .errors import UsageError
+from ..errors import UsageError
 
 ENV_VAR = "CRAWLER_AUTHKEY_FILE"
 

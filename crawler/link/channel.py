@@ -25,7 +25,7 @@ from typing import Any
 
 from . import wire
 
-log = logging.getLogger("crawler.manager")
+log = logging.getLogger("crawler.link.manager")
 REPORT_EVERY = 60.0  # seconds between two log lines about one kind of refused connection
 MESSAGE_MAX = 1 << 30  # bytes: the largest message read (a batch is far smaller)
 _BACKLOG = 512  # pending connections the kernel queues (the stdlib's 16 drops SYNs in a flood)

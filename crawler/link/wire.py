@@ -12,7 +12,7 @@ import logging
 import pickle
 from typing import Any
 
-from .errors import CrawlerError
+from ..errors import CrawlerError
 
 log = logging.getLogger(__name__)
 
