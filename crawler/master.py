@@ -87,13 +87,15 @@ class Master:
         self.feeder = Feeder(plan.starts, self.frontier, self.scheduler, self.spider,
                              tuple(s["FINGERPRINT_IGNORE_PARAMS"]), plan.redis, self.remote.add)
         if media.pipelines:
-            if plan.redis:
-                raise UsageError("FilesPipeline and ImagesPipeline need the embedded frontier: "
-                                 "not yet with --backend redis")
-            media.bind(self.scheduler, self.sink.unfinished)
+            media.bind(self.scheduler, self._unfinished)
             self.frontier.on_failed = media.failed
         self.monitor: Monitor | None = None
         self.status_server: StatusServer | None = None
+
+    def _unfinished(self) -> int:
+        """Items not written yet; on Redis also those still in its streams (1 for all)."""
+        behind = 0 if self.plan.redis is None or self.plan.redis.caught_up() else 1
+        return self.sink.unfinished() + behind
 
     def _feed(self, spec: feeds.FeedSpec, path: str) -> feeds.Feed:
         store = self.plan.journal or self.plan.redis
@@ -101,7 +103,8 @@ class Master:
         return feeds.Feed(spec, path, progress[1:] if progress else None)
 
     def _warc_feed(self, spec: feeds.FeedSpec, path: str) -> WarcFeed:
-        progress = self.plan.journal.feed_progress(spec.key) if self.plan.journal else None
+        store = self.plan.journal or self.plan.redis
+        progress = store.feed_progress(spec.key) if store else None
         return WarcFeed(spec, path, progress[1:] if progress else None,
                         self.plan.settings["WARC_MAX_SIZE"])
 
@@ -138,7 +141,8 @@ class Master:
                                 self.plan.bind, key, self.plan.limits, self.plan.tls)
         self.sink.start()
         if self.plan.redis:
-            self.plan.redis.start_items(self.sink.put_many)
+            media = self.spider.crawler.media
+            self.plan.redis.start_items(self.sink.put_many, media if media.pipelines else None)
         self.signals.send(signals.spider_opened, spider=self.spider)
         self.local.spawn(self.plan.workers, [
             f"{address[0]}:{address[1]}", "--authkey-file", key_path, *worker_tls(self.plan),

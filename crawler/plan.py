@@ -137,7 +137,8 @@ def prepare(args: argparse.Namespace) -> Plan:
     outputs = _feed_paths(specs, journal or backend, feeds.uri_params(starts.spider))
     warc_output = None
     if warc_spec is not None:
-        progress = journal.feed_progress(warc_spec.key) if journal is not None else None
+        store = journal or backend  # where its progress is recorded (Redis: in its meta)
+        progress = store.feed_progress(warc_spec.key) if store is not None else None
         warc_output = (warc_spec, progress[0] if progress else warc_spec.uri)
     host, port = manager.parse_address(args.bind, port_zero=True)
     loopback = is_loopback(host)

@@ -112,3 +112,68 @@ def test_exchange_settles_then_leases_in_one_trip(make):
     assert urls(leased) == ["http://a.example/p2"]  # the settled page's slot, free again
     accepted, leased, _, _ = f.exchange("w", [result(first)], 5)
     assert accepted == [] and leased == []  # a stale result; the host is at its cap
+
+
+# -- downloads (media tasks): their outcome is kept and told in the step that settles them --
+def media(path, **extra):
+    return task(path, kind="media", media={"pipeline": "p", "url": path}, **extra)
+
+
+def told(f):
+    """The downloads the items stream told of so far: {fp: outcome text}."""
+    out = {}
+    for _, fields in f.client.xrange(f.prefixes[0] + "items"):
+        for line in fields.get(b"media", b"").split(b"\n") if b"media" in fields else ():
+            fp, _, value = line.partition(b"\t")
+            out[bytes.fromhex(fp.decode())] = value
+    return out
+
+
+def test_a_download_settled_by_a_worker_keeps_its_outcome(make):
+    f = make()
+    ok, gone = media("ok.png"), media("gone.png")
+    assert f.media_states([ok, gone]) == [None, None]
+    f.admit([ok, gone, task("page")])
+    assert f.media_states([ok, gone]) == ["pending", "pending"]
+    leased = dict((t["url"], lease_id) for lease_id, t in f.lease("w", 3)[0])
+    f.settle([result(leased[ok["url"]], media={"status": "downloaded", "checksum": "abc"}),
+              dict(lease=leased[gone["url"]], outcome="failed", reason="http_404"),
+              result(leased["http://a.example/page"])])
+    assert f.media_states([ok, gone]) == [{"checksum": "abc", "status": "downloaded"},
+                                          {"reason": "http_404"}]
+    assert told(f) == {ok["fp"]: b"done\tdownloaded\tabc", gone["fp"]: b"failed\thttp_404"}
+
+
+def test_a_download_whose_last_lease_expired_is_failed_and_told(make):
+    clock = Clock()
+    f = make(clock, lease_timeout=10.0, retry_times=0)
+    slow = media("slow.png")
+    f.admit([slow])
+    f.lease("w", 1)
+    clock.now = 11.0
+    assert f.expire() == 1
+    assert f.media_states([slow]) == [{"reason": "lease_expired"}]
+    assert told(f) == {slow["fp"]: b"failed\tlease_expired"}
+
+
+def test_a_retried_download_keeps_its_mark_until_its_retries_are_used_up(make):
+    clock = Clock()
+    f = make(clock, retry_times=1)
+    flaky = media("flaky.png")
+    f.admit([flaky])
+    (first, _), = f.lease("w", 1)[0]
+    f.settle([dict(lease=first, outcome="retry", reason="http_503")])
+    assert f.media_states([flaky]) == ["pending"] and told(f) == {}
+    clock.now = 60.0  # after the backoff
+    (second, again), = f.lease("w", 1)[0]
+    assert again["attempt"] == 1 and again["media"] == flaky["media"]
+    f.settle([dict(lease=second, outcome="retry", reason="http_503")])
+    assert f.media_states([flaky]) == [{"reason": "http_503"}]
+
+
+def test_a_download_refused_by_host_page_limit_is_failed(make):
+    f = make(host_page_limit=1)
+    f.admit([task("page")])
+    capped = media("late.png")
+    f.admit([capped])
+    assert f.media_states([capped]) == [{"reason": "host_page_limit"}]

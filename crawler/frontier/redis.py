@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping
 from . import redis_args
 from . import redis_keys
 from .embedded import FAILED
-from .redis_codec import unpack_member
+from .redis_codec import media_outcome, unpack_member
 from .redis_scripts import SOURCES, ScriptPipeline
 from .redis_snapshot import snapshot
 from .robots import RobotsRules
@@ -100,6 +100,24 @@ class RedisFrontier:
             return list(fingerprints)
         known = self.client.smismember(self.prefixes[0] + "seen", fingerprints)
         return [fp for fp, k in zip(fingerprints, known) if not k]
+
+    def media_states(self, tasks: list[dict[str, Any]]) -> list[Any]:
+        """Per media task: None (never admitted), "pending" (queued, leased or waiting for
+        a retry), or its outcome, kept in Redis for the whole crawl ({"checksum",
+        "status"} or {"reason"}). One round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for task in tasks:
+            prefix = self.prefixes[self.shard_of(task["host"])]
+            pipe.hget(prefix + "media", task["fp"].hex())
+            pipe.sismember(prefix + "seen", task["fp"])
+        replies = pipe.execute() if tasks else []
+        return [media_outcome(kept) if kept is not None else "pending" if seen else None
+                for kept, seen in zip(replies[::2], replies[1::2])]
+
+    def media_failed(self, task: dict[str, Any], reason: str) -> None:
+        """Keep a download's outcome as failed (the master could not store its files)."""
+        prefix = self.prefixes[self.shard_of(task["host"])]
+        self.client.hset(prefix + "media", task["fp"].hex(), f"failed\t{reason}")
 
     # -- leasing -----------------------------------------------------------------------
     def lease(self, worker: str, n: int, renew: Iterable[str] = ()) -> tuple[list, float]:

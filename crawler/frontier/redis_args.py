@@ -8,7 +8,8 @@ from typing import Any, Iterable
 
 from ..urls import fingerprint
 from .embedded import DONE
-from .redis_codec import pack, pack_member
+from ..feeds.warc import RECORDS
+from .redis_codec import MEDIA_FILES, pack, pack_member
 
 log = logging.getLogger(__name__)
 RESULT_ARGS = 12  # what result_args() gives per result
@@ -93,8 +94,26 @@ def result_args(f: Any, result: dict[str, Any], links: int) -> list[Any]:
     ok = result["outcome"] == DONE and result.get("status", 0) < 400
     pause = f.throttle.pause(result["retry_after"]) if result.get("retry_after") else 0
     dropped = ",".join(f"{r}={c}" for r, c in (result.get("dropped") or {}).items())
-    items = pack(result["items"]) if result.get("items") else b""
-    return [result["lease"], result["outcome"], result.get("reason") or "error",
+    items = _items(f, result)
+    reason = result.get("reason") or "error"
+    media = result.get("media")
+    if media is not None and result["outcome"] == DONE:  # kept as the download's outcome
+        reason = f"{media['status']}\t{media['checksum']}"
+    return [result["lease"], result["outcome"], reason,
             robots_value, repr(float(crawl_delay)),
             "" if latency is None else repr(float(latency)), "1" if ok else "0",
             repr(float(pause)), int(result.get("bytes", 0)), dropped, items, links]
+
+
+def _items(f: Any, result: dict[str, Any]) -> bytes:
+    """What the result adds to the items stream: its page's items (not a retry's), its WARC
+    records, and a download's files for the master to store."""
+    items = list(result.get("items") or ()) if result["outcome"] != "retry" else []
+    if result.get("warc"):
+        items.append({RECORDS: result["warc"]})
+    if result.get("blobs") and result["outcome"] == DONE:
+        task = f._leased.get(result["lease"]) or {}
+        items.append({MEDIA_FILES: {"fp": task.get("fp"), "host": task.get("host"),
+                                    "media": result["media"],
+                                    "blobs": result["blobs"]}})
+    return pack(items) if items else b""

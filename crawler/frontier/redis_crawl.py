@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from . import redis_keys
 from .redis import RedisFrontier
-from .redis_codec import unpack
+from .redis_codec import MEDIA_FILES, media_outcome, unpack
 from .throttle import Throttle
 from ..errors import UsageError
 
@@ -53,6 +53,8 @@ class RedisCrawl:
         self._lock = threading.Lock()
         self._ids: list[tuple[int, int, bytes]] = []  # (seq, shard, entry id) handed over
         self._seq = 0
+        self._media: Any = None
+        self._handed: list = ["0-0"] * shards
 
     @classmethod
     def open(cls, url: str, crawl: str, shards: int, identity: dict[str, Any]) -> "RedisCrawl":
@@ -121,8 +123,11 @@ class RedisCrawl:
         return len(raw)
 
     # -- items -------------------------------------------------------------------------
-    def start_items(self, put_many: Callable[[list[tuple[int, dict]]], None]) -> None:
-        """Read the item streams on a thread of their own, handing items to the sink."""
+    def start_items(self, put_many: Callable[[list[tuple[int, dict]]], None],
+                    media: Any = None) -> None:
+        """Read the item streams on a thread of their own, handing items to the sink, and
+        the downloads settled to `media` (crawler.pipelines.downloads.MediaDownloads)."""
+        self._media = media
         for prefix in self.frontier.prefixes:
             try:
                 self.client.xgroup_create(prefix + "items", GROUP, id="0", mkstream=True)
@@ -136,6 +141,16 @@ class RedisCrawl:
                                         daemon=True)
         self._reader.start()
 
+    def caught_up(self) -> bool:
+        """Every entry the streams hold was handed over (the sink may still hold items)."""
+        pipe = self.client.pipeline(transaction=False)
+        for prefix in self.frontier.prefixes:
+            pipe.xinfo_stream(prefix + "items")
+        last = [info["last-generated-id"] for info in pipe.execute()]
+        with self._lock:
+            handed = list(self._handed)
+        return all(_id(got) <= _id(done) for got, done in zip(last, handed))
+
     def stop_items(self) -> None:
         """Read what is left (every page settled has its items in a stream), then stop."""
         self._stop.set()
@@ -144,7 +159,7 @@ class RedisCrawl:
 
     def _read(self, put_many: Callable[[list[tuple[int, dict]]], None]) -> None:
         written = [self.get(f"written {k}") or "0-0" for k in range(self.shards)]
-        handed = list(written)  # the last entry handed to the sink, per shard
+        handed = self._handed = list(written)  # the last entry handed to the sink, per shard
         streams = {p + "items": "0" for p in self.frontier.prefixes}  # own pending first
         shard_of = {p + "items": k for k, p in enumerate(self.frontier.prefixes)}
         while True:
@@ -189,18 +204,38 @@ class RedisCrawl:
                 continue
             if _id(entry_id) <= _id(handed[shard]):
                 continue  # handed over already, read again after an error
-            handed[shard] = entry_id
+            settled = fields.pop(b"media", None)
+            items = [item for page in fields.values() for item in unpack(page)]
+            if self._media is not None:  # files stored before anyone hears of them
+                items = self._media_settled(items, settled)
             with self._lock:
-                for page in fields.values():  # a field a page of the settled batch
-                    for item in unpack(page):
-                        self._seq += 1
-                        batch.append((self._seq, item))
+                for item in items:  # a field a page of the settled batch
+                    self._seq += 1
+                    batch.append((self._seq, item))
                 self._ids.append((self._seq, shard, entry_id))
+                handed[shard] = entry_id
         if skip:
             self.client.xack(self.frontier.prefixes[shard] + "items", GROUP, *skip)
         if batch:
             put_many(batch)
         return len(entries)
+
+    def _media_settled(self, items: list[dict], settled: bytes | None) -> list[dict]:
+        """Store the files that came with downloads (MEDIA_WRITTEN_BY=master), then tell
+        the media pipelines how each download settled; the page items are left."""
+        files = [item[MEDIA_FILES] for item in items if MEDIA_FILES in item]
+        outcomes = {}
+        for line in (settled or b"").split(b"\n") if settled else ():
+            fp, _, value = line.partition(b"\t")
+            outcomes[bytes.fromhex(fp.decode())] = media_outcome(value)
+        for result in files:
+            self._media.store([result])
+            if result.get("outcome") == "retry":  # the store failed: the download did too
+                self.frontier.media_failed(result, "store_error")
+                outcomes[result["fp"]] = {"reason": "store_error"}
+        if outcomes:
+            self._media.outcomes(list(outcomes.items()))
+        return [item for item in items if MEDIA_FILES not in item]
 
     def mark_written(self, seq: int, progress: dict[str, tuple[str, int, int]]) -> None:
         """Every feed holds every item up to seq (the sink calls this after a flush): record

@@ -54,7 +54,7 @@ class MediaDownloads:
         self._scheduler.locked(lambda frontier: self._admit(frontier, wants))
 
     def _admit(self, frontier: Any, wants: list[tuple[dict[str, Any], Notify]]) -> None:
-        new = []
+        asked = []
         for task, notify in wants:
             fp = task["fp"]
             if fp in self.settled:
@@ -63,16 +63,28 @@ class MediaDownloads:
                 self.waiting[fp].append(notify)
             else:
                 self.waiting[fp] = [notify]
-                state = frontier.seen.get(fp)
-                if state is None:
-                    new.append(task)
-                elif state not in (QUEUED, LEASED):
-                    # Settled by a run before a restart, its outcome not kept: again.
-                    new.append(dict(task, dont_filter=True))
+                asked.append(task)
+        new = []
+        for task, state in zip(asked, _states(frontier, asked)):
+            if isinstance(state, dict):  # settled by a run before a restart (Redis keeps it)
+                self._settle(task["fp"], state)
+            elif state is None:
+                new.append(task)
+            elif state == "again":  # settled by a run before a restart, outcome not kept
+                new.append(dict(task, dont_filter=True))
         frontier.admit(new)
-        for task in new:
-            if frontier.seen.get(task["fp"]) != QUEUED:  # HOST_PAGE_LIMIT refused it
-                self._settle(task["fp"], {"reason": "host_page_limit"})
+        for task, state in zip(new, _states(frontier, new)):
+            if state != "pending":  # HOST_PAGE_LIMIT refused it
+                self._settle(task["fp"], state if isinstance(state, dict) else
+                             {"reason": "host_page_limit"})
+
+    def outcomes(self, settled: list[tuple[bytes, dict[str, Any]]]) -> None:
+        """Downloads settled elsewhere (in Redis, told through its items stream): every
+        item waiting for one is told."""
+        def settle(_frontier: Any) -> None:
+            for fp, outcome in settled:
+                self._settle(fp, outcome)
+        self._scheduler.locked(settle)
 
     # -- from the scheduler --------------------------------------------------------------
     def store(self, results: list[dict[str, Any]]) -> None:
@@ -108,6 +120,16 @@ class MediaDownloads:
         self.settled[fp] = outcome
         for notify in self.waiting.pop(fp, ()):
             notify(outcome)
+
+
+def _states(frontier: Any, tasks: list[dict[str, Any]]) -> list[Any]:
+    """Where each download stands: None (new), "pending" (queued or leased), "again"
+    (settled, outcome unknown), or its outcome; the Redis frontier keeps outcomes itself."""
+    if hasattr(frontier, "media_states"):
+        return frontier.media_states(tasks) if tasks else []
+    states = [frontier.seen.get(task["fp"]) for task in tasks]
+    return [None if s is None else "pending" if s in (QUEUED, LEASED) else "again"
+            for s in states]
 
 
 def media_pipelines(spec: dict[str, int | None]) -> list[str]:

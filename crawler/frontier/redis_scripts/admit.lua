@@ -2,4 +2,5 @@
 local obey, page_limit = arg() == '1', num()
 local new, grown = admit_section(obey, page_limit, nil)
 schedule_all(grown)
+add_entry({})  -- downloads HOST_PAGE_LIMIT refused
 return done(new)

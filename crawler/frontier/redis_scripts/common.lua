@@ -6,7 +6,10 @@
 -- level, "q:<host>:<level>" (the level is the tasks' priority, or "-inf" for robots.txt
 -- tasks), and "qp:<host>", a sorted set of the levels holding tasks, first the one to
 -- lease from ("-inf", then the highest priority). A lease record (and a delayed retry) is:
--- worker TAB level TAB member (level TAB member).
+-- worker TAB level TAB member (level TAB member). A media task (FilesPipeline,
+-- ImagesPipeline) has "<max_retries>m<hex fingerprint>" as its second field: its outcome is
+-- kept in the hash "media" (hex fp -> "done TAB status TAB checksum" | "failed TAB reason")
+-- and told to the master in the items stream (field "media"), in the step that settles it.
 local P = string.sub(KEYS[1], 1, -6)
 local ARGS, at = ARGV, 1
 
@@ -38,8 +41,12 @@ local function fields(member)
   local b = string.find(member, '\t', a + 1, true)
   local c = string.find(member, '\t', b + 1, true)
   local d = string.find(member, '\t', c + 1, true)
-  return tonumber(string.sub(member, 1, a - 1)), tonumber(string.sub(member, a + 1, b - 1)),
-    string.sub(member, b + 1, c - 1), string.sub(member, c + 1, d - 1), string.sub(member, d + 1)
+  local max, media = string.sub(member, a + 1, b - 1), nil
+  local m = string.find(max, 'm', 1, true)
+  if m then max, media = string.sub(max, 1, m - 1), string.sub(max, m + 1) end
+  return tonumber(string.sub(member, 1, a - 1)), tonumber(max),
+    string.sub(member, b + 1, c - 1), string.sub(member, c + 1, d - 1), string.sub(member, d + 1),
+    media
 end
 
 local function split2(value)
@@ -185,7 +192,25 @@ local function enqueue(host, level, member, front)
   stat('queued', 1)
 end
 
-local function finish(host, url, outcome, reason)
+-- Media outcomes settled by this step: kept for good, and listed for the items stream.
+local MEDIA = {}
+local function media_settled(fp, value)
+  redis.call('HSET', P .. 'media', fp, value)
+  MEDIA[#MEDIA + 1] = fp .. '\t' .. value
+end
+
+-- The step's stream entry (fields, values in `entry`) with the media it settled, if any.
+local function add_entry(entry)
+  if #MEDIA > 0 then entry[#entry + 1], entry[#entry + 2] = 'media', table.concat(MEDIA, '\n') end
+  if #entry > 0 then redis.call('XADD', P .. 'items', '*', unpack(entry)) end
+end
+
+-- A page or download settled for good; `media` (a media task's fp) keeps its outcome, and
+-- a done download's `reason` is "status TAB checksum".
+local function finish(host, url, outcome, reason, media)
+  if media then
+    media_settled(media, (outcome == 'failed' and 'failed\t' or 'done\t') .. reason)
+  end
   stat(outcome, 1)
   if outcome == 'failed' then
     stat('failed/' .. reason, 1)
@@ -216,13 +241,13 @@ end
 
 -- A retry: back to the queue after a backoff, or failed when attempts are used up.
 local function retry(host, st, level, member, reason)
-  local attempt, max, _, url, blob = fields(member)
+  local attempt, max, _, url, _, media = fields(member)
   attempt = attempt + 1
   if attempt > max then
     if level == '-inf' then
       set_robots(host, st, url, 'unavailable\t' .. reason, 0)
     else
-      finish(host, url, 'failed', reason)
+      finish(host, url, 'failed', reason, media)
     end
     return
   end
@@ -230,7 +255,7 @@ local function retry(host, st, level, member, reason)
   stat('queued', 1)
   redis.call('HSET', P .. 'h:' .. host, 'err', reason)
   local backoff = math.min(30.0, 0.5 * 2 ^ (attempt - 1)) * (0.5 + rand())
-  local again = attempt .. '\t' .. max .. '\t' .. host .. '\t' .. url .. '\t' .. blob
+  local again = attempt .. string.sub(member, (string.find(member, '\t', 1, true)))
   redis.call('ZADD', P .. 'delayed', NOW + backoff, level .. '\t' .. again)
 end
 
@@ -339,6 +364,8 @@ local function admit_section(obey, page_limit, keep)
       if adm >= page_limit then
         is_new = false
         capped = capped + 1
+        local _, _, _, _, _, media = fields(members[i])
+        if media then media_settled(media, 'failed\thost_page_limit') end
       end
       added[host] = adm + (is_new and 1 or 0)
     elseif not is_new then

@@ -1,8 +1,8 @@
 -- complete: ARGV obey, page_limit, throttle_args (3), count, then per result: lease id,
 -- outcome, reason, robots value, crawl delay, latency, ok, pause, bytes, dropped
 -- ("reason=count,..."), items blob, how many links; then one links section with every
--- result's links in order (admitted once for the batch). The accepted pages' items go in
--- one stream entry. Returns the accepted ids.
+-- result's links in order (admitted once for the batch). The accepted pages' items (and
+-- WARC records) go in one stream entry, with the downloads settled. Returns the accepted ids.
 local obey, page_limit = arg() == '1', num()
 local auto = throttle_args()
 local accepted, keep, settled, taken, ids, entry = {}, {}, {}, 0, {}, {}
@@ -26,25 +26,24 @@ for k = 1, count do
       if outcome ~= 'done' then robots = 'unavailable\t' .. reason end
       set_robots(host, st, url, robots, crawl_delay)
     else
-      local _, _, _, url = fields(member)
-      finish(host, url, outcome, reason)
+      local _, _, _, url, _, media = fields(member)
+      finish(host, url, outcome, reason, media)
     end
     throttle(st, latency, ok, pause, auto)
     if spaced(st) then st.next = math.max(st.next, NOW + spacing(st)) end
     save_host(host, st)
     stat('bytes', bytes)
+    -- the worker sends a retry's or robots.txt's WARC records only, never its items
+    if items ~= '' then entry[#entry + 1], entry[#entry + 2] = tostring(k), items end
     if outcome ~= 'retry' and level ~= '-inf' then
       for r, c in string.gmatch(dropped, '([^=,]+)=(%d+)') do stat('dropped/' .. r, tonumber(c)) end
-      if items ~= '' then entry[#entry + 1], entry[#entry + 2] = tostring(k), items end
       for j = taken + 1, taken + links do keep[j] = true end
     end
   end
   taken = taken + links
 end
-if #entry > 0 then  -- the batch's items in one stream entry, a field a page
-  redis.call('XADD', P .. 'items', '*', unpack(entry))
-end
 local _, grown = admit_section(obey, page_limit, keep)
+add_entry(entry)  -- the batch's items in one stream entry, a field a page
 for _, host in ipairs(grown) do settled[#settled + 1] = host end
 schedule_all(settled)
 return done(accepted)

@@ -10,4 +10,5 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'expiry', '-inf', NOW, 'LIM
     count = count + 1
   end
 end
+add_entry({})  -- downloads whose last attempt expired
 return done(count)
