@@ -70,6 +70,32 @@ def test_an_image_on_20_pages_is_fetched_once_by_3_workers_on_redis(media_projec
         site.close()
 
 
+def test_workers_write_to_an_fsspec_store_on_redis(media_project, run_master, redis_server,
+                                                   tmp_path):
+    pytest.importorskip("fsspec")
+    files = {f"/img/{i}.png": (200, image_bytes(i), "image/png") for i in range(4)}
+    pages = {f"/p/{i}": ([f"/img/{i}.png", "/img/0.png"], [], [f"/p/{i + 1}"] if i < 3 else [])
+             for i in range(4)}
+    site = MediaSite(pages, files)
+    try:
+        store, out = tmp_path / "bucket", media_project / "out.jsonl"
+        proc = run_master([write_seeds(media_project, site.url + "/p/0"), "--spider", "media",
+                           "--backend", redis_server.url, "--workers", 2, "-o", out, *IMAGES,
+                           "-s", f"IMAGES_STORE=file://{store}/images",
+                           "-s", "MEDIA_WRITTEN_BY=workers", *FAST], timeout=60)
+        assert proc.returncode == 0, proc.describe()
+        items = read_jsonl(out)
+        assert len(items) == 4
+        assert [site.count(f"/img/{i}.png") for i in range(4)] == [1, 1, 1, 1]
+        for item in items:
+            for entry in item["images"]:
+                assert entry["status"] == "downloaded"
+                assert entry["checksum"] == md5(store / "images" / entry["path"])
+        assert len(list((store / "images" / "full").iterdir())) == 4
+    finally:
+        site.close()
+
+
 def gated_site():
     """PAGES pages in a line, each with its own image and the same slow one, whose answer
     waits for the gate."""
