@@ -13,14 +13,16 @@ from .redis_codec import MEDIA_FILES, pack, pack_member
 
 log = logging.getLogger(__name__)
 RESULT_ARGS = 12  # what result_args() gives per result
-_HEAD = struct.Struct(">IqI?")  # as common.lua's struct.unpack('>IlIB') reads it
+# A task's head, as common.lua's struct.unpack('>IlIBHI') reads it: host index, priority,
+# origin index, dont_filter, then the lengths of its fingerprint and member that follow it.
+_HEAD = struct.Struct(">IqI?HI")
 _PRIORITY_MAX = 2 ** 53  # exact in Lua's numbers (priorities beyond it are clamped)
 
 
 def links_section(f: Any, tasks: Iterable[dict[str, Any]]) -> list[Any]:
-    """A links section: hosts (name, settings), origins (robots.txt), then two arguments a
-    task: its head (host index, priority, origin index, dont_filter packed as _HEAD, then
-    its fingerprint) and its member. Few arguments: redis-py encodes each one apart."""
+    """A links section: hosts (name, settings), origins (robots.txt), then the count of
+    tasks and ONE argument holding them all, each its head (_HEAD), fingerprint and member:
+    redis-py's encoding of each argument apart was a third of a worker's exchange."""
     hosts: dict[str, int] = {}
     origins: dict[str, int] = {}
     host_args: list[Any] = []
@@ -42,9 +44,11 @@ def links_section(f: Any, tasks: Iterable[dict[str, Any]]) -> list[Any]:
                 oi = origins[origin] = len(origins) + 1
                 origin_args += [origin, _robots_member(f, origin, name)]
         prio = max(-_PRIORITY_MAX, min(_PRIORITY_MAX, task.get("priority", 0)))
-        task_args += [_HEAD.pack(hi, prio, oi, bool(task.get("dont_filter"))) + task["fp"],
-                      pack_member(task, _max_retries(f, task))]
-    return [len(hosts), *host_args, len(origins), *origin_args, len(task_args) // 2, *task_args]
+        fp, member = task["fp"], pack_member(task, _max_retries(f, task))
+        task_args += [_HEAD.pack(hi, prio, oi, bool(task.get("dont_filter")), len(fp),
+                                 len(member)), fp, member]
+    return [len(hosts), *host_args, len(origins), *origin_args, len(task_args) // 3,
+            b"".join(task_args)]
 
 
 def host_params(f: Any, name: str) -> list[Any]:

@@ -319,8 +319,8 @@ local function register_hosts(names, params, used)
 end
 
 -- Admission of a batch of links (from ARGV at the cursor): host table, origin table, then
--- the tasks; with `keep`, only the tasks whose index it holds (the others' pages were
--- stale). Returns how many were new, and the hosts whose queue grew (for schedule_all).
+-- the tasks (their count, and one argument holding them all); with `keep`, only the tasks
+-- whose index it holds (the others' pages were stale). Returns how many were new, and the hosts whose queue grew (for schedule_all).
 local function admit_section(obey, page_limit, keep)
   local hosts, params = {}, {}
   for i = 1, num() do
@@ -330,18 +330,16 @@ local function admit_section(obey, page_limit, keep)
   local origins = {}
   for _ = 1, num() do origins[#origins + 1] = {arg(), arg()} end  -- origin, robots member
   local fps, his, prios, ois, donts, members, used = {}, {}, {}, {}, {}, {}, {}
-  local total = num()
-  local base, n = at, 0
-  at = at + 2 * total
-  for i = 1, total do
+  local total, blob = num(), arg()
+  local pos, n = 1, 0
+  for i = 1, total do  -- each task: head, fingerprint, member (redis_args.links_section)
+    local hi, prio, oi, dont, fl, ml, from = struct.unpack('>IlIBHI', blob, pos)
+    pos = from + fl + ml
     if keep == nil or keep[i] then
-      local a = base + 2 * (i - 1)
-      local head = ARGS[a]
       n = n + 1
-      local hi, prio, oi, dont = struct.unpack('>IlIB', head)
-      fps[n], his[n], prios[n], ois[n], donts[n] = string.sub(head, 18), hi,
+      fps[n], his[n], prios[n], ois[n], donts[n] = string.sub(blob, from, from + fl - 1), hi,
         string.format('%d', prio), oi, dont == 1
-      members[n] = ARGS[a + 1]
+      members[n] = string.sub(blob, from + fl, pos - 1)
       used[hi] = true
     end
   end
