@@ -243,12 +243,15 @@ class Master:
         that finished is recorded so in the JOBDIR: any other can be resumed."""
         closed_by = self.scheduler.closing or "finished"
         self.spider.resume_state.update(  # what close_spider sees
-            closed_by=closed_by, resumable=bool(self.plan.jobdir) and not (
+            closed_by=closed_by, resumable=bool(self.plan.jobdir or self.plan.redis) and not (
                 finished and closed_by == "finished"))
         if self.plan.redis:
             self._tell_over()
             self.plan.redis.stop_items()  # every settled page's items, into the feeds
-        self.sink.close(resumable=not finished and self.plan.journal is not None)
+        # Resumable (a JOBDIR, or Redis): items still held stay unwritten, to be written
+        # when it is resumed (on Redis, their stream entries stay unacknowledged).
+        resumable = self.plan.journal is not None or self.plan.redis is not None
+        self.sink.close(resumable=not finished and resumable)
         self.frontier.close()
         finished = finished and self.sink.failure is None and not self.scheduler.fatal
         self.signals.send(signals.spider_closed, spider=self.spider,

@@ -176,3 +176,36 @@ def test_warc_records_exactly_once_across_a_master_kill_on_redis(serve, project,
                                 {base + "/robots.txt": 1})
     requests = Counter(uri for kind, uri, _, _, _ in records if kind == "request")
     assert requests == responses
+
+
+def test_an_interrupted_crawl_on_redis_keeps_its_waiting_items_for_the_resume(
+        media_project, procs, tmp_path, redis_server):
+    site = gated_site()
+    try:
+        store = tmp_path / "images"
+        cluster = RedisCluster(procs, media_project, tmp_path,
+                               SimpleNamespace(url=site.url + "/p/0"), redis_server,
+                               "--spider", "media", *IMAGES, "-s", f"IMAGES_STORE={store}")
+        first = cluster.master()
+        worker = cluster.worker()
+        client = redis_server.client()
+        wait_for(lambda: site.count("/img/slow.png") and
+                 int(client.hget("crawler:media:{media.0}:stats", "done") or 0) >=
+                 2 * PAGES, 20, "every page and other image settled", describe=first.describe)
+        first.send(signal.SIGINT)
+        assert first.wait(30) == 130, first.describe()
+        assert worker.wait(15) == 0, worker.describe()
+        # Held for their slow image: not written as "not_downloaded", kept in Redis.
+        assert not cluster.out.exists() or read_jsonl(cluster.out) == []
+
+        second = cluster.master()
+        cluster.worker("again")
+        site.gates["/img/slow.png"].set()
+        assert second.wait(40) == 0, second.describe()
+        items = read_jsonl(cluster.out)
+        assert sorted(item["url"] for item in items) == \
+            sorted(f"{site.url}/p/{i}" for i in range(PAGES))  # each exactly once
+        for item in items:
+            assert [e["status"] for e in item["images"]] == ["downloaded", "downloaded"], item
+    finally:
+        site.close()
