@@ -77,12 +77,12 @@ class Scheduler:
                 f"threads sized by the autoscaler, up to {threads}"
         with self.lock:
             self.workers[info["worker"]] = time.monotonic()
+            self.worker_info[info["worker"]] = _worker_info(info, threads)
             if self._over():  # a worker meeting the master after the end: told now, as
                 # the master may stop answering before it would first lease
                 self.told_done.add(info["worker"])
                 return dict(self.hello_reply, done=True, closed_by=self.closing or "finished")
             self.joining[info["worker"]] = joined
-            self.worker_info[info["worker"]] = _worker_info(info, threads)
         return self.hello_reply
 
     def lease(self, worker: str, want: int, renew: list[str] = ()) -> dict[str, Any]:
