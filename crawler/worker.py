@@ -41,7 +41,7 @@ AHEAD_RETRY = 1.0  # seconds before a worker tries to lease ahead again after a 
 # sent one or two at a time, the round trips cost more CPU than the pages. They wait up to
 # UNCHANGED_WAIT seconds for company, until UNCHANGED_BATCH of them (their slots held as long).
 UNCHANGED_WAIT = 0.005
-UNCHANGED_BATCH = 8
+UNCHANGED_BATCH = 16
 
 
 class Worker:
