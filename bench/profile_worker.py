@@ -3,6 +3,7 @@
 
     python bench/profile_worker.py [--pages 2000] [--links 20] [--size-kb 8]
                                    [--timer cpu|wall] [--threads N] [-o worker.prof]
+    python bench/profile_worker.py --broad 200 --pages 51 --per-domain 8   # the broad site
 
 Serves the generated site like bench/run.py (nginx when installed, else the Python server),
 starts a real master (`python -m crawler.master --workers 0`), and runs ONE worker in this
