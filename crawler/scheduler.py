@@ -67,22 +67,15 @@ class Scheduler:
         """Register a worker; reply with the crawl's configuration. It has joined when it
         first leases: it may still refuse the configuration (see bye)."""
         info = self.checks.hello(info)
-        threads = info.get("threads")
-        if threads:
-            joined = f"{threads} threads"
-        else:
-            settings = self.hello_reply["settings"]
-            threads = settings["CONCURRENT_REQUESTS"]
-            joined = f"{threads} threads" if not settings["AUTOSCALE_ENABLED"] else \
-                f"threads sized by the autoscaler, up to {threads}"
+        threads, joined = _threads(info.get("threads"), self.hello_reply.get("settings", {}))
         with self.lock:
             self.workers[info["worker"]] = time.monotonic()
+            self.worker_info[info["worker"]] = _worker_info(info, threads)
             if self._over():  # a worker meeting the master after the end: told now, as
                 # the master may stop answering before it would first lease
                 self.told_done.add(info["worker"])
                 return dict(self.hello_reply, done=True, closed_by=self.closing or "finished")
             self.joining[info["worker"]] = joined
-            self.worker_info[info["worker"]] = _worker_info(info, threads)
         return self.hello_reply
 
     def lease(self, worker: str, want: int, renew: list[str] = ()) -> dict[str, Any]:
@@ -331,10 +324,19 @@ def _refused(worker: str, exc: ProtocolError) -> list[str]:
     return []
 
 
-def _worker_info(info: dict[str, Any], default_threads: int | None) -> dict[str, Any]:
+def _threads(asked: int | None, settings: dict[str, Any]) -> tuple[int | None, str]:
+    """A joining worker's threads, and how the log says it: its -c, else the crawl's."""
+    if asked:
+        return asked, f"{asked} threads"
+    cap = settings.get("CONCURRENT_REQUESTS")
+    if settings.get("AUTOSCALE_ENABLED"):
+        return cap, f"threads sized by the autoscaler, up to {cap}"
+    return cap, f"{cap} threads"
+
+
+def _worker_info(info: dict[str, Any], threads: int | None) -> dict[str, Any]:
     peer = manager.peer_address()
-    return {"address": f"{peer[0]}:{peer[1]}" if peer else None,
-            "threads": info.get("threads") or default_threads,
+    return {"address": f"{peer[0]}:{peer[1]}" if peer else None, "threads": threads,
             "pid": info.get("pid"), "version": info.get("version")}
 
 

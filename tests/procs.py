@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -206,6 +207,15 @@ def write_seeds(folder: Path, *lines: str, name: str = "seeds.txt") -> Path:
     path = folder / name
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
+
+
+def hold_first_page(site, timeout: float = 30.0) -> threading.Event:
+    """Make the site's first page wait (bounded) until the returned event is set: the
+    crawl cannot end before then, so workers started one after another all take part
+    (otherwise the first may finish it before the next is even started)."""
+    gate = threading.Event()
+    site.extra["/"] = lambda: (gate.wait(timeout), site.site.render("/"))[1]
+    return gate
 
 
 def write_key(path: Path, mode: int = 0o600, key: str | None = None) -> Path:

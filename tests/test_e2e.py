@@ -18,7 +18,7 @@ from collections import Counter
 import pytest
 
 from crawler.sitegen import Site
-from procs import (QUIET, count_lines, free_port, read_jsonl, site_urls,
+from procs import (QUIET, count_lines, free_port, hold_first_page, read_jsonl, site_urls,
                    wait_for, write_key, write_seeds)
 
 ROBOTS = "/robots.txt"  # the one path outside the site a polite crawler may ask for
@@ -140,6 +140,7 @@ def test_manual_cluster(order, key, site, project, procs, tmp_path):
         write_key(key_file)
     seeds = write_seeds(project, site.url)
     out = project / "out.jsonl"
+    gate = hold_first_page(site)
     master_args = [seeds, "--bind", address, "--authkey-file", key_file, "--workers", 0,
                    "-o", out, *QUIET]
 
@@ -155,6 +156,9 @@ def test_manual_cluster(order, key, site, project, procs, tmp_path):
     assert listening_address(master) == address
     workers = workers or start_workers()
     assert key_before_master == (key == "given")
+    for worker in workers:  # both met the master before the seed page lets the crawl go on
+        worker.wait_output("spider generic", 20, stream="stderr")
+    gate.set()
 
     for proc in [master, *workers]:
         assert proc.wait(20) == 0, proc.describe()
@@ -183,7 +187,11 @@ def test_worker_with_wrong_key_is_refused_and_the_crawl_goes_on(site, project, p
     assert "authkey" in intruder.stderr.lower(), intruder.describe()
     assert site.log == [], "a worker with the wrong key fetched pages"
 
+    gate = hold_first_page(site)
     workers = [procs.worker(address, right, ["-c", 8], cwd=project) for _ in range(2)]
+    for worker in workers:
+        worker.wait_output("spider generic", 20, stream="stderr")
+    gate.set()
     for proc in [master, *workers]:
         assert proc.wait(20) == 0, proc.describe()
     assert_one_item_per_page(read_jsonl(out), site)

@@ -12,7 +12,7 @@ import ssl
 import pytest
 
 from crawler.link import channel
-from procs import QUIET, free_port, read_jsonl, wait_for, write_key, write_seeds
+from procs import QUIET, free_port, hold_first_page, read_jsonl, wait_for, write_key, write_seeds
 from rogue import RawPeer, read_all
 from test_e2e import assert_one_item_per_page, listening_address, summary_line
 from test_tls import pki  # noqa: F401  (the fixture: a private CA, a cert for 127.0.0.1)
@@ -34,10 +34,13 @@ def fingerprint(pki) -> str:
 
 
 def test_a_crawl_over_tls_with_local_and_remote_workers(site, project, procs, tmp_path, pki):
+    gate = hold_first_page(site)  # the local worker must not end the crawl alone
     master, address, key, out = tls_master(procs, project, site, tmp_path, pki, workers=1)
     hint = master.wait_output("remote workers:", 10)
     assert f"--tls-fingerprint {fingerprint(pki)}" in hint, master.describe()
     worker = procs.worker(address, key, ["-c", 4, "--tls-ca", pki.ca], cwd=project)
+    worker.wait_output("spider generic", 20, stream="stderr")
+    gate.set()
     for proc in (worker, master):
         assert proc.wait(30) == 0, proc.describe()
     assert summary_line(master).group(1, 3) == ("finished", "0"), master.describe()
