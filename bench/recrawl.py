@@ -10,7 +10,8 @@ static site), crawls it with a JOBDIR (`python -m crawler.master`, local workers
 the same command with --recrawl: every known URL is asked again with a conditional request,
 each answered 304, nothing parsed, nothing written. CPU is the whole process tree's (master
 and workers, from os.wait4), so it includes starting Python and the workers; the startup is
-also measured alone (a one-page site) to give the figures without it. First crawls and
+also measured alone (a one-page site) to give the figures without it. The package is
+byte-compiled first, as an install does (bench/measure.py compile_code). First crawls and
 recrawls alternate, each recrawl on the JOBDIR of the first crawl just before it. The target
 (issue 18): a recrawl costs under a fifth of the first crawl's CPU.
 
@@ -31,7 +32,7 @@ REPO = os.path.dirname(HERE)
 sys.path[:0] = [p for p in (REPO, HERE) if p not in sys.path]
 
 from crawler.sitegen import Site  # noqa: E402
-from measure import child_env, run_measured  # noqa: E402
+from measure import child_env, compile_code, run_measured  # noqa: E402
 from run import NginxServer, render_site  # noqa: E402
 
 _RECRAWL = re.compile(r"recrawl: (\d+) unchanged, (\d+) changed, (\d+) new, (\d+) gone")
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     site = Site(args.pages, args.links, args.size_kb)
+    compile_code(REPO)  # as bench/run.py: no crawl measures compiling the package's source
     with tempfile.TemporaryDirectory(prefix="bench-recrawl-") as workdir:
         server = NginxServer(render_site(site), workdir)
         tiny = NginxServer(render_site(Site(0, 0, 1)), os.path.join(workdir, "tiny"), 1)

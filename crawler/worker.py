@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 # unnoticed between two attempts (the master answers "over" for a while: master.py).
 FIRST_CONNECT_CAP = 0.25
 AHEAD_RETRY = 1.0  # seconds before a worker tries to lease ahead again after a short answer
+# A recrawl's unchanged pages (304, nothing parsed) come back in a fraction of a millisecond:
+# sent one or two at a time, the round trips cost more CPU than the pages. They wait up to
+# UNCHANGED_WAIT seconds for company, until UNCHANGED_BATCH of them (their slots held as long).
+UNCHANGED_WAIT = 0.005
+UNCHANGED_BATCH = 16
 
 
 class Worker:
@@ -174,7 +179,7 @@ class Worker:
         """One round trip with the master: settle results and lease (or renew) in one
         call. An exit status when the worker is done, else None."""
         ledger = self.ledger
-        low = self._low(now)
+        low = self._low(now) and not self._unchanged_waiting(now)
         flush = bool(ledger.pending) and (low or self.stopping or
                                           len(ledger.pending) >= self.batch or
                                           now - ledger.first_pending >= self.flush_interval)
@@ -200,6 +205,15 @@ class Worker:
             self.next_lease = 0.0
         return None
 
+    def _unchanged_waiting(self, now: float) -> bool:
+        """Only a few unchanged pages' results are pending, not for long, and more are
+        being fetched: they wait."""
+        pending = self.ledger.pending
+        return bool(pending) and len(pending) < UNCHANGED_BATCH and \
+            self.ledger.outstanding() > 0 and \
+            now - self.ledger.first_pending < UNCHANGED_WAIT and \
+            all(r.get("status") == 304 and not r.get("requests") for r in pending)
+
     def _target(self, now: float) -> int:
         """Tasks to hold, queued or running: twice the pool, so that a thread that finishes
         finds its next task waiting rather than a round trip to the master; but only the
@@ -220,10 +234,12 @@ class Worker:
 
     def _sleep_for(self) -> float:
         now, limits = time.monotonic(), [0.5]
-        if self._low(now):
+        waiting = self._unchanged_waiting(now)
+        if self._low(now) and not waiting:
             limits.append(self.next_lease - now)
         if self.ledger.pending:
-            limits.append(self.ledger.first_pending + self.flush_interval - now)
+            limits.append(self.ledger.first_pending - now +
+                          (UNCHANGED_WAIT if waiting else self.flush_interval))
         return max(0.0, min(limits))
 
     def _log_progress(self) -> None:

@@ -72,6 +72,22 @@ def test_a_recrawl_after_a_compaction_revisits_every_known_url(tmp_path):
     assert again == {a["url"]: a, b["url"]: dict(b, attempt=1), c["url"]: c}
 
 
+def test_a_new_round_keeps_only_its_own_rows_of_the_log(tmp_path):
+    journal = Journal(str(tmp_path))
+    a, b, c = task("http://a.test/"), task("http://b.test/", 2), task("http://c.test/")
+    journal.record([(t["fp"], "queued", None, t) for t in (a, b, c)], [])
+    journal.record([(a["fp"], "done", None, a), (b["fp"], "queued", None, dict(b, attempt=1)),
+                    (c["fp"], "failed", "http_404", c)], [])
+    journal.record([(b["fp"], "done", None, b)], [])
+    assert journal.begin_round(lambda t, etag, modified: dict(t, revisit={})) == 3
+    assert log_rows(tmp_path) == 3  # the rows the new ones supersede are gone
+    assert journal.compact() == 0
+    journal.close()
+    again = {row[2]: (row[1], row[4]) for row in Journal(str(tmp_path)).urls()}
+    assert again == {t["url"]: ("queued", dict(t, revisit={}))
+                     for t in (a, dict(b, attempt=1), c)}
+
+
 def test_queued_tasks_keep_every_field(tmp_path):
     journal = Journal(str(tmp_path))
     full = task("http://a.test/p?q=1", 2, callback="parse_item", meta={"k": [1, 2]},

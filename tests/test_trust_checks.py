@@ -92,6 +92,39 @@ def test_a_batch_with_one_bad_result_is_refused_whole(what, caplog):
     assert "refused a result batch from worker w1" in caplog.text
 
 
+# A recrawl's unchanged page (a 304) carries only outcome, status, latency, bytes and lease:
+# those few are checked in line, anything more as in any result.
+BAD_UNCHANGED = {
+    "latency NaN": {"latency": math.nan},
+    "a negative byte count": {"bytes": -1},
+    "a lease id not a string": {"lease": 7},
+    "an outcome not known": {"outcome": "great"},
+    "no outcome": {"outcome": None},
+    "an item holding a set": {"items": [{"tags": {"a", "b"}}]},
+    "a link not the URL's host": {"requests": [link(host="b.test")]},
+}
+
+
+@pytest.mark.parametrize("what", sorted(BAD_UNCHANGED))
+def test_an_unchanged_page_with_anything_wrong_is_refused_too(what):
+    crawl = Crawl()
+    unchanged = {"lease": crawl.leases[1], "outcome": "done", "status": 304, "latency": 0.01,
+                 "bytes": 0}
+    unchanged.update(BAD_UNCHANGED[what])
+    if unchanged["outcome"] is None:
+        del unchanged["outcome"]
+    assert crawl.scheduler.put("w1", [crawl.result(0), unchanged]) == []
+    assert crawl.untouched()
+
+
+def test_an_unchanged_page_is_settled():
+    crawl = Crawl()
+    unchanged = {"lease": crawl.leases[1], "outcome": "done", "status": 304, "latency": 0.01,
+                 "bytes": 0}
+    assert crawl.scheduler.put("w1", [unchanged]) == [crawl.leases[1]]
+    assert crawl.frontier.stats["done"] == 1 and crawl.frontier.leased == 1
+
+
 def test_a_result_without_an_outcome_leaves_its_good_neighbour_unsettled():
     """The bug: the good result's lease was settled and journaled while its item was never
     written and its links never admitted (KeyError 'outcome' half-way through)."""

@@ -21,7 +21,6 @@ from typing import Any, Callable
 
 from ..errors import UsageError
 from ..http.request import extra_fields
-from ..urls import host_of
 from . import saved
 from .saved import Saved
 
@@ -258,24 +257,26 @@ class Journal:
     def begin_round(self, revisit: Callable[[dict, str | None, str | None], dict]) -> int:
         """Start the next round of a finished crawl, in one transaction: every URL it
         knows is queued again as `revisit(task, etag, last_modified)` makes it (its last
-        task, with its last validators). Returns how many."""
+        task, with its last validators; its host is None). Returns how many."""
         db = self._db()
         known = db.execute("SELECT fp, etag, last_modified FROM validators WHERE seq IN "
                            "(SELECT max(seq) FROM validators GROUP BY fp)")
         validators = {fp: (etag, modified) for fp, etag, modified in known}
-        rows, hosts = [], {}  # origin -> host, as in urls()
+        before, urls = db.execute("SELECT max(seq), count(DISTINCT fp) FROM log").fetchone()
+        rows, none = [], (None, None)
         for fp, url, depth, extra in db.execute(
                 "SELECT fp, url, depth, extra FROM log WHERE seq IN (SELECT max(seq) FROM log "
                 "WHERE state='queued' GROUP BY fp) ORDER BY seq").fetchall():
-            origin = url[:url.find("/", 8)]
-            host = hosts.get(origin) or hosts.setdefault(origin, host_of(url))
-            task = {"url": url, "fp": fp, "host": host, "depth": depth}
-            task.update(pickle.loads(extra) if extra is not None else {})
-            rows.append(_row(fp, "queued", None, revisit(task, *validators.get(fp, (None,
-                                                                                   None)))))
+            task = {"url": url, "fp": fp, "host": None, "depth": depth}  # (host: not kept)
+            if extra is not None:
+                task.update(pickle.loads(extra))
+            rows.append(_row(fp, "queued", None, revisit(task, *validators.get(fp, none))))
         with self._transaction() as db:
             db.executemany("INSERT INTO log (fp, state, url, depth, reason, extra) "
                            "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            if len(rows) == urls:  # every URL has its new last row: the older ones are
+                # superseded (what compact() would delete), and go at once, as a range
+                db.execute("DELETE FROM log WHERE seq <= ?", (before,))
             db.execute("DELETE FROM meta WHERE key='finished'")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('round', ?)",
                        (str(self.round() + 1),))

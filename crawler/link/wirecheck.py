@@ -107,6 +107,9 @@ class Checks:
 
     # -- the parts (per result and per link: a busy master's hot path) ----------------------
     def _result(self, result: Any) -> dict[str, Any]:
+        if type(result) is dict and result.get("status") == 304 and \
+                result.keys() <= _UNCHANGED and _unchanged(result):
+            return result  # a recrawl's commonest result: nothing in it but these few
         if not (type(result) is dict and result.get("outcome") in OUTCOMES):
             _fail(f"a result {str(result)[:100]}: a dict with an outcome")
         _name(result.get("lease"), "lease id")
@@ -159,6 +162,15 @@ class Checks:
                 _fail(f"{name}={value!r:.100}")
         _plain({k: v for k, v in task.items() if k != "fp"}, "request")
         return task.get("method", "GET"), task.get("body", b"")
+
+
+# The fields of an unchanged page's result (a 304 that repeated the validators sent).
+_UNCHANGED = frozenset({"outcome", "status", "latency", "bytes", "lease"})
+
+
+def _unchanged(result: dict[str, Any]) -> bool:
+    return result.get("outcome") == "done" and _is_seconds(result.get("latency", 0)) and \
+        _is_count(result.get("bytes", 0)) and bool(_name(result.get("lease"), "lease id"))
 
 
 def _fail(what: str) -> None:
