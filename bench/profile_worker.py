@@ -3,6 +3,7 @@
 
     python bench/profile_worker.py [--pages 2000] [--links 20] [--size-kb 8]
                                    [--timer cpu|wall] [--threads N] [-o worker.prof]
+    python bench/profile_worker.py --broad 200 --pages 51 --per-domain 8   # the broad site
 
 Serves the generated site like bench/run.py (nginx when installed, else the Python server),
 starts a real master (`python -m crawler.master --workers 0`), and runs ONE worker in this
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="fetcher threads (default: the master's "
                    "CONCURRENT_REQUESTS)")
     p.add_argument("--per-domain", type=int, default=16)
+    p.add_argument("--broad", type=int, metavar="HOSTS", help="crawl bench/broadsite.py's "
+                   "site instead: HOSTS hosts of --pages pages each at --latency-ms")
+    p.add_argument("--latency-ms", type=float, default=60.0, help="with --broad (60)")
     p.add_argument("--server", choices=("auto", "nginx", "python"), default="auto")
     p.add_argument("--timer", choices=("cpu", "wall"), default="cpu")
     p.add_argument("--top", type=int, default=30)
@@ -56,17 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.processes > 1 and not args.no_profile:
         p.error("--processes > 1 needs --no-profile")
 
-    site = Site(args.pages, args.links, args.size_kb)
-    pages = bench.render_site(site)
+    if not args.broad:
+        site = Site(args.pages, args.links, args.size_kb)
+        pages = bench.render_site(site)
     workdir = tempfile.mkdtemp(prefix="crawler-profile-")
     server = master = None
     try:
-        server = bench.start_server(args.server, pages, workdir, 2)
-        base = f"http://127.0.0.1:{server.port}/"
-        print(f"server: {server.description} at {base}; {len(site.paths())} pages", flush=True)
         seeds = os.path.join(workdir, "seeds.txt")
-        with open(seeds, "w") as f:
-            f.write(base + "\n")
+        server = _start_server(args, pages if not args.broad else None, workdir, seeds)
         key = os.path.join(workdir, "crawl.key")
         port = bench.free_port()
         env = bench.child_env()
@@ -176,6 +177,23 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _start_server(args, pages, workdir: str, seeds: str):
+    """The single-host site (nginx or Python) or, with --broad, the broad-crawl site."""
+    if args.broad:
+        from broadsite import BroadServer, BroadSite
+        site = BroadSite(args.broad, args.pages, min(args.links, 10), args.size_kb)
+        server = BroadServer(site, args.latency_ms / 1000, 0.5, 2)
+        bases = [f"http://{ip}:{server.port}/" for ip in site.ips]
+        print(f"server: {server.description}", flush=True)
+    else:
+        server = bench.start_server(args.server, pages, workdir, 2)
+        bases = [f"http://127.0.0.1:{server.port}/"]
+        print(f"server: {server.description} at {bases[0]}; {args.pages} pages", flush=True)
+    with open(seeds, "w") as f:
+        f.write("".join(b + "\n" for b in bases))
+    return server
 
 
 def _child_worker(port: int, key: str, threads: int | None) -> None:

@@ -93,6 +93,7 @@ class Worker:
             if driver is not None:
                 driver.stop()
             self.pool.close()
+            self.handler.fetcher.close()
         self.handler.signals.send(signals.spider_closed, spider=self.handler.spider,
                                   reason="finished" if status == 0 else "shutdown")
         return status

@@ -148,7 +148,7 @@ def test_deadline_also_cuts_a_reused_keep_alive_connection(server):
 
 def test_concurrent_fetches_leak_no_descriptors(server):
     """Many threads, each with its own session, some fetches cut at their deadline: every
-    connection a fetch gave up is closed, and the idle ones when the sessions close."""
+    connection a fetch gave up is closed, and the idle ones when the fetcher closes."""
     import os
     import threading
 
@@ -179,6 +179,7 @@ def test_concurrent_fetches_leak_no_descriptors(server):
     assert len(outcomes) == 72
     assert set(outcomes) == {"ok", "timeout"}
     assert outcomes.count("timeout") == 12
+    fetcher.close()
     deadline = time.monotonic() + 3
     while open_fds() > before and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -4,7 +4,9 @@ goes over it, whether prepared quickly or by requests (BOTH: the same answer eit
 from __future__ import annotations
 
 import gzip
+import resource
 import socket
+import threading
 
 import pytest
 
@@ -13,6 +15,7 @@ from crawler import Request, config
 from crawler.http import client
 from crawler.http.deadline import Deadline
 from crawler.http.guard import Guard
+from crawler.http.idle import MAX_IDLE, IdleConnections
 from crawler.http.tls import Tls
 from crawler.http.fetcher import FetchConfig, Fetcher, FetchError
 
@@ -166,9 +169,30 @@ def test_bad_framing_fails(server, path):
     assert failure(make_fetcher(), server, path) == ("connection", True)
 
 
-def test_idle_connections_per_thread_are_capped():
-    servers = [BadServer().start() for _ in range(client.MAX_IDLE + 2)]
-    pool = client.Client(Guard(False), Tls(True))
+def test_threads_share_kept_connections(server):
+    """A host's next request reuses its idle connection whichever thread sends it."""
+    fetcher = make_fetcher()
+    for path in ("/ok", "/chunked", "/ok"):
+        thread = threading.Thread(target=fetch, args=(fetcher, server, path))
+        thread.start()
+        thread.join(10)
+    assert len(server.received) == 3
+    assert server.connections == 1
+
+
+def test_a_closed_fetcher_keeps_no_connection(server):
+    fetcher = make_fetcher()
+    fetch(fetcher, server, "/ok")
+    fetcher.close()  # closes the idle one, and each one given back from now on
+    fetch(fetcher, server, "/ok")
+    fetch(fetcher, server, "/ok")
+    assert server.connections == 3
+
+
+def test_idle_connections_are_capped_least_recent_first():
+    servers = [BadServer().start() for _ in range(5)]
+    idle = IdleConnections(cap=3)
+    pool = client.Client(Guard(False), Tls(True), idle)
     try:
         for s in servers:
             out = client.Outgoing("GET", s.url("/ok"), "http", "127.0.0.1", s.port, "/ok", {},
@@ -177,14 +201,30 @@ def test_idle_connections_per_thread_are_capped():
             while response.read1():
                 pass
             response.close()
-        assert len(pool._idle) == client.MAX_IDLE
-        assert all(isinstance(conn.sock, socket.socket) for conn in pool._idle.values())
+        assert len(idle) == 3
+        kept = [idle.take(("http", "127.0.0.1", s.port)) for s in servers]
+        assert [conn is not None for conn in kept] == [False, False, True, True, True]
+        assert all(isinstance(conn.sock, socket.socket) for conn in kept[2:])
+        for conn in kept[2:]:
+            idle.put(conn)
     finally:
-        pool.close()
+        pool.close()  # the pool was given: its connections are not this client's to close
+        assert len(idle) == 3
+        idle.close()
         for s in servers:
             s.close()
-    assert pool._idle == {}
+    assert len(idle) == 0
     assert [s.connections for s in servers] == [1] * len(servers)
+
+
+def test_idle_connections_leave_most_file_descriptors_free():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (200, hard))
+    try:
+        assert IdleConnections().cap == 50
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert IdleConnections().cap == min(MAX_IDLE, soft // 4)
 
 
 # -- RFC 9112: what a response may not do ------------------------------------------------------

@@ -245,12 +245,16 @@ def test_connections_are_kept_alive_and_sessions_resumed(server, pki, make_fetch
 
 
 def test_sessions_are_resumed_across_threads(server, pki, make_fetcher):
+    server.routes["/bye"] = lambda ex: ex.respond("200 OK", b"bye", close=True)
     fetcher = make_fetcher(TLS_CA_BUNDLE=pki.ca)
     handshakes = len(server.handshakes)
-    assert fetcher.fetch(Request(server.url("/ok"))).status == 200
+    assert fetcher.fetch(Request(server.url("/bye"))).status == 200  # not kept: a new one next
     thread = threading.Thread(target=fetcher.fetch, args=(Request(server.url("/ok")),))
     thread.start()
     thread.join(10)
+    thread = threading.Thread(target=fetcher.fetch, args=(Request(server.url("/ok")),))
+    thread.start()
+    thread.join(10)  # reuses the second connection: no third handshake
     assert [h.resumed for h in server.handshakes[handshakes:]] == [False, True]
 
 

@@ -78,6 +78,10 @@ class HttpCache:
         """Close this thread's connections (its fetcher's)."""
         self.fetcher.close_session()
 
+    def close(self) -> None:
+        """Close its fetcher's connections."""
+        self.fetcher.close()
+
     def fetch(self, request: Request, depth: int = 0,
               cookies: http.cookiejar.CookieJar | None = None) -> Response:
         """The cached response when the policy allows it, else the fetched one (stored)."""

@@ -1,4 +1,4 @@
-"""The transport: one thread's kept-alive HTTP/1.1 connections, plain and TLS, direct and
+"""The transport: kept-alive HTTP/1.1 connections, plain and TLS, direct and
 through http:// proxies.
 
 Every request the fetcher sends comes here as an `Outgoing` (what to send, already
@@ -9,6 +9,7 @@ proxy) while their responses are read to the end, and every wait on them is boun
 fetch's deadline (crawler.http.deadline). Through a proxy, http:// requests are sent to it
 in absolute form over one kept-alive connection, and https:// ones through a CONNECT
 tunnel per host, TLS inside; the proxy itself is the operator's and is not checked.
+Idle connections wait in a pool the fetcher's threads share (crawler.http.idle).
 """
 from __future__ import annotations
 
@@ -25,12 +26,12 @@ from . import http1
 from .errors import PEER_CLOSED, TRANSPORT_ERRORS, FetchError, classify
 from .guard import Guard
 from .headers import Headers
+from .idle import IdleConnections
 from .tls import Tls
 
 if TYPE_CHECKING:
     from .deadline import Deadline
 
-MAX_IDLE = 10  # kept-alive connections one thread keeps (requests' default pool count)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _HUNG_UP = (ConnectionError, *PEER_CLOSED)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
@@ -118,11 +119,14 @@ class _Stale(Exception):
 
 
 class Client:
-    """One thread's connections; not thread-safe (each fetcher thread has its own)."""
+    """One thread's side of the transport; not thread-safe (each fetcher thread has its
+    own). Its idle connections wait in `idle`, shared with the other threads' clients when
+    given, else its own."""
 
-    def __init__(self, guard: Guard, tls: Tls) -> None:
+    def __init__(self, guard: Guard, tls: Tls, idle: IdleConnections | None = None) -> None:
         self.guard, self.tls = guard, tls
-        self._idle: dict[tuple, Connection] = {}
+        self._owns_idle = idle is None
+        self.idle = IdleConnections() if idle is None else idle
 
     def send(self, out: Outgoing, deadline: "Deadline") -> Response:
         """Send the request and return once the response's head is in."""
@@ -131,7 +135,7 @@ class Client:
             (out.scheme, out.host, out.port, out.proxy) if out.scheme == "https" else \
             ("proxy", out.proxy)
         head = self._head(out, proxy) + out.body
-        conn = self._idle.pop(key, None)
+        conn = self.idle.take(key)
         if conn is not None and conn.dropped():
             conn.close()
             conn = None
@@ -189,18 +193,14 @@ class Client:
 
     def keep(self, conn: Connection) -> None:
         """Take back a connection whose response was read to its end."""
-        old = self._idle.pop(conn.key, None)
-        if old is not None:
-            old.close()
         conn.deadline = None
-        self._idle[conn.key] = conn
-        while len(self._idle) > MAX_IDLE:
-            self._idle.pop(next(iter(self._idle))).close()
+        self.idle.put(conn)
 
     def close(self) -> None:
-        for conn in self._idle.values():
-            conn.close()
-        self._idle.clear()
+        """Close the idle connections if they are this client's own (shared ones stay for
+        the other threads)."""
+        if self._owns_idle:
+            self.idle.close()
 
 
 @dataclass(slots=True)

@@ -5,7 +5,7 @@ every hop goes through scope checks, dedup and politeness like any link, and
 through fetch() again, so through the address guard again.
 
 A request is prepared as requests would send it (crawler.http.session), sent over the
-thread's kept-alive connections, plain or TLS, direct or through an http:// proxy
+fetcher's kept-alive connections (shared by its threads), plain or TLS, direct or through an http:// proxy
 (crawler.http.client, crawler.http.http1), and its body read here. What fetch() guarantees:
 
 * Deadline. DOWNLOAD_TIMEOUT (or meta["download_timeout"]) bounds the whole request: name
@@ -48,6 +48,7 @@ from .deadline import Deadline
 from .errors import TRANSPORT_ERRORS, FetchError, classify
 from .guard import Guard
 from .headers import Headers
+from .idle import IdleConnections
 from .request import Request
 from .response import Response
 from .session import Session
@@ -111,7 +112,7 @@ class Exchange:
 
 class Fetcher:
     """Fetches Requests into Responses; safe to share between threads (each thread has its
-    own session: cookies and connections).
+    own session: cookies; idle connections are shared, crawler.http.idle).
 
     `fast_path` (default True): requests already in the form requests would send skip
     requests' preparation (crawler.http.session); False prepares every request with requests
@@ -126,6 +127,7 @@ class Fetcher:
         headers.update(config.default_headers)  # in requests' way: one of each, by any case
         headers["User-Agent"] = config.user_agent
         self._headers = dict(headers.items())
+        self.idle = IdleConnections()
         self._local = threading.local()
         if config.verify is False:
             log.warning("TLS_VERIFY is off: server certificates are not checked")
@@ -136,15 +138,20 @@ class Fetcher:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = Session(
-                dict(self._headers), self.config.cookies, Client(self.guard, self.tls))
+                dict(self._headers), self.config.cookies,
+                Client(self.guard, self.tls, self.idle))
         return session
 
     def close_session(self) -> None:
-        """Close this thread's connections: a fetcher thread that ends calls it."""
+        """End this thread's session: a fetcher thread that ends calls it."""
         session = getattr(self._local, "session", None)
         if session is not None:
             self._local.session = None
             session.close()
+
+    def close(self) -> None:
+        """Close the idle connections, and each one a fetch still running gives back."""
+        self.idle.close()
 
     def fetch(self, request: Request, depth: int = 0,
               cookies: http.cookiejar.CookieJar | None = None) -> Response:
