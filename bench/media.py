@@ -31,7 +31,6 @@ import json
 import multiprocessing
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys

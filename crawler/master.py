@@ -36,6 +36,7 @@ from .spider.base import GenericSpider, source_hash
 from .status import live, snapshot
 from .status.monitor import Monitor
 from .status.server import StatusServer
+from .status.summary import write_or_log
 from .urls import host_of
 
 log = logging.getLogger("crawler.master")
@@ -97,16 +98,17 @@ class Master:
         behind = 0 if self.plan.redis is None or self.plan.redis.caught_up() else 1
         return self.sink.unfinished() + behind
 
-    def _feed(self, spec: feeds.FeedSpec, path: str) -> feeds.Feed:
+    def _progress(self, spec: feeds.FeedSpec) -> tuple | None:
+        """How far a resumed crawl had written this feed (from the JOBDIR or Redis)."""
         store = self.plan.journal or self.plan.redis
         progress = store.feed_progress(spec.key) if store else None
-        return feeds.Feed(spec, path, progress[1:] if progress else None)
+        return progress[1:] if progress else None
+
+    def _feed(self, spec: feeds.FeedSpec, path: str) -> feeds.Feed:
+        return feeds.Feed(spec, path, self._progress(spec))
 
     def _warc_feed(self, spec: feeds.FeedSpec, path: str) -> WarcFeed:
-        store = self.plan.journal or self.plan.redis
-        progress = store.feed_progress(spec.key) if store else None
-        return WarcFeed(spec, path, progress[1:] if progress else None,
-                        self.plan.settings["WARC_MAX_SIZE"])
+        return WarcFeed(spec, path, self._progress(spec), self.plan.settings["WARC_MAX_SIZE"])
 
     def _hello_reply(self) -> dict[str, Any]:
         domains = list(self.spider.allowed_domains or [])
@@ -263,7 +265,7 @@ class Master:
         if self.frontier.failures or self.sink.item_errors:
             summary["failures_file"] = self._write_failures()
         if self.plan.stats_file:
-            _write_or_log(self.plan.stats_file, json.dumps(summary, indent=1))
+            write_or_log(self.plan.stats_file, json.dumps(summary, indent=1))
         if jobdir and finished and self.scheduler.closing is None:
             try:
                 self.plan.journal.put_meta({"finished": 1})
@@ -280,7 +282,7 @@ class Master:
         stem = files[0] if files else self.plan.spider_cls.name
         path = os.path.join(jobdir, "failures.tsv") if jobdir else stem + ".failures.tsv"
         rows = self.frontier.failures + [(url, "item_error") for url, _ in self.sink.item_errors]
-        _write_or_log(path, "".join(f"{reason}\t{url}\n" for url, reason in rows))
+        write_or_log(path, "".join(f"{reason}\t{url}\n" for url, reason in rows))
         return path
 
     def elapsed(self) -> float:
@@ -302,16 +304,6 @@ class Master:
 def _screen_wanted(settings: dict[str, Any]) -> bool:
     """Progress shows as a live line on stderr (else as log lines)."""
     return bool(settings["LOGSTATS_INTERVAL"]) and live.wanted(sys.stderr)
-
-
-def _write_or_log(path: str, text: str) -> None:
-    """Write a small file of the crawl's end; a full disk is logged, not raised, so the
-    summary is still printed."""
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as exc:
-        log.error("cannot write %s: %s", path, exc)
 
 
 def main(argv: list[str] | None = None) -> int:

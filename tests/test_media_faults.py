@@ -16,7 +16,7 @@ from test_media import IMAGES, md5, sha1
 PAGES = 6
 
 
-def gated_site(tmp_path):
+def gated_site():
     """PAGES pages in a line, each with its own image and the same slow one, whose answer
     waits for the gate."""
     files = {f"/img/{i}.png": (200, image_bytes(i), "image/png") for i in range(PAGES + 1)}
@@ -58,7 +58,7 @@ def assert_items_complete(out, site, store) -> None:
 
 
 def test_items_waiting_for_media_survive_a_master_sigkill(procs, project, tmp_path):
-    site = gated_site(tmp_path)
+    site = gated_site()
     try:
         crawl, store = cluster(procs, project, tmp_path, site)
         first = crawl.master()
@@ -89,7 +89,7 @@ def test_items_waiting_for_media_survive_a_master_sigkill(procs, project, tmp_pa
 
 
 def test_a_worker_killed_during_a_download_loses_nothing(procs, project, tmp_path):
-    site = gated_site(tmp_path)
+    site = gated_site()
     try:
         crawl, store = cluster(procs, project, tmp_path, site)
         master = crawl.master()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,12 +18,12 @@ from crawler.sitegen import Site  # noqa: E402
 from mediasite import SPIDER, MediaSite, image_bytes  # noqa: E402
 from procs import count_lines, read_jsonl, wait_for, write_seeds  # noqa: E402
 from test_media import IMAGES, md5, sha1  # noqa: E402
+from test_media_faults import PAGES, gated_site  # noqa: E402
 import test_redis_e2e  # noqa: E402
 from test_redis_e2e import FAST, RedisCluster, assert_items_once  # noqa: E402
 
 redis_server = test_redis_e2e.redis_server  # the same fixture: a server per test
 
-PAGES = 6
 
 
 @pytest.fixture
@@ -96,33 +95,30 @@ def test_workers_write_to_an_fsspec_store_on_redis(media_project, run_master, re
         site.close()
 
 
-def gated_site():
-    """PAGES pages in a line, each with its own image and the same slow one, whose answer
-    waits for the gate."""
-    files = {f"/img/{i}.png": (200, image_bytes(i), "image/png") for i in range(PAGES + 1)}
-    pages = {f"/p/{i}": ([f"/img/{i + 1}.png", "/img/slow.png"], [],
-                         [f"/p/{i + 1}"] if i + 1 < PAGES else []) for i in range(PAGES)}
-    files["/img/slow.png"] = (200, image_bytes(99, (80, 80)), "image/png")
-    site = MediaSite(pages, files)
-    site.gates["/img/slow.png"] = threading.Event()
-    return site
+def gated_cluster(procs, project, tmp_path, redis_server, site):
+    """A Redis crawl of the gated site with ImagesPipeline; the store folder."""
+    store = tmp_path / "images"
+    return RedisCluster(procs, project, tmp_path, SimpleNamespace(url=site.url + "/p/0"),
+                        redis_server, "--spider", "media", *IMAGES,
+                        "-s", f"IMAGES_STORE={store}"), store
+
+
+def wait_until_only_the_slow_image_is_left(site, redis_server, master) -> None:
+    client = redis_server.client()
+    wait_for(lambda: site.count("/img/slow.png") and
+             int(client.hget("crawler:media:{media.0}:stats", "done") or 0) >= 2 * PAGES,
+             20, "every page and other image settled", describe=master.describe)
 
 
 def test_items_waiting_for_media_survive_a_master_sigkill_on_redis(media_project, procs,
                                                                    tmp_path, redis_server):
     site = gated_site()
     try:
-        store = tmp_path / "images"
-        cluster = RedisCluster(procs, media_project, tmp_path,
-                               SimpleNamespace(url=site.url + "/p/0"), redis_server,
-                               "--spider", "media", *IMAGES, "-s", f"IMAGES_STORE={store}")
+        cluster, store = gated_cluster(procs, media_project, tmp_path, redis_server, site)
         first = cluster.master()
         workers = [cluster.worker(), cluster.worker()]
         # Every page settled (its item read by the master, held): all wait for the slow one.
-        client = redis_server.client()
-        wait_for(lambda: site.count("/img/slow.png") and
-                 int(client.hget("crawler:media:{media.0}:stats", "done") or 0) >=
-                 2 * PAGES, 20, "every page and other image settled", describe=first.describe)
+        wait_until_only_the_slow_image_is_left(site, redis_server, first)
         first.send(signal.SIGKILL)
         assert first.wait(5) == -signal.SIGKILL
         assert not cluster.out.exists() or read_jsonl(cluster.out) == []
@@ -182,16 +178,10 @@ def test_an_interrupted_crawl_on_redis_keeps_its_waiting_items_for_the_resume(
         media_project, procs, tmp_path, redis_server):
     site = gated_site()
     try:
-        store = tmp_path / "images"
-        cluster = RedisCluster(procs, media_project, tmp_path,
-                               SimpleNamespace(url=site.url + "/p/0"), redis_server,
-                               "--spider", "media", *IMAGES, "-s", f"IMAGES_STORE={store}")
+        cluster, _ = gated_cluster(procs, media_project, tmp_path, redis_server, site)
         first = cluster.master()
         worker = cluster.worker()
-        client = redis_server.client()
-        wait_for(lambda: site.count("/img/slow.png") and
-                 int(client.hget("crawler:media:{media.0}:stats", "done") or 0) >=
-                 2 * PAGES, 20, "every page and other image settled", describe=first.describe)
+        wait_until_only_the_slow_image_is_left(site, redis_server, first)
         first.send(signal.SIGINT)
         assert first.wait(30) == 130, first.describe()
         assert worker.wait(15) == 0, worker.describe()

@@ -1,7 +1,20 @@
 """The end-of-crawl summary, as printed by the master and by `python -m crawler.status`."""
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def write_or_log(path: str, text: str) -> None:
+    """Write a small file of the crawl's end (stats, failures); a full disk is logged, not
+    raised, so the summary is still printed."""
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        log.error("cannot write %s: %s", path, exc)
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
