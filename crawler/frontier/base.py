@@ -49,6 +49,12 @@ class FrontierBackend(Protocol):
     def finished(self) -> bool:
         """Nothing queued, nothing waiting for a retry, nothing leased."""
 
+    def media_states(self, tasks: list[dict[str, Any]]) -> list[Any]:
+        """Where each download (a media task) stands: None (new), "pending" (queued,
+        leased or waiting for a retry), "again" (settled before a restart, outcome not
+        kept), or its outcome when the backend keeps it ({"checksum", "status"} or
+        {"reason"})."""
+
     def lease_of(self, lease_id: str) -> tuple[str, dict[str, Any]] | None:
         """(worker, task) of a lease still out, or None (unknown, settled or expired)."""
 

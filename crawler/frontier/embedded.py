@@ -369,3 +369,10 @@ class Frontier(Restorable):
     def finished(self) -> bool:
         """Nothing queued, nothing waiting for a retry, nothing leased."""
         return self.queued == 0 and not self._leases
+
+    def media_states(self, tasks: list[dict[str, Any]]) -> list[str | None]:
+        """Per media task: None (never admitted), "pending" (queued or leased), or "again"
+        (settled by a run before a restart: its outcome is not kept here)."""
+        states = [self.seen.get(task["fp"]) for task in tasks]
+        return [None if s is None else "pending" if s in (QUEUED, LEASED) else "again"
+                for s in states]

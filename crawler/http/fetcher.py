@@ -5,8 +5,8 @@ every hop goes through scope checks, dedup and politeness like any link, and
 through fetch() again, so through the address guard again.
 
 A request is prepared as requests would send it (crawler.http.session), sent over the
-fetcher's kept-alive connections (shared by its threads), plain or TLS, direct or through an http:// proxy
-(crawler.http.client, crawler.http.http1), and its body read here. What fetch() guarantees:
+fetcher's kept-alive connections (shared by its threads), plain or TLS, direct or through an
+http:// proxy (crawler.http.client, crawler.http.http1), and its body read here. What fetch() guarantees:
 
 * Deadline. DOWNLOAD_TIMEOUT (or meta["download_timeout"]) bounds the whole request: name
   lookup, connect, TLS handshake, headers and body. Every wait on a socket is given what

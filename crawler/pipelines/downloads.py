@@ -13,7 +13,6 @@ import logging
 from typing import Any, Callable
 
 from .. import components
-from ..frontier import LEASED, QUEUED
 
 log = logging.getLogger(__name__)
 Notify = Callable[[dict[str, Any]], None]
@@ -65,7 +64,7 @@ class MediaDownloads:
                 self.waiting[fp] = [notify]
                 asked.append(task)
         new = []
-        for task, state in zip(asked, _states(frontier, asked)):
+        for task, state in zip(asked, frontier.media_states(asked)):
             if isinstance(state, dict):  # settled by a run before a restart (Redis keeps it)
                 self._settle(task["fp"], state)
             elif state is None:
@@ -73,7 +72,7 @@ class MediaDownloads:
             elif state == "again":  # settled by a run before a restart, outcome not kept
                 new.append(dict(task, dont_filter=True))
         frontier.admit(new)
-        for task, state in zip(new, _states(frontier, new)):
+        for task, state in zip(new, frontier.media_states(new)):
             if state != "pending":  # HOST_PAGE_LIMIT refused it
                 self._settle(task["fp"], state if isinstance(state, dict) else
                              {"reason": "host_page_limit"})
@@ -120,16 +119,6 @@ class MediaDownloads:
         self.settled[fp] = outcome
         for notify in self.waiting.pop(fp, ()):
             notify(outcome)
-
-
-def _states(frontier: Any, tasks: list[dict[str, Any]]) -> list[Any]:
-    """Where each download stands: None (new), "pending" (queued or leased), "again"
-    (settled, outcome unknown), or its outcome; the Redis frontier keeps outcomes itself."""
-    if hasattr(frontier, "media_states"):
-        return frontier.media_states(tasks) if tasks else []
-    states = [frontier.seen.get(task["fp"]) for task in tasks]
-    return [None if s is None else "pending" if s in (QUEUED, LEASED) else "again"
-            for s in states]
 
 
 def media_pipelines(spec: dict[str, int | None]) -> list[str]:

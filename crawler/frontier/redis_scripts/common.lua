@@ -320,7 +320,8 @@ end
 
 -- Admission of a batch of links (from ARGV at the cursor): host table, origin table, then
 -- the tasks (their count, and one argument holding them all); with `keep`, only the tasks
--- whose index it holds (the others' pages were stale). Returns how many were new, and the hosts whose queue grew (for schedule_all).
+-- whose index it holds (the others' pages were stale). Returns how many were new, and the
+-- hosts whose queue grew (for schedule_all).
 local function admit_section(obey, page_limit, keep)
   local hosts, params = {}, {}
   for i = 1, num() do
