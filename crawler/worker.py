@@ -74,8 +74,7 @@ class Worker:
         reply = self._connect()
         if reply is None:
             return 1
-        if reply.get("done"):
-            _log_end(self.id, reply["closed_by"])
+        if self._told_over(reply):
             return 0
         try:
             self._configure(reply)
@@ -165,8 +164,7 @@ class Worker:
                 reply = self._reconnect()
                 if reply is None:
                     return 1
-                if reply.get("done"):
-                    _log_end(self.id, reply["closed_by"])
+                if self._told_over(reply):
                     return 0
                 self.next_lease = 0.0
                 continue
@@ -195,8 +193,7 @@ class Worker:
         want = self._target(now) - ledger.outstanding() if lease_due else 0
         reply = self._exchange(ledger.batch() if flush else [], want, renew_due)
         self.dialer.backoff = 0.1
-        if reply["done"]:
-            _log_end(self.id, reply.get("closed_by", "finished"))
+        if self._told_over(reply):
             return 0
         if len(reply["tasks"]) < want:
             self.next_lease = now + min(max(reply["wait"], 0.005), 0.5)
@@ -204,6 +201,17 @@ class Worker:
         else:
             self.next_lease = 0.0
         return None
+
+    def _told_over(self, reply: dict[str, Any]) -> bool:
+        """Whether the master's reply (to a hello or a lease) says the crawl is over."""
+        if not reply.get("done"):
+            return False
+        closed_by = reply.get("closed_by", "finished")
+        if closed_by == "finished":
+            log.info("worker %s: crawl over", self.id)
+        else:
+            log.info("worker %s: the master stopped the crawl (%s)", self.id, closed_by)
+        return True
 
     def _unchanged_waiting(self, now: float) -> bool:
         """Only a few unchanged pages' results are pending, not for long, and more are
@@ -295,13 +303,6 @@ class Worker:
         """Stop leasing; the coordinator flushes results and leaves (within 0.5 s).
         Called from a signal handler, so it takes no lock."""
         self.stopping = True
-
-
-def _log_end(worker: str, closed_by: str) -> None:
-    if closed_by == "finished":
-        log.info("worker %s: crawl over", worker)
-    else:
-        log.info("worker %s: the master stopped the crawl (%s)", worker, closed_by)
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
