@@ -8,9 +8,20 @@ from .http.response import Response
 from .spider.base import GenericSpider, SitemapSpider, Spider
 from .spider.crawl import CrawlSpider, Rule
 from .spider.failure import Failure, HttpError
+from .spider.items import Field, Item
 from .spider.links import Link, LinkExtractor
 
-__all__ = ["CrawlSpider", "CrawlerError", "DropItem", "Failure", "FormRequest", "GenericSpider",
-           "HttpError", "IgnoreRequest", "Link", "LinkExtractor", "PageError", "RefusedError",
-           "Request", "Response", "Rule", "SitemapSpider", "Spider", "UsageError", "signals"]
+__all__ = ["CrawlSpider", "CrawlerError", "DropItem", "Failure", "Field", "FormRequest",
+           "GenericSpider", "HttpError", "IgnoreRequest", "Item", "ItemLoader", "Link",
+           "LinkExtractor", "PageError", "RefusedError", "Request", "Response", "Rule",
+           "SitemapSpider", "Spider", "UsageError", "signals"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # ItemLoader brings itemloaders, itemadapter and jmespath: only spiders that use it pay
+    # for their import, not every worker's start.
+    if name == "ItemLoader":
+        from .spider.loader import ItemLoader
+        return ItemLoader
+    raise AttributeError(f"module 'crawler' has no attribute {name!r}")

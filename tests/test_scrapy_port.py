@@ -126,3 +126,85 @@ def test_the_scrapy_original_yields_the_same(shop, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     assert sorted(read_jsonl(out), key=key) == sorted(expected(shop), key=key)
+
+
+SCRAPY_LOADER_SPIDER = '''
+import scrapy
+from itemloaders.processors import MapCompose, TakeFirst
+from scrapy.loader import ItemLoader
+
+
+class BookItem(scrapy.Item):
+    title = scrapy.Field(output_processor=TakeFirst())
+    price = scrapy.Field(input_processor=MapCompose(float), output_processor=TakeFirst())
+    url = scrapy.Field(output_processor=TakeFirst())
+    words = scrapy.Field()
+
+
+class BookLoader(ItemLoader):
+    default_item_class = BookItem
+    words_in = MapCompose(str.split)
+
+
+class LoaderSpider(scrapy.Spider):
+    name = "loader"
+
+    def __init__(self, base=None, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.start_urls = [base + "/catalogue/page-1.html"]
+
+    def parse(self, response):
+        yield from response.follow_all(css="a.book", callback=self.parse_book)
+
+    def parse_book(self, response):
+        loader = BookLoader(response=response)
+        loader.add_css("title", "h1::text")
+        loader.add_css("price", ".price::text")
+        loader.add_value("url", response.url)
+        loader.add_css("words", "h1::text")
+        yield loader.load_item()
+'''
+LOADER_PORT = SCRAPY_LOADER_SPIDER.replace("import scrapy\n", "import crawler as scrapy\n").replace(
+    "from scrapy.loader import ItemLoader", "from crawler import ItemLoader")
+
+
+class Books(PageHandler):
+    def do_GET(self):
+        status, _, body = SITE.render(self.path)
+        self.send(status, body)
+
+
+def loader_expected(base: str) -> list[dict]:
+    books = []
+    for i in range(min(20, SITE.books)):
+        body = SITE.render(f"/book/{i}.html")[2].decode()
+        title = body.split("<h1>")[1].split("</h1>")[0]
+        price = body.split('class="price">')[1].split("</p>")[0]
+        books.append({"title": title, "price": float(price),
+                      "url": f"{base}/book/{i}.html", "words": title.split()})
+    return books
+
+
+def test_a_spider_with_declared_items_and_an_item_loader_ports_by_its_imports(
+        project, run_master):
+    (project / "spiders" / "loader.py").write_text(LOADER_PORT)
+    out = project / "ours.jsonl"
+    with serving(Books) as base:
+        master = run_master(["--spider", "loader", "-a", f"base={base}", "--workers", 2,
+                             "-o", out, "-s", "ROBOTSTXT_OBEY=false", *QUIET], timeout=40)
+        assert master.returncode == 0, master.describe()
+        assert sorted(read_jsonl(out), key=key) == sorted(loader_expected(base), key=key)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("scrapy") is None,
+                    reason="Scrapy is not installed (pip install -e '.[bench]')")
+def test_the_scrapy_original_of_the_loader_spider_yields_the_same(tmp_path):
+    spider, out = tmp_path / "loader.py", tmp_path / "scrapy.jsonl"
+    spider.write_text(SCRAPY_LOADER_SPIDER)
+    with serving(Books) as base:
+        run = subprocess.run([sys.executable, "-m", "scrapy", "runspider", str(spider), "-a",
+                              f"base={base}", "-o", str(out), "-s", "LOG_LEVEL=WARNING",
+                              "-s", "ROBOTSTXT_OBEY=False"], cwd=tmp_path, env=base_env(),
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert sorted(read_jsonl(out), key=key) == sorted(loader_expected(base), key=key)
