@@ -1,7 +1,7 @@
 """crawler: a distributed web-crawler framework. Public API."""
 from . import signals
-from .errors import (CrawlerError, DropItem, IgnoreRequest, PageError, RefusedError,
-                     UsageError)
+from .errors import (CloseSpider, CrawlerError, DropItem, IgnoreRequest, PageError,
+                     RefusedError, UsageError)
 from .http.form import FormRequest
 from .http.request import Request
 from .http.response import Response
@@ -11,9 +11,9 @@ from .spider.failure import Failure, HttpError
 from .spider.items import Field, Item
 from .spider.links import Link, LinkExtractor
 
-__all__ = ["CrawlSpider", "CrawlerError", "DropItem", "Failure", "Field", "FormRequest",
-           "GenericSpider", "HttpError", "IgnoreRequest", "Item", "ItemLoader", "Link",
-           "LinkExtractor", "PageError", "RefusedError", "Request", "Response", "Rule",
+__all__ = ["CloseSpider", "CrawlSpider", "CrawlerError", "DropItem", "Failure", "Field",
+           "FormRequest", "GenericSpider", "HttpError", "IgnoreRequest", "Item", "ItemLoader",
+           "Link", "LinkExtractor", "PageError", "RefusedError", "Request", "Response", "Rule",
            "SitemapSpider", "Spider", "UsageError", "signals"]
 __version__ = "0.1.0"
 

@@ -22,6 +22,16 @@ class PageError(CrawlerError):
         self.reason = reason
 
 
+class CloseSpider(CrawlerError):
+    """Raised by a callback or errback to end the crawl, as Scrapy's: what it yielded before
+    is kept, no more work is handed out, work already leased is settled; `reason` is the
+    crawl's closed_by (with a JOBDIR the crawl is not finished: the same command goes on)."""
+
+    def __init__(self, reason: str = "cancelled") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class IgnoreRequest(CrawlerError):
     """Raised by a downloader middleware to drop a request: it ends failed(ignored), and its
     errback, if any, is called."""

@@ -272,7 +272,7 @@ class Master:
             except Exception as exc:  # sqlite3.Error: a full disk at the very end
                 log.error("cannot record the crawl as finished: %r", exc)
                 finished = False
-        if self.plan.redis and finished:
+        if self.plan.redis and finished and self.scheduler.closing is None:  # else: goes on
             self.plan.redis.put_finished()
         return summary, finished
 

@@ -128,6 +128,7 @@ class Scheduler:
             accepted = [r["lease"] for r, robots in zip(results, rules)
                         if self._settle(r, robots, items)]
             self.pages_by_worker[worker] += len(accepted)
+            self._close_if_asked()  # before another lease hands out what that page queued
             self._commit(items)
             if self._over():
                 self.ended.set()
@@ -248,6 +249,7 @@ class Scheduler:
         with self.lock:
             self.frontier.expire()
             self._commit([])
+            self._close_if_asked()  # on Redis workers settle there: this is where it is seen
             if self.page_limit and \
                     self.frontier.stats[DONE] - self._done_before >= self.page_limit:
                 self.close("closespider_pagecount")
@@ -257,6 +259,11 @@ class Scheduler:
         if not self.closing:
             log.info("closing: %s", reason)
             self.closing = reason
+
+    def _close_if_asked(self) -> None:
+        asked = self.frontier.close_asked()  # a spider raised CloseSpider
+        if asked:
+            self.close(asked)
 
     def over(self) -> bool:
         """True when nothing more will happen: all settled, or closing and none leased.
@@ -301,6 +308,8 @@ class Scheduler:
             # Kept with its fetch time, so a resumed crawl does not fetch it again.
             self._robots.append((task["url"][:-len("/robots.txt")], result.get("status", 0),
                                  result["robots"], time.time()))
+        if "close" in result:  # the spider raised CloseSpider
+            self.frontier.ask_close(result["close"])
         if "warc" in result:  # the fetch's WARC records: to the WARC feed, through the sink
             items.append({warc.RECORDS: result["warc"]})
         if "bytes" in result:

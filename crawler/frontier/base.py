@@ -55,6 +55,12 @@ class FrontierBackend(Protocol):
         kept), or its outcome when the backend keeps it ({"checksum", "status"} or
         {"reason"})."""
 
+    def ask_close(self, reason: str) -> None:
+        """A spider raised CloseSpider: keep its reason for the master (the first wins)."""
+
+    def close_asked(self) -> str | None:
+        """The reason a spider asked the crawl to close with, or None."""
+
     def lease_of(self, lease_id: str) -> tuple[str, dict[str, Any]] | None:
         """(worker, task) of a lease still out, or None (unknown, settled or expired)."""
 

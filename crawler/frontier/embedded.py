@@ -56,6 +56,7 @@ class Frontier(Restorable):
         self._hosts: dict[str, Host] = {}
         self._ready: list[tuple[float, int, str]] = []  # (time, seq, host)
         self._leases = Leases(epoch, lease_timeout)
+        self._close_asked: str | None = None  # a spider's CloseSpider reason
         self._delayed: list[tuple[float, int, dict]] = []  # retries waiting for backoff
         self._seq = itertools.count()
         self.queued = 0
@@ -369,6 +370,12 @@ class Frontier(Restorable):
     def finished(self) -> bool:
         """Nothing queued, nothing waiting for a retry, nothing leased."""
         return self.queued == 0 and not self._leases
+
+    def ask_close(self, reason: str) -> None:
+        self._close_asked = self._close_asked or reason
+
+    def close_asked(self) -> str | None:
+        return self._close_asked
 
     def media_states(self, tasks: list[dict[str, Any]]) -> list[str | None]:
         """Per media task: None (never admitted), "pending" (queued or leased), or "again"

@@ -296,7 +296,17 @@ class RedisFrontier:
         pipe = self.client.pipeline(transaction=False)
         for prefix in self.prefixes:
             pipe.set(prefix + "state", state)
+        if state == "running":  # a CloseSpider of an earlier run is not this run's
+            pipe.delete(self.prefixes[0] + "close")
         pipe.execute()
+
+    def ask_close(self, reason: str) -> None:
+        """A spider raised CloseSpider on a worker: the master reads it (the first one wins)."""
+        self.client.set(self.prefixes[0] + "close", reason, nx=True)
+
+    def close_asked(self) -> str | None:
+        value = self.client.get(self.prefixes[0] + "close")
+        return value.decode() if value is not None else None
 
     def _totals(self) -> list[dict[bytes, bytes]]:
         pipe = self.client.pipeline(transaction=False)

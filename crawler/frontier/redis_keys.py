@@ -10,7 +10,8 @@ set: the levels holding tasks, "-inf" first, then the highest priority), robots:
 (hash: origin -> rules), ready (sorted set: hosts by next allowed time), leases (hash),
 expiry (sorted set), delayed (sorted set: retries by due time), qlen and hfail (sorted sets
 for the status page), failures (list), ex:<reason> (last 3 URLs), workers (hash: id -> last
-seen), lease_seq, state (running, closing, over:<why>), items (stream, consumer group
+seen), lease_seq, state (running, closing, over:<why>), close (shard 0 only: the reason of
+a spider's CloseSpider, for the master), items (stream, consumer group
 "master"), media (hash: a download's hex fingerprint -> its outcome, see common.lua).
 Layout 1 kept a host's queue in one sorted set, q:<host>: a crawl of it is
 refused (finish it with the crawler that made it).

@@ -64,9 +64,19 @@ class RedisQueues:
 
     def put(self, worker: str, results: list[dict[str, Any]]) -> list[str]:
         try:
-            return self.frontier.settle(results)
+            accepted = self.frontier.settle(results)
+            self._forward_close(results)
         except self._errors as exc:
             raise _lost(exc) from exc
+        return accepted
+
+    def _forward_close(self, results: list[dict[str, Any]]) -> None:
+        """On the embedded master the scheduler reads a result's CloseSpider; here the
+        master reads it from Redis."""
+        for result in results:
+            if "close" in result:
+                self.frontier.ask_close(result["close"])
+                return
 
     def exchange(self, worker: str, results: list[dict[str, Any]], want: int,
                  renew: list[str] = ()) -> dict[str, Any]:
@@ -77,6 +87,7 @@ class RedisQueues:
         try:
             accepted, leases, wait, state = self.frontier.exchange(
                 worker, results, min(want, self.batch_size), renew)
+            self._forward_close(results)
         except self._errors as exc:
             raise _lost(exc) from exc
         return dict(self._reply(leases, wait, state), accepted=accepted)

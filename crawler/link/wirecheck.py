@@ -243,7 +243,7 @@ def _is_short(value: Any) -> bool:
 
 
 _RESULT_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
-    ("reason", _is_short), ("status", lambda v: type(v) is int and 0 <= v < 1000),
+    ("reason", _is_short), ("close", _is_short), ("status", lambda v: type(v) is int and 0 <= v < 1000),
     ("latency", _is_seconds), ("retry_after", _is_seconds), ("bytes", _is_count),
     ("robots", lambda v: type(v) is str and len(v) <= _TEXT_MAX),
     ("warc", lambda v: type(v) is bytes),  # the exchange's gzipped WARC records

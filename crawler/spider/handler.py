@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .. import components, signals, urls
 from ..link import wire
-from ..errors import IgnoreRequest, PageError
+from ..errors import CloseSpider, IgnoreRequest, PageError
 from ..feeds import warc
 from ..http.cache import CacheConfig, HttpCache
 from ..http.fetcher import FetchConfig, Fetcher, FetchError
@@ -295,6 +295,9 @@ class Handler:
         except PageError as exc:
             log.warning("%s: %s", request.url, exc)
             result.update(outcome="failed", reason=exc.reason)
+        except CloseSpider as exc:
+            log.info("%s: the spider closes the crawl (%s)", request.url, exc.reason)
+            result["close"] = str(exc.reason)[:200] or "cancelled"
         except Exception:
             log.exception("spider error on %s", request.url)
             result.update(outcome="failed", reason="spider_error")
