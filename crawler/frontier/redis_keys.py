@@ -22,12 +22,14 @@ import json
 import os
 import re
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..errors import UsageError
 
 LAYOUT = "2"  # 2: a host's queue as lists per priority (1: one sorted set)
 PASSWORD_ENV = "CRAWLER_REDIS_PASSWORD"
+# rediss:// query options (redis-py's names): files on each host that runs a master or worker
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
@@ -87,13 +89,27 @@ def client_for(url: str, secret: str | None = None, retry_for: float = 60.0) -> 
     options = dict(host=parts.hostname, port=parts.port or 6379,
                    username=unquote(parts.username) if parts.username else None,
                    password=secret, ssl=parts.scheme == "rediss",
-                   socket_timeout=10, socket_connect_timeout=5)
+                   socket_timeout=10, socket_connect_timeout=5, **_tls_options(url))
     client = redis.Redis(db=int(db), health_check_interval=30, retry=retry,
                          retry_on_error=[redis.ConnectionError, redis.TimeoutError], **options)
     if _is_cluster(client):  # a node of a Redis Cluster: a client that follows the slots
         from redis.cluster import RedisCluster
         return RedisCluster(retry=retry, **options)
     return client
+
+
+def _tls_options(url: str) -> dict[str, str]:
+    """rediss://...?ssl_ca_certs=FILE (a private CA), ssl_certfile/ssl_keyfile (a client
+    certificate); the server's certificate is always verified."""
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    for name, value in options.items():
+        if name not in TLS_OPTIONS or parts.scheme != "rediss":
+            raise UsageError(f"--backend {redacted(url)!r}: unknown option {name!r} (rediss:// "
+                             f"takes {', '.join(TLS_OPTIONS)})")
+        if not os.path.isfile(value):
+            raise UsageError(f"--backend {redacted(url)!r}: {name}: no file {value!r}")
+    return options
 
 
 def _is_cluster(client: Any) -> bool:
@@ -118,7 +134,9 @@ def ping(client: Any, url: str) -> None:
                              f"the URL or ${PASSWORD_ENV}") from None
         raise UsageError(f"Redis at {redacted(url)}: {exc}") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        raise UsageError(f"cannot reach Redis at {redacted(url)}: {exc}") from None
+        hint = "; a private CA: rediss://...?ssl_ca_certs=FILE" \
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc) else ""
+        raise UsageError(f"cannot reach Redis at {redacted(url)}: {exc}{hint}") from None
 
 
 def open_crawl(client: Any, url: str, crawl: str, identity: dict[str, str],
