@@ -84,6 +84,8 @@ FINGERPRINT_IGNORE_PARAMS = [
 CLOSESPIDER_PAGECOUNT = 0
 # Stop after this many items written (0 = no limit).
 CLOSESPIDER_ITEMCOUNT = 0
+# Stop after this many pages failed by a callback raising (spider_error; 0 = no limit).
+CLOSESPIDER_ERRORCOUNT = 0
 # Stop after this many seconds (0 = no limit).
 CLOSESPIDER_TIMEOUT = 0.0
 # Item pipelines: {"module.Class": order}; lower order runs first, on the master.

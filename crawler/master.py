@@ -80,7 +80,8 @@ class Master:
         self.scheduler = Scheduler(self.frontier, self._hello_reply(), self.sink.put_many,
                                    s["BATCH_SIZE"], s["CLOSESPIDER_PAGECOUNT"], journal, rounds,
                                    Checks.from_settings(s), keep_running=s["KEEP_RUNNING"],
-                                   media=media if media.pipelines else None)
+                                   media=media if media.pipelines else None,
+                                   error_limit=s["CLOSESPIDER_ERRORCOUNT"])
         # Close conditions count this run's pages, items and seconds: a JOBDIR crawl they
         # closed is not finished, and the same command continues it for as many again.
         self.items_before = self.sink.count

@@ -23,6 +23,7 @@ from .link.wire import ProtocolError
 from .link.wirecheck import Checks
 
 log = logging.getLogger(__name__)
+SPIDER_ERRORS = "failed/spider_error"  # the counter CLOSESPIDER_ERRORCOUNT watches
 _COMMIT_TRIES = 3  # journal commits failed in a row before the crawl is aborted
 _SKIP_ROUNDS = 8  # leases tried in one call while a recrawl settles all it gets unchanged
 
@@ -34,12 +35,14 @@ class Scheduler:
                  emit_items: Callable[[list[tuple[int, dict]]], None], batch_size: int,
                  page_limit: int = 0, journal: Journal | None = None,
                  rounds: Rounds | None = None, checks: Checks | None = None,
-                 keep_running: bool = False, media: Any = None) -> None:
+                 keep_running: bool = False, media: Any = None, error_limit: int = 0) -> None:
         self.frontier, self.hello_reply, self.emit_items = frontier, hello_reply, emit_items
         self.checks = checks or Checks()  # what workers send, checked before it is applied
         self.media = media  # crawler.pipelines.downloads.MediaDownloads, when pipelines use it
         self.batch_size, self.page_limit, self.journal = batch_size, page_limit, journal
-        self._done_before = frontier.stats[DONE]  # CLOSESPIDER_PAGECOUNT counts this run's
+        self.error_limit = error_limit  # CLOSESPIDER_ERRORCOUNT
+        stats = frontier.stats  # CLOSESPIDER_PAGECOUNT and _ERRORCOUNT count this run's
+        self._done_before, self._errors_before = stats[DONE], stats[SPIDER_ERRORS]
         self.rounds = rounds  # with a journal: verdicts and validators (--recrawl)
         self._item_seq = 1  # numbers items when there is no journal to do it
         if journal is not None:
@@ -250,15 +253,20 @@ class Scheduler:
             self.frontier.expire()
             self._commit([])
             self._close_if_asked()  # on Redis workers settle there: this is where it is seen
-            if self.page_limit and \
-                    self.frontier.stats[DONE] - self._done_before >= self.page_limit:
-                self.close("closespider_pagecount")
+            if self.page_limit or self.error_limit:
+                self._close_at_limits(self.frontier.stats)
 
     def close(self, reason: str) -> None:
         """Stop handing out work; the crawl ends when leased work is settled."""
         if not self.closing:
             log.info("closing: %s", reason)
             self.closing = reason
+
+    def _close_at_limits(self, stats: Counter) -> None:
+        if self.page_limit and stats[DONE] - self._done_before >= self.page_limit:
+            self.close("closespider_pagecount")
+        if self.error_limit and stats[SPIDER_ERRORS] - self._errors_before >= self.error_limit:
+            self.close("closespider_errorcount")
 
     def _close_if_asked(self) -> None:
         asked = self.frontier.close_asked()  # a spider raised CloseSpider

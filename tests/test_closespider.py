@@ -71,3 +71,29 @@ def test_closespider_on_redis_ends_the_crawl_and_a_new_run_is_not_closed_by_it(
         assert len(urls) == len(set(urls)) == len(site.site.paths()), len(urls)
     finally:
         server.kill()
+
+
+RAISER = '''
+from crawler import Spider
+
+
+class RaiserSpider(Spider):
+    name = "raiser"
+
+    def parse(self, response):
+        if response.depth > 0:
+            raise ValueError("a bug in the spider")
+        yield from response.follow_all(css="a")
+'''
+
+
+def test_closespider_errorcount_closes_after_that_many_spider_errors(serve, project, run_master):
+    (project / "spiders" / "raiser.py").write_text(RAISER)
+    site = serve(Site(pages=60), delay=0.02)
+    master = run_master([write_seeds(project, site.url), "--spider", "raiser", "--workers", 1,
+                         "-s", "CLOSESPIDER_ERRORCOUNT=3", "-s", "ROBOTSTXT_OBEY=false",
+                         "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2", *QUIET], timeout=30)
+    assert master.returncode == 0, master.describe()
+    closed_by, done, failed = summary_line(master).group(1, 2, 3)
+    assert closed_by == "closespider_errorcount", master.describe()
+    assert 3 <= int(failed) < len(site.site.paths()) - 1 and done == "1", master.describe()
