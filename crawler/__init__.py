@@ -2,7 +2,7 @@
 from . import signals
 from .errors import (CloseSpider, CrawlerError, DropItem, IgnoreRequest, PageError,
                      RefusedError, UsageError)
-from .http.form import FormRequest
+from .http.form import FormRequest, JsonRequest
 from .http.request import Request
 from .http.response import Response
 from .spider.base import GenericSpider, SitemapSpider, Spider
@@ -13,8 +13,8 @@ from .spider.links import Link, LinkExtractor
 
 __all__ = ["CloseSpider", "CrawlSpider", "CrawlerError", "DropItem", "Failure", "Field",
            "FormRequest", "GenericSpider", "HttpError", "IgnoreRequest", "Item", "ItemLoader",
-           "Link", "LinkExtractor", "PageError", "RefusedError", "Request", "Response", "Rule",
-           "SitemapSpider", "Spider", "UsageError", "signals"]
+           "JsonRequest", "Link", "LinkExtractor", "PageError", "RefusedError", "Request",
+           "Response", "Rule", "SitemapSpider", "Spider", "UsageError", "signals"]
 __version__ = "0.1.0"
 
 

@@ -248,3 +248,29 @@ def test_content_type_and_is_html(content_type, media, html):
     r = Response("http://example.com/", 200, headers, b"")
     assert r.content_type == media
     assert r.is_html is html
+
+
+# -- JSON ----------------------------------------------------------------------
+def test_json_request_posts_its_data_as_json_with_json_headers():
+    from crawler import JsonRequest
+    request = JsonRequest("http://example.com/api", data={"q": "b", "n": [1]},
+                          dumps_kwargs={"sort_keys": True})
+    assert (request.method, request.body) == ("POST", b'{"n": [1], "q": "b"}')
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Accept"].startswith("application/json")
+
+
+def test_json_request_without_data_is_a_get_and_headers_given_win_whatever_their_case():
+    from crawler import JsonRequest
+    request = JsonRequest("http://example.com/api", headers={"accept": "text/plain"})
+    assert (request.method, request.body) == ("GET", b"")
+    assert request.headers == {"Content-Type": "application/json", "accept": "text/plain"}
+    put = JsonRequest("http://example.com/api", data=[1], method="put")
+    assert (put.method, put.body) == ("PUT", b"[1]")
+
+
+def test_response_json_parses_the_body_and_raises_on_other_text():
+    assert page('{"a": [1, "é"]}', headers={"Content-Type": "application/json"}).json() == \
+        {"a": [1, "é"]}
+    with pytest.raises(ValueError):
+        page("<html>not json</html>").json()

@@ -208,3 +208,72 @@ def test_the_scrapy_original_of_the_loader_spider_yields_the_same(tmp_path):
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr[-3000:]
         assert sorted(read_jsonl(out), key=key) == sorted(loader_expected(base), key=key)
+
+
+SCRAPY_JSON_SPIDER = '''
+import scrapy
+from scrapy.http import JsonRequest
+
+
+class ApiSpider(scrapy.Spider):
+    name = "api"
+
+    def __init__(self, base=None, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.base = base
+
+    async def start(self):
+        yield JsonRequest(self.base + "/api/search", data={"q": "book", "page": 1})
+
+    def parse(self, response):
+        found = response.json()
+        for book in found["books"]:
+            yield {"title": book, "page": found["page"]}
+        if found["next"]:
+            yield JsonRequest(self.base + "/api/search", data={"q": "book", "page": found["next"]})
+'''
+JSON_PORT = SCRAPY_JSON_SPIDER.replace("import scrapy\nfrom scrapy.http import JsonRequest\n",
+                                       "import crawler as scrapy\nfrom crawler import JsonRequest\n")
+
+
+class Api(PageHandler):
+    """A JSON search API: POST {"q", "page"} as JSON, three pages of results."""
+
+    def do_POST(self):
+        import json
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Type") != "application/json" or \
+                "application/json" not in self.headers.get("Accept", ""):
+            return self.send(415, b"JSON only")
+        page = json.loads(body)["page"]
+        reply = {"page": page, "books": [f"book {page}.{i}" for i in range(3)],
+                 "next": page + 1 if page < 3 else None}
+        self.send(200, json.dumps(reply).encode(), {"Content-Type": "application/json"})
+
+
+def api_expected() -> list[dict]:
+    return [{"title": f"book {p}.{i}", "page": p} for p in (1, 2, 3) for i in range(3)]
+
+
+def test_a_json_api_spider_ports_by_its_imports(project, run_master):
+    (project / "spiders" / "api.py").write_text(JSON_PORT)
+    out = project / "ours.jsonl"
+    with serving(Api) as base:
+        master = run_master(["--spider", "api", "-a", f"base={base}", "--workers", 1,
+                             "-o", out, "-s", "ROBOTSTXT_OBEY=false", *QUIET], timeout=40)
+        assert master.returncode == 0, master.describe()
+    assert sorted(read_jsonl(out), key=str) == sorted(api_expected(), key=str)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("scrapy") is None,
+                    reason="Scrapy is not installed (pip install -e '.[bench]')")
+def test_the_scrapy_original_of_the_json_api_spider_yields_the_same(tmp_path):
+    spider, out = tmp_path / "api.py", tmp_path / "scrapy.jsonl"
+    spider.write_text(SCRAPY_JSON_SPIDER)
+    with serving(Api) as base:
+        run = subprocess.run([sys.executable, "-m", "scrapy", "runspider", str(spider), "-a",
+                              f"base={base}", "-o", str(out), "-s", "LOG_LEVEL=WARNING",
+                              "-s", "ROBOTSTXT_OBEY=False"], cwd=tmp_path, env=base_env(),
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(read_jsonl(out), key=str) == sorted(api_expected(), key=str)

@@ -1,9 +1,10 @@
-"""FormRequest: a Request that submits form data, and one made from a page's <form>.
+"""Requests that submit data: FormRequest (form fields, or a page's <form>) and JsonRequest.
 
-Names and meanings as Scrapy's FormRequest; lxml's form handling reads the form's fields.
+Names and meanings as Scrapy's; lxml's form handling reads the form's fields.
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -13,6 +14,8 @@ from .response import Response
 
 FormData = Mapping[str, Any] | Iterable[tuple[str, Any]]
 _FORM_TYPE = "application/x-www-form-urlencoded"
+_JSON_HEADERS = {"Content-Type": "application/json",
+                 "Accept": "application/json, text/javascript, */*; q=0.01"}
 _SUBMIT = ("descendant::input[@type='submit' or @type='image']"
            " | descendant::button[not(@type) or @type='submit']")
 
@@ -57,6 +60,22 @@ class FormRequest(Request):
         url = response.urljoin(action.strip()) if action and action.strip() else response.url
         method = kwargs.pop("method", None) or (form.get("method") or "GET").upper()
         return cls(url, formdata=fields, method=method, **kwargs)
+
+
+class JsonRequest(Request):
+    """A Request whose `data` is sent as a JSON body (POST unless `method` says otherwise;
+    GET without data), with JSON's Content-Type and Accept unless `headers` set them."""
+
+    def __init__(self, url: str, data: Any = None, dumps_kwargs: dict[str, Any] | None = None,
+                 method: str | None = None, **kwargs: Any) -> None:
+        if data is not None and not kwargs.get("body"):
+            kwargs["body"] = json.dumps(data, **(dumps_kwargs or {}))
+        given = dict(kwargs.get("headers") or {})
+        names = {name.lower() for name in given}
+        kwargs["headers"] = {**{k: v for k, v in _JSON_HEADERS.items() if k.lower() not in names},
+                             **given}
+        method = method or ("POST" if data is not None or kwargs.get("body") else "GET")
+        super().__init__(url, method=method, **kwargs)
 
 
 def _pairs(data: FormData) -> Iterable[tuple[str, Any]]:

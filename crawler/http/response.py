@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import codecs
+import json
 import logging
 import re
 import sys
@@ -128,6 +129,10 @@ class Response:
     def xpath(self, query: str, **kwargs: Any) -> parsel.SelectorList:
         """Scrapy's response.xpath()."""
         return self.selector.xpath(query, **kwargs)
+
+    def json(self) -> Any:
+        """The body as JSON (Scrapy's response.json()); ValueError when it is not JSON."""
+        return json.loads(self.text)
 
     @_cached
     def soup(self):
