@@ -26,6 +26,8 @@ _FALSE = {"0", "false", "no", "off"}
 # Settings whose default is None but which take a string when set.
 _OPTIONAL_STR = {"JOBDIR", "HTTP_PROXY", "TLS_CA_BUNDLE", "WARC_OUTPUT",
                  "FRONTIER_SPILL_DIR", "FILES_STORE", "IMAGES_STORE"}
+# Settings that take a string, where None means something of its own ("every host").
+_STR_OR_NONE = {"HTTPAUTH_DOMAIN"}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # Settings that are lists of HTTP status codes.
 _STATUS_LISTS = ("RETRY_HTTP_CODES", "HTTPERROR_ALLOWED_CODES", "HTTPCACHE_IGNORE_HTTP_CODES")
@@ -108,6 +110,8 @@ def _coerce(value: Any, default: Any, name: str) -> Any:
             container = [_to_number(v, int) for v in container]
         return container
     if isinstance(default, str):
+        if value is None and name in _STR_OR_NONE:
+            return None
         if not isinstance(value, str):
             raise TypeError(f"expected a string, got {type(value).__name__}")
         return value

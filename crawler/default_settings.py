@@ -92,6 +92,11 @@ CLOSESPIDER_TIMEOUT = 0.0
 ITEM_PIPELINES = {}
 # Downloader middlewares: {"module.Class": order} (None disables), run on the workers.
 DOWNLOADER_MIDDLEWARES = {}
+# HTTP Basic credentials (or the spider's http_user/http_pass) and the one domain they go to
+# (with its subdomains; None: every host). Credentials without a domain are refused.
+HTTPAUTH_USER = ""
+HTTPAUTH_PASS = ""
+HTTPAUTH_DOMAIN = ""
 # Spider middlewares (process_spider_output): {"module.Class": order}, run on the workers.
 SPIDER_MIDDLEWARES = {}
 # Feeds: {"uri": {"format": "jsonlines"|"json"|"csv"|"xml", "fields", "encoding", "overwrite"}};

@@ -19,6 +19,7 @@ from .frontier.journal import Journal
 from .link.manager import is_loopback
 from .seeds import SeedFile, read_seeds
 from .spider.base import Spider, load_spider_class, make_spider
+from .spider.httpauth import HttpAuth
 from .starts import StartRequests
 
 STATUS_TOKEN_ENV = "CRAWLER_STATUS_TOKEN"
@@ -277,4 +278,5 @@ def _start_requests(spider_cls: type[Spider], settings: dict[str, Any], args: di
     except Exception as exc:  # the spider's own code: a clear error, before anything starts
         raise UsageError(f"spider {spider_cls.name!r} fails to start with arguments "
                          f"{args}: {exc!r}") from exc
+    HttpAuth.for_spider(spider, settings)  # credentials without a domain: refused here
     return StartRequests(spider, settings["FINGERPRINT_IGNORE_PARAMS"], seed_urls)

@@ -24,6 +24,7 @@ from ..pipelines.fetch import MediaFetch, load_media_pipelines
 from . import cookies
 from .base import GenericSpider, Spider
 from .failure import Failure, HttpError
+from .httpauth import HttpAuth
 from .linkpath import Hrefs, LinkVetter
 from .middleware import Middlewares
 from .rules import REDIRECTS, Rules, retry_after
@@ -43,9 +44,10 @@ def build_handler(spider: Spider, settings: dict[str, Any], allowed_domains: lis
     the spider's crawler, and the media pipelines (ITEM_PIPELINES paths) it downloads for.
     `trusted`: origins exempt from the address guard."""
     crawler = spider.crawler  # made with the spider (make_spider)
+    auth = HttpAuth.for_spider(spider, settings)
     middlewares = Middlewares(
-        spider, components.load("DOWNLOADER_MIDDLEWARES", settings["DOWNLOADER_MIDDLEWARES"],
-                                crawler),
+        spider, [auth] * (auth is not None) + components.load(
+            "DOWNLOADER_MIDDLEWARES", settings["DOWNLOADER_MIDDLEWARES"], crawler),
         components.load("SPIDER_MIDDLEWARES", settings["SPIDER_MIDDLEWARES"], crawler))
     fetcher = Fetcher(FetchConfig.from_settings(settings, trusted))  # the seeds' origins
     if settings["HTTPCACHE_ENABLED"]:
