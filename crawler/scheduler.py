@@ -286,6 +286,8 @@ class Scheduler:
             return self.closing is None and self.frontier.finished()
 
     def _over(self) -> bool:
+        if self.closing is None and self.frontier.finished():
+            self._close_if_asked()  # on Redis a CloseSpider may settle before a tick sees it
         if self.closing is not None:
             return self.frontier.leased == 0
         return self.frontier.finished() and not self.more_to_come and not self.keep_running \

@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 _ROBOTS_CACHE_MAX = 10_000
 
 
+# A running crawl's state becomes "closing"; a state the master set (over:...) stays.
+_CLOSING = "if (redis.call('GET', KEYS[1]) or 'running') == 'running' then " \
+           "redis.call('SET', KEYS[1], 'closing') end"
+
+
 class RedisFrontier:
     """A Frontier whose state is in Redis, shared by every process of a crawl."""
 
@@ -301,8 +306,13 @@ class RedisFrontier:
         pipe.execute()
 
     def ask_close(self, reason: str) -> None:
-        """A spider raised CloseSpider on a worker: the master reads it (the first one wins)."""
-        self.client.set(self.prefixes[0] + "close", reason, nx=True)
+        """A spider raised CloseSpider on a worker: no more leases from now on (as the
+        embedded master does), and the master reads the reason (the first one wins)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.prefixes[0] + "close", reason, nx=True)
+        for prefix in self.prefixes:  # one key per call: each shard's key is in its own slot
+            pipe.eval(_CLOSING, 1, prefix + "state")
+        pipe.execute()
 
     def close_asked(self) -> str | None:
         value = self.client.get(self.prefixes[0] + "close")

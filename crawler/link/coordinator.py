@@ -82,8 +82,10 @@ class RedisQueues:
                  renew: list[str] = ()) -> dict[str, Any]:
         """put, then lease, in one round trip: the lease reply plus "accepted" (the lease
         ids taken)."""
-        if not results:
-            return dict(self.lease(worker, want, renew), accepted=[])
+        if not results or any("close" in result for result in results):
+            # after a CloseSpider, the lease must see the crawl closing
+            accepted = self.put(worker, results) if results else []
+            return dict(self.lease(worker, want, renew), accepted=accepted)
         try:
             accepted, leases, wait, state = self.frontier.exchange(
                 worker, results, min(want, self.batch_size), renew)
