@@ -3,23 +3,25 @@ SPIDER_MIDDLEWARES) and the `crawler` object Scrapy components are built from.""
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UsageError
 from .signals import SignalManager
+from .spider.stats import SpiderStats
 
 
 @dataclass
 class Crawler:
-    """What a component's `from_crawler(crawler)` gets: the settings, the signals of this
-    process, and the spider; on the master also `media`, where media pipelines ask for
-    downloads (crawler.pipelines.downloads)."""
+    """What a component's `from_crawler(crawler)` gets: the settings, the signals and the
+    spider's `stats` (crawler.spider.stats) of this process, and the spider; on the master
+    also `media`, where media pipelines ask for downloads (crawler.pipelines.downloads)."""
 
     settings: dict[str, Any]
     signals: SignalManager
     spider: Any = None
     media: Any = None
+    stats: SpiderStats = field(default_factory=SpiderStats)
 
 
 def load_class(setting: str, path: str) -> type:

@@ -186,8 +186,8 @@ class Master:
                    "started_at": round(time.time() - self.elapsed(), 3)},
             seconds=self.elapsed(), done_before=self.done_before, items=self.sink.count,
             items_dropped=self.sink.dropped, last_items=self.sink.recent.copy(),
-            item_errors=len(self.sink.item_errors),
-            connected_within=plan.settings["LEASE_TIMEOUT"] / 2)
+            item_errors=len(self.sink.item_errors), connected_within=plan.settings[
+                "LEASE_TIMEOUT"] / 2, spider_stats=self.spider.crawler.stats.get_stats())
 
     def _temp_key_path(self) -> str:
         folder = tempfile.mkdtemp(prefix="crawler-key-")

@@ -330,6 +330,8 @@ class Scheduler:
             stats = self.frontier.stats
             for reason, count in result.get("dropped", {}).items():
                 stats[f"dropped/{reason}"] += count
+            for name, count in result.get("stats", {}).items():  # the spider's stats.inc_value
+                stats[f"spider/{name}"] += count
             self.frontier.admit(result.get("requests", ()))
             items.extend(result.get("items", ()))
             if self.rounds is not None:

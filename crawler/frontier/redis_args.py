@@ -97,7 +97,8 @@ def result_args(f: Any, result: dict[str, Any], links: int) -> list[Any]:
     latency = result.get("latency")
     ok = result["outcome"] == DONE and result.get("status", 0) < 400
     pause = f.throttle.pause(result["retry_after"]) if result.get("retry_after") else 0
-    dropped = ",".join(f"{r}={c}" for r, c in (result.get("dropped") or {}).items())
+    dropped = ",".join([*(f"dropped/{r}={c}" for r, c in (result.get("dropped") or {}).items()),
+                        *(f"spider/{k}={c}" for k, c in (result.get("stats") or {}).items())])
     items = _items(f, result)
     reason = result.get("reason") or "error"
     media = result.get("media")

@@ -26,6 +26,7 @@ DROP_REASONS = frozenset({"depth", "url_too_long", "invalid_url", "trap", "offsi
 # Task fields only the master sets: a worker asking for them is refused.
 MASTER_FIELDS = frozenset({"robots", "attempt", "lease", "revisit"})
 _NAME_MAX = 200       # characters in a worker id, lease id, callback name, reason
+_STATS_MAX = 1000     # names of a spider's own stats counted on one page
 _TEXT_MAX = 1 << 20   # characters in a robots.txt (the handler sends 500 KiB at most)
 _COUNT_MAX = 1 << 40
 
@@ -117,6 +118,10 @@ class Checks:
             value = result.get(name)
             if value is not None and not test(value):
                 _fail(f"{name}={value!r:.100}")
+        counts = result.get("stats") or {}
+        if type(counts) is not dict or len(counts) > _STATS_MAX or not all(
+                type(k) is str and len(k) <= 100 and _is_count(v) for k, v in counts.items()):
+            _fail(f"stats={counts!r:.100}: at most {_STATS_MAX} counts by name")
         dropped = result.get("dropped") or {}
         if type(dropped) is not dict or not all(k in DROP_REASONS and _is_count(v)
                                                 for k, v in dropped.items()):

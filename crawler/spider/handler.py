@@ -26,6 +26,7 @@ from .base import GenericSpider, Spider
 from .failure import Failure, HttpError
 from .httpauth import HttpAuth
 from .linkpath import Hrefs, LinkVetter
+from .stats import SpiderStats
 from .middleware import Middlewares
 from .rules import REDIRECTS, Rules, retry_after
 from .sitemap import LASTMOD
@@ -72,6 +73,8 @@ class Handler:
         # With a JOBDIR, results carry each page's ETag and Last-Modified (for --recrawl).
         self.keep_validators = keep_validators
         self.middlewares = middlewares or Middlewares(spider)
+        crawler = getattr(spider, "crawler", None)
+        self.stats = crawler.stats if crawler is not None else SpiderStats()
         self.signals = signal_manager or signals.SignalManager()
         # The generic spider's own parse, its Requests seen by no middleware: its links go
         # as hrefs, vetted in one pass (crawler.spider.linkpath).
@@ -82,11 +85,17 @@ class Handler:
     def handle(self, task: dict[str, Any]) -> dict[str, Any]:
         """Fetch and parse one task; never raises. An unexpected error (a bug) is logged and
         fails the task, so its lease is settled and the crawl can end."""
+        stats = self.stats
+        stats.begin_page()
         try:
-            return self._handle(task)
+            result = self._handle(task)
         except Exception:
             log.exception("internal error on %s", task.get("url"))
-            return {"outcome": "failed", "reason": "internal_error"}
+            result = {"outcome": "failed", "reason": "internal_error"}
+        counts = stats.end_page()
+        if counts:  # the spider's own stats.inc_value() while handling this page
+            result["stats"] = counts
+        return result
 
     def _handle(self, task: dict[str, Any]) -> dict[str, Any]:
         if task.get("robots"):

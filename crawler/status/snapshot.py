@@ -14,8 +14,10 @@ _SHORT = 200  # characters of an item value shown on the status page
 
 def compose(sched: dict[str, Any], *, crawl: dict[str, Any], seconds: float, done_before: int,
             items: int, items_dropped: int, last_items: Iterable[dict],
-            connected_within: float, item_errors: int = 0) -> dict[str, Any]:
-    """The snapshot from a Scheduler.snapshot() and the master's own numbers."""
+            connected_within: float, item_errors: int = 0,
+            spider_stats: dict[str, int] | None = None) -> dict[str, Any]:
+    """The snapshot from a Scheduler.snapshot() and the master's own numbers (with
+    `spider_stats`, the counts the spider's code made on the master)."""
     stats = sched["stats"]
     this_run = stats.get("done", 0) - done_before
     workers = sched["workers"]
@@ -28,6 +30,7 @@ def compose(sched: dict[str, Any], *, crawl: dict[str, Any], seconds: float, don
         "pages_done": stats.get("done", 0), "pages_failed": stats.get("failed", 0),
         "failed_by_reason": _by_prefix(stats, "failed/"),
         "dropped": _by_prefix(stats, "dropped/"),
+        "spider_stats": _added(_by_prefix(stats, "spider/"), spider_stats or {}),
         "items": items, "items_dropped": items_dropped, "item_errors": item_errors,
         "admitted": stats.get("admitted", 0), "retries": stats.get("retries", 0),
         "duplicates": stats.get("duplicates", 0),
@@ -59,6 +62,10 @@ def finished(snap: dict[str, Any]) -> dict[str, Any]:
 
 def _by_prefix(stats: dict[str, int], prefix: str) -> dict[str, int]:
     return {k[len(prefix):]: v for k, v in stats.items() if k.startswith(prefix)}
+
+
+def _added(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in sorted(a.keys() | b.keys())}
 
 
 def _shorten(item: dict) -> dict[str, Any]:

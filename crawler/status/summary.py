@@ -36,6 +36,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     if summary["dropped"]:
         lines.append("  links dropped: " + ", ".join(f"{k} {v}" for k, v in
                                                      sorted(summary["dropped"].items())))
+    if summary.get("spider_stats"):
+        lines.append("  spider stats: " + ", ".join(f"{k} {v}" for k, v in
+                                                    summary["spider_stats"].items()))
     lines.append(f"  {summary['seconds']:.1f} s, {summary['pages_per_second']} pages/s")
     if "failures_file" in summary:
         lines.append(f"  failures listed in {summary['failures_file']}")

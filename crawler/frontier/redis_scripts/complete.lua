@@ -1,8 +1,9 @@
 -- complete: ARGV obey, page_limit, throttle_args (3), count, then per result: lease id,
--- outcome, reason, robots value, crawl delay, latency, ok, pause, bytes, dropped
--- ("reason=count,..."), items blob, how many links; then one links section with every
--- result's links in order (admitted once for the batch). The accepted pages' items (and
--- WARC records) go in one stream entry, with the downloads settled. Returns the accepted ids.
+-- outcome, reason, robots value, crawl delay, latency, ok, pause, bytes, counters
+-- ("dropped/reason=count,spider/name=count,..."), items blob, how many links; then one
+-- links section with every result's links in order (admitted once for the batch). The
+-- accepted pages' items (and WARC records) go in one stream entry, with the downloads
+-- settled. Returns the accepted ids.
 local obey, page_limit = arg() == '1', num()
 local auto = throttle_args()
 local accepted, keep, settled, taken, ids, entry = {}, {}, {}, 0, {}, {}
@@ -36,7 +37,7 @@ for k = 1, count do
     -- the worker sends a retry's or robots.txt's WARC records only, never its items
     if items ~= '' then entry[#entry + 1], entry[#entry + 2] = tostring(k), items end
     if outcome ~= 'retry' and level ~= '-inf' then
-      for r, c in string.gmatch(dropped, '([^=,]+)=(%d+)') do stat('dropped/' .. r, tonumber(c)) end
+      for r, c in string.gmatch(dropped, '([^=,]+)=(%d+)') do stat(r, tonumber(c)) end
       for j = taken + 1, taken + links do keep[j] = true end
     end
   end
