@@ -15,6 +15,22 @@ from procs import QUIET, base_env, read_jsonl
 SITE = Site(pages=45, links=2)
 MISSING = "/book/999.html"  # listed on the first catalogue page, gone: the errback's
 
+needs_scrapy = pytest.mark.skipif(importlib.util.find_spec("scrapy") is None,
+                                  reason="Scrapy is not installed (pip install -e '.[bench]')")
+
+
+def run_scrapy(source: str, base: str, tmp_path) -> list[dict]:
+    """The items `scrapy runspider` writes for a spider taking -a base=... (Scrapy itself)."""
+    spider, out = tmp_path / "scrapy_spider.py", tmp_path / "scrapy.jsonl"
+    spider.write_text(source)
+    run = subprocess.run([sys.executable, "-m", "scrapy", "runspider", str(spider), "-a",
+                          f"base={base}", "-o", str(out), "-s", "LOG_LEVEL=WARNING",
+                          "-s", "ROBOTSTXT_OBEY=False"], cwd=tmp_path, env=base_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return read_jsonl(out)
+
+
 SCRAPY_SPIDER = '''
 import scrapy
 from scrapy.spidermiddlewares.httperror import HttpError
@@ -115,17 +131,10 @@ def test_the_ported_spider_yields_what_the_scrapy_original_would(shop, project, 
     assert sorted(read_jsonl(out), key=key) == sorted(expected(shop), key=key)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("scrapy") is None,
-                    reason="Scrapy is not installed (pip install -e '.[bench]')")
+@needs_scrapy
 def test_the_scrapy_original_yields_the_same(shop, tmp_path):
-    spider, out = tmp_path / "shop.py", tmp_path / "scrapy.jsonl"
-    spider.write_text(SCRAPY_SPIDER)
-    run = subprocess.run([sys.executable, "-m", "scrapy", "runspider", str(spider), "-a",
-                          f"base={shop}", "-o", str(out), "-s", "LOG_LEVEL=WARNING",
-                          "-s", "ROBOTSTXT_OBEY=False"], cwd=tmp_path, env=base_env(),
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert sorted(read_jsonl(out), key=key) == sorted(expected(shop), key=key)
+    items = run_scrapy(SCRAPY_SPIDER, shop, tmp_path)
+    assert sorted(items, key=key) == sorted(expected(shop), key=key)
 
 
 SCRAPY_LOADER_SPIDER = '''
@@ -196,18 +205,11 @@ def test_a_spider_with_declared_items_and_an_item_loader_ports_by_its_imports(
         assert sorted(read_jsonl(out), key=key) == sorted(loader_expected(base), key=key)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("scrapy") is None,
-                    reason="Scrapy is not installed (pip install -e '.[bench]')")
+@needs_scrapy
 def test_the_scrapy_original_of_the_loader_spider_yields_the_same(tmp_path):
-    spider, out = tmp_path / "loader.py", tmp_path / "scrapy.jsonl"
-    spider.write_text(SCRAPY_LOADER_SPIDER)
     with serving(Books) as base:
-        run = subprocess.run([sys.executable, "-m", "scrapy", "runspider", str(spider), "-a",
-                              f"base={base}", "-o", str(out), "-s", "LOG_LEVEL=WARNING",
-                              "-s", "ROBOTSTXT_OBEY=False"], cwd=tmp_path, env=base_env(),
-                             capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0, run.stderr[-3000:]
-        assert sorted(read_jsonl(out), key=key) == sorted(loader_expected(base), key=key)
+        items = run_scrapy(SCRAPY_LOADER_SPIDER, base, tmp_path)
+        assert sorted(items, key=key) == sorted(loader_expected(base), key=key)
 
 
 SCRAPY_JSON_SPIDER = '''
@@ -265,15 +267,8 @@ def test_a_json_api_spider_ports_by_its_imports(project, run_master):
     assert sorted(read_jsonl(out), key=str) == sorted(api_expected(), key=str)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("scrapy") is None,
-                    reason="Scrapy is not installed (pip install -e '.[bench]')")
+@needs_scrapy
 def test_the_scrapy_original_of_the_json_api_spider_yields_the_same(tmp_path):
-    spider, out = tmp_path / "api.py", tmp_path / "scrapy.jsonl"
-    spider.write_text(SCRAPY_JSON_SPIDER)
     with serving(Api) as base:
-        run = subprocess.run([sys.executable, "-m", "scrapy", "runspider", str(spider), "-a",
-                              f"base={base}", "-o", str(out), "-s", "LOG_LEVEL=WARNING",
-                              "-s", "ROBOTSTXT_OBEY=False"], cwd=tmp_path, env=base_env(),
-                             capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0, run.stderr[-3000:]
-    assert sorted(read_jsonl(out), key=str) == sorted(api_expected(), key=str)
+        items = run_scrapy(SCRAPY_JSON_SPIDER, base, tmp_path)
+    assert sorted(items, key=str) == sorted(api_expected(), key=str)
